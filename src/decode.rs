@@ -1,0 +1,425 @@
+//! Decoding of a MoEngage Streams request body.
+//!
+//! Tolerant by design: unknown fields are ignored, scalar fields accept strings, numbers and
+//! booleans, attribute maps keep any JSON value (borrowed verbatim as [`RawValue`]), invalid
+//! UTF-8 is replaced rather than rejected ([`lossy_utf8`]). A body that is not a Streams
+//! request is a [`DecodeError`]; one event that cannot be read never sinks the others: it is
+//! returned as an error for that event alone.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// Why a body is not a Streams request.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("the body is empty")]
+    Empty,
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
+    #[error("the body is JSON but not an object (a Streams request is {{\"events\": [...], ...}})")]
+    NotObject,
+    #[error("the body has no \"events\" field")]
+    NoEvents,
+    #[error("\"events\" is not an array")]
+    EventsNotArray,
+}
+
+/// Turns request bytes into text, replacing invalid UTF-8 sequences with U+FFFD.
+/// Borrows when the bytes are valid UTF-8 (the usual case).
+pub fn lossy_utf8(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
+}
+
+/// A Streams request: the envelope, with each event still raw.
+#[derive(Debug)]
+pub struct StreamsRequest<'a> {
+    pub app_name: Option<Text<'a>>,
+    pub source: Option<Text<'a>>,
+    pub moe_request_id: Option<Text<'a>>,
+    pub events: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, borrow)]
+    app_name: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    source: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    moe_request_id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    events: Option<&'a RawValue>,
+}
+
+/// Decodes the envelope of a Streams body.
+pub fn decode_request(body: &str) -> Result<StreamsRequest<'_>, DecodeError> {
+    let trimmed = body.trim_start_matches('\u{feff}');
+    if trimmed.trim().is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    let value: &RawValue =
+        serde_json::from_str(trimmed).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    if !value.get().starts_with('{') {
+        return Err(DecodeError::NotObject);
+    }
+    let env: Envelope<'_> =
+        serde_json::from_str(value.get()).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let events = env.events.ok_or(DecodeError::NoEvents)?;
+    if !events.get().starts_with('[') {
+        return Err(DecodeError::EventsNotArray);
+    }
+    let events: Vec<&RawValue> =
+        serde_json::from_str(events.get()).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    Ok(StreamsRequest {
+        app_name: env.app_name,
+        source: env.source,
+        moe_request_id: env.moe_request_id,
+        events,
+    })
+}
+
+/// One MoEngage event. Every field is optional; the mapper decides what is required.
+#[derive(Debug, Default, Deserialize)]
+pub struct Event<'a> {
+    #[serde(default, borrow)]
+    pub event_name: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub event_code: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub event_uuid: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub event_time: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub event_type: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub event_source: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub uid: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub email_id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub mobile_number: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub push_id: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub event_attributes: Attributes<'a>,
+    #[serde(default, borrow)]
+    pub user_attributes: Attributes<'a>,
+    #[serde(default, borrow)]
+    pub device_attributes: Attributes<'a>,
+}
+
+/// Why one event could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct EventError(pub String);
+
+/// Decodes one raw event. A non-object (string, null, array, number) is an error.
+pub fn decode_event<'a>(raw: &'a RawValue) -> Result<Event<'a>, EventError> {
+    if !raw.get().starts_with('{') {
+        return Err(EventError(format!(
+            "event is not a JSON object (found {})",
+            json_kind(raw.get())
+        )));
+    }
+    serde_json::from_str(raw.get()).map_err(|e| EventError(e.to_string()))
+}
+
+fn json_kind(raw: &str) -> &'static str {
+    match raw.as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        _ => "a number",
+    }
+}
+
+/// A scalar read leniently: a string (borrowed when it has no escapes), a number or a
+/// boolean, rendered as text. Integral floats (`4000052183.0`) render without the fraction.
+/// An object or array becomes [`Text::Unusable`] rather than an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Text<'a> {
+    Str(Cow<'a, str>),
+    Num(String),
+    Bool(bool),
+    Unusable,
+}
+
+impl<'a> Text<'a> {
+    /// The text, if the value was a string, number or boolean.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Text::Str(s) => Some(s),
+            Text::Num(s) => Some(s),
+            Text::Bool(true) => Some("true"),
+            Text::Bool(false) => Some("false"),
+            Text::Unusable => None,
+        }
+    }
+
+    /// The text, trimmed, when not empty.
+    pub fn non_empty(&self) -> Option<&str> {
+        self.as_str().map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    pub fn is_number(&self) -> bool {
+        matches!(self, Text::Num(_))
+    }
+}
+
+/// Renders a JSON number as text; integral floats lose their `.0`.
+pub fn number_text(f: f64) -> String {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+        format!("{}", f as i64)
+    } else {
+        f.to_string()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text::Str(Cow::Owned(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Text::Num(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Text::Num(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Text::Num(number_text(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Text::Bool(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Text::Unusable)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Text::Unusable)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An attribute map kept in input order with values untouched.
+#[derive(Debug, Default)]
+pub enum Attributes<'a> {
+    /// Absent or `null`.
+    #[default]
+    Absent,
+    Map(Vec<(Cow<'a, str>, &'a RawValue)>),
+    /// Present but not an object (kept verbatim so nothing is lost).
+    Other(&'a RawValue),
+}
+
+impl<'a> Attributes<'a> {
+    pub fn entries(&self) -> &[(Cow<'a, str>, &'a RawValue)] {
+        match self {
+            Attributes::Map(v) => v,
+            _ => &[],
+        }
+    }
+
+    /// The first value whose key equals `key`.
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.entries()
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// The value for `key` as text, when it is a string or number and not empty.
+    pub fn get_text(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.get(key).and_then(raw_scalar_text)
+    }
+}
+
+/// A raw JSON scalar as text: strings unescaped, numbers rendered; `None` for other kinds
+/// and for empty strings.
+pub fn raw_scalar_text(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text: Text<'_> = serde_json::from_str(raw.get()).ok()?;
+    let out = match text {
+        Text::Str(Cow::Borrowed(s)) => Cow::Borrowed(s.trim()),
+        Text::Str(Cow::Owned(s)) => Cow::Owned(s.trim().to_owned()),
+        Text::Num(s) => Cow::Owned(s),
+        Text::Bool(_) | Text::Unusable => return None,
+    };
+    (!out.is_empty()).then_some(out)
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw: &'de RawValue = Deserialize::deserialize(d)?;
+        match raw.get().as_bytes().first() {
+            Some(b'{') => {
+                struct M;
+                impl<'de> Visitor<'de> for M {
+                    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<Self::Value, A::Error> {
+                        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                        while let Some(k) = map.next_key::<Key<'de>>()? {
+                            let v: &'de RawValue = map.next_value()?;
+                            out.push((k.0, v));
+                        }
+                        Ok(out)
+                    }
+                }
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                let entries = de.deserialize_map(M).map_err(de::Error::custom)?;
+                Ok(Attributes::Map(entries))
+            }
+            Some(b'n') => Ok(Attributes::Absent),
+            _ => Ok(Attributes::Other(raw)),
+        }
+    }
+}
+
+/// A map key borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_and_events() {
+        let body = r#"{"app_name":"Shop","source":"MOENGAGE","moe_request_id":"r1",
+            "events":[{"event_name":"A"}, "junk", null],"extra":{"x":1}}"#;
+        let req = decode_request(body).unwrap();
+        assert_eq!(req.app_name.unwrap().as_str(), Some("Shop"));
+        assert_eq!(req.moe_request_id.unwrap().as_str(), Some("r1"));
+        assert_eq!(req.events.len(), 3);
+        assert!(decode_event(req.events[0]).is_ok());
+        let err = decode_event(req.events[1]).unwrap_err();
+        assert!(err.0.contains("a string"), "{err}");
+        assert!(decode_event(req.events[2]).unwrap_err().0.contains("null"));
+    }
+
+    #[test]
+    fn not_streams_bodies_are_errors() {
+        assert_eq!(decode_request("").unwrap_err(), DecodeError::Empty);
+        assert_eq!(decode_request("  \n").unwrap_err(), DecodeError::Empty);
+        assert!(matches!(
+            decode_request("hello").unwrap_err(),
+            DecodeError::NotJson(_)
+        ));
+        assert!(matches!(
+            decode_request(r#"{"events":[1,2"#).unwrap_err(),
+            DecodeError::NotJson(_)
+        ));
+        assert_eq!(decode_request("[]").unwrap_err(), DecodeError::NotObject);
+        assert_eq!(decode_request("{}").unwrap_err(), DecodeError::NoEvents);
+        assert_eq!(
+            decode_request(r#"{"events":null}"#).unwrap_err(),
+            DecodeError::NoEvents
+        );
+        assert_eq!(
+            decode_request(r#"{"events":{}}"#).unwrap_err(),
+            DecodeError::EventsNotArray
+        );
+    }
+
+    #[test]
+    fn lenient_scalars() {
+        let e = decode_event(
+            serde_json::from_str(
+                r#"{"uid": 4000052183.0, "event_time": 1700000000, "event_uuid": "a\"b",
+                    "event_name": {"x": 1}, "event_code": true, "push_id": [1]}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(e.uid.unwrap().as_str(), Some("4000052183"));
+        assert_eq!(e.event_time.unwrap(), Text::Num("1700000000".into()));
+        assert_eq!(e.event_uuid.unwrap().as_str(), Some("a\"b"));
+        assert_eq!(e.event_name.unwrap(), Text::Unusable);
+        assert_eq!(e.event_code.unwrap().as_str(), Some("true"));
+        assert_eq!(e.push_id.unwrap().as_str(), None);
+    }
+
+    #[test]
+    fn attributes_keep_order_and_raw_values() {
+        let e = decode_event(
+            serde_json::from_str(
+                r#"{"event_attributes": {"b": [1, 2], "a": {"n": null}, "c\u0041": 1.50},
+                    "user_attributes": "oops", "device_attributes": null}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let ea = e.event_attributes.entries();
+        assert_eq!(ea.len(), 3);
+        assert_eq!(ea[0].0, "b");
+        assert_eq!(ea[0].1.get(), "[1, 2]");
+        assert_eq!(ea[2].0, "cA");
+        assert_eq!(ea[2].1.get(), "1.50");
+        assert!(matches!(e.user_attributes, Attributes::Other(r) if r.get() == "\"oops\""));
+        assert!(matches!(e.device_attributes, Attributes::Absent));
+    }
+
+    #[test]
+    fn lossy_utf8_replaces_invalid_bytes() {
+        let bytes = b"{\"events\":[{\"event_name\":\"caf\xff\"}]}";
+        let text = lossy_utf8(bytes);
+        let req = decode_request(&text).unwrap();
+        let e = decode_event(req.events[0]).unwrap();
+        assert_eq!(e.event_name.unwrap().as_str(), Some("caf\u{fffd}"));
+    }
+
+    #[test]
+    fn number_text_renders_integral_floats_plainly() {
+        assert_eq!(number_text(123.0), "123");
+        assert_eq!(number_text(1.5), "1.5");
+        assert_eq!(number_text(-0.0), "0");
+    }
+}

@@ -1,0 +1,156 @@
+//! Attribute key renames, loaded from `data/properties.tsv`.
+//!
+//! MoEngage attribute keys arrive in several spellings (`campaign_id`, `"Campaign ID"`,
+//! `appVersion`, `URL`). Keys are compared after folding: ASCII lower case with every
+//! non-alphanumeric character removed. A key that folds to a known alias is renamed to the
+//! Segment property name (snake_case); every other key is kept as it is.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// The rename table, embedded at build time.
+pub const PROPERTIES_TSV: &str = include_str!("../data/properties.tsv");
+
+/// Folded alias → Segment property name.
+#[derive(Debug)]
+pub struct PropertyTable {
+    by_folded: HashMap<String, &'static str>,
+    names: Vec<&'static str>,
+}
+
+impl PropertyTable {
+    pub fn global() -> &'static PropertyTable {
+        static TABLE: OnceLock<PropertyTable> = OnceLock::new();
+        TABLE.get_or_init(|| {
+            PropertyTable::parse(PROPERTIES_TSV).unwrap_or_else(|e| panic!("embedded table: {e}"))
+        })
+    }
+
+    pub fn parse(tsv: &'static str) -> Result<PropertyTable, String> {
+        let mut by_folded = HashMap::new();
+        let mut names = Vec::new();
+        for (lineno, line) in tsv.lines().enumerate() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let (name, aliases) = line
+                .split_once('\t')
+                .ok_or_else(|| format!("line {}: expected name<TAB>aliases", lineno + 1))?;
+            let name = name.trim();
+            names.push(name);
+            // The Segment name itself is always an alias.
+            for alias in std::iter::once(name).chain(aliases.split_whitespace()) {
+                let folded = fold_key(alias);
+                if let Some(prev) = by_folded.insert(folded, name)
+                    && prev != name
+                {
+                    return Err(format!(
+                        "line {}: alias {alias} claimed by {prev} and {name}",
+                        lineno + 1
+                    ));
+                }
+            }
+        }
+        Ok(PropertyTable { by_folded, names })
+    }
+
+    /// The Segment property name for a raw MoEngage attribute key, if it is a known one.
+    pub fn rename(&self, raw_key: &str) -> Option<&'static str> {
+        let mut buf = [0u8; 48];
+        let mut n = 0;
+        for b in raw_key.bytes() {
+            if b.is_ascii_alphanumeric() {
+                if n == buf.len() {
+                    return None; // longer than any alias
+                }
+                buf[n] = b.to_ascii_lowercase();
+                n += 1;
+            }
+        }
+        // Only ASCII bytes were written, so this is valid UTF-8.
+        let folded = std::str::from_utf8(&buf[..n]).ok()?;
+        self.by_folded.get(folded).copied()
+    }
+
+    /// Whether `key` is one of the Segment property names of this table.
+    pub fn is_spec_name(&self, key: &str) -> bool {
+        self.names.contains(&key)
+    }
+
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+}
+
+/// Lower-case ASCII letters and digits only.
+pub fn fold_key(key: &str) -> String {
+    key.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_fold_together() {
+        let t = PropertyTable::global();
+        for k in ["Campaign ID", "campaign_id", "campaignId", "CAMPAIGN-ID"] {
+            assert_eq!(t.rename(k), Some("campaign_id"), "{k}");
+        }
+        assert_eq!(t.rename("appVersion"), Some("app_version"));
+        assert_eq!(t.rename("App Version"), Some("app_version"));
+        assert_eq!(t.rename("sdkVersion"), Some("sdk_version"));
+        assert_eq!(t.rename("os"), Some("platform"));
+        assert_eq!(t.rename("moe_campaign_id"), Some("readable_campaign_id"));
+        assert_eq!(t.rename("URL"), Some("url"));
+        assert_eq!(t.rename("moe_first_visit"), Some("first_session"));
+        assert_eq!(t.rename("moe_logged_in_status"), Some("logged_in_status"));
+        assert_eq!(t.rename("Exit Reason"), Some("exit_reason"));
+        assert_eq!(t.rename("exit_reason"), Some("exit_reason"));
+    }
+
+    #[test]
+    fn unknown_keys_are_not_renamed() {
+        let t = PropertyTable::global();
+        assert_eq!(t.rename("OS Version"), None);
+        assert_eq!(t.rename("moe_campaign_tags"), None);
+        assert_eq!(t.rename(""), None);
+        assert_eq!(t.rename(&"x".repeat(500)), None);
+    }
+
+    #[test]
+    fn all_eighteen_seed_properties_are_in_the_table() {
+        let t = PropertyTable::global();
+        for name in [
+            "app_version",
+            "sdk_version",
+            "platform",
+            "campaign_id",
+            "campaign_name",
+            "campaign_type",
+            "readable_campaign_id",
+            "parent_campaign_id",
+            "parent_flow_id",
+            "parent_flow_name",
+            "locale_id",
+            "locale_name",
+            "variation_id",
+            "url",
+            "timestamp",
+            "first_session",
+            "logged_in_status",
+            "exit_reason",
+        ] {
+            assert!(t.is_spec_name(name), "{name}");
+            assert_eq!(t.rename(name), Some(name));
+        }
+    }
+
+    #[test]
+    fn conflicting_aliases_are_an_error() {
+        assert!(PropertyTable::parse("a\tx\nb\tX\n").is_err());
+    }
+}

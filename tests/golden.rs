@@ -1,0 +1,156 @@
+//! Golden fixture pairs: `tests/fixtures/<case>.json` (a MoEngage Streams body) →
+//! `tests/fixtures/<case>.expected.json` (the Segment messages and rejections).
+//!
+//! Regenerate after an intended mapping change with `UPDATE_GOLDEN=1 cargo test --test golden`
+//! and review the diff: the expected files are the spec of the mapping.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use moengage_segment::decode::lossy_utf8;
+use moengage_segment::map::{MAX_MESSAGE_BYTES, map_body};
+use serde_json::{Value, json};
+
+/// The fixed "received at" instant, so events without a usable event_time are reproducible.
+const RECEIVED_AT_MS: i64 = 1_764_331_200_000; // 2025-11-28T12:00:00Z
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn inputs() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            (name.ends_with(".json") && !name.ends_with(".expected.json")) || name.ends_with(".bin")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn actual(input: &Path) -> Value {
+    let bytes = fs::read(input).unwrap();
+    let text = lossy_utf8(&bytes);
+    let out = map_body(&text, RECEIVED_AT_MS)
+        .unwrap_or_else(|e| panic!("{}: not a Streams body: {e}", input.display()));
+    let messages: Vec<Value> = out
+        .messages
+        .iter()
+        .map(|m| serde_json::from_str(&m.json).unwrap())
+        .collect();
+    json!({
+        "received": out.received,
+        "messages": messages,
+        "rejected": out.rejected,
+    })
+}
+
+/// Every message must be one Segment will accept and attribute.
+fn check_invariants(name: &str, got: &Value) {
+    let msgs = got["messages"].as_array().unwrap();
+    let rejected = got["rejected"].as_array().unwrap();
+    assert_eq!(
+        msgs.len() + rejected.len(),
+        got["received"].as_u64().unwrap() as usize,
+        "{name}: every event is either mapped or rejected"
+    );
+    let mut ids = std::collections::HashSet::new();
+    for m in msgs {
+        let what = format!("{name}: {}", m["messageId"]);
+        assert_eq!(m["type"], "track", "{what}");
+        assert!(m["event"].as_str().is_some_and(|e| !e.is_empty()), "{what}");
+        let id = m["messageId"].as_str().unwrap();
+        assert!(id.starts_with("moe-") && id.len() <= 100, "{what}");
+        assert!(ids.insert(id.to_owned()), "{what}: duplicate messageId");
+        assert!(
+            m["timestamp"].as_str().is_some_and(|t| t.len() >= 20),
+            "{what}"
+        );
+        assert!(
+            m["userId"].as_str().is_some_and(|s| !s.is_empty())
+                || m["anonymousId"].as_str().is_some_and(|s| !s.is_empty()),
+            "{what}: identity"
+        );
+        assert_eq!(
+            m["context"]["library"]["name"], "moengage-segment",
+            "{what}"
+        );
+        assert_eq!(m["integrations"]["MoEngage"], false, "{what}");
+        assert!(m.to_string().len() <= MAX_MESSAGE_BYTES, "{what}: size");
+        let ctx_keys: Vec<&str> = m["context"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        for k in ctx_keys {
+            assert!(
+                ["library", "traits", "device", "os", "app"].contains(&k),
+                "{what}: non-spec context field {k}"
+            );
+        }
+    }
+}
+
+#[test]
+fn golden_fixtures() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    let all = inputs();
+    assert!(all.len() >= 20, "fixtures missing: {}", all.len());
+    for input in all {
+        let name = input.file_name().unwrap().to_string_lossy().to_string();
+        let stem = name.trim_end_matches(".json").trim_end_matches(".bin");
+        let expected_path = fixtures().join(format!("{stem}.expected.json"));
+        let got = actual(&input);
+        check_invariants(&name, &got);
+        if update {
+            fs::write(
+                &expected_path,
+                serde_json::to_string_pretty(&got).unwrap() + "\n",
+            )
+            .unwrap();
+            continue;
+        }
+        let expected: Value = match fs::read_to_string(&expected_path) {
+            Ok(s) => serde_json::from_str(&s).unwrap(),
+            Err(_) => {
+                failures.push(format!(
+                    "{name}: no {stem}.expected.json (run with UPDATE_GOLDEN=1)"
+                ));
+                continue;
+            }
+        };
+        if got != expected {
+            failures.push(format!(
+                "{name}: output differs from {stem}.expected.json\n--- got:\n{}",
+                serde_json::to_string_pretty(&got).unwrap()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn not_streams_bodies_are_rejected_whole() {
+    let dir = fixtures().join("not_streams");
+    let mut n = 0;
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = fs::read(&path).unwrap();
+        let err = map_body(&lossy_utf8(&bytes), RECEIVED_AT_MS);
+        assert!(err.is_err(), "{} should not decode", path.display());
+        n += 1;
+    }
+    assert!(n >= 7);
+}
+
+#[test]
+fn redelivery_yields_identical_messages() {
+    for input in inputs() {
+        assert_eq!(actual(&input), actual(&input), "{}", input.display());
+    }
+}
