@@ -4,11 +4,22 @@
 //! - [`decode`] reads a Streams body leniently, each event on its own;
 //! - [`map`] turns each event into a Segment `track` message using the [`catalog`] and
 //!   [`properties`] tables;
-//! - delivery sends the messages to Segment's batch API.
+//! - [`deliver`] batches the messages and sends them to Segment with retries.
+//!
+//! Around it: [`handler`] (HTTP semantics, inbound [`auth`]), [`secrets`] and [`config`]
+//! (the customer's secret), [`metrics`] (CloudWatch EMF), and [`app`] (wiring real clients).
 
+pub mod app;
+pub mod auth;
 pub mod catalog;
 pub mod cli_map;
+pub mod config;
 pub mod decode;
+pub mod deliver;
+pub mod handler;
+pub mod invoke;
 pub mod map;
+pub mod metrics;
 pub mod properties;
+pub mod secrets;
 pub mod time;

@@ -1,0 +1,150 @@
+//! Inbound authentication of MoEngage's requests: HTTP Basic with the secret's pair, or the
+//! secret's token as `Authorization: Bearer <token>` or `X-Api-Key: <token>`.
+//! Comparisons are constant-time.
+
+use base64::Engine;
+use lambda_http::http::{self, HeaderMap};
+use subtle::ConstantTimeEq;
+
+use crate::config::WebhookAuth;
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    // `ct_eq` on slices of different lengths returns false without comparing contents; the
+    // length of a credential is not a secret worth hiding here.
+    a.ct_eq(b).into()
+}
+
+/// Whether the request carries valid credentials.
+pub fn authorized(headers: &HeaderMap, auth: &WebhookAuth) -> bool {
+    let mut ok = false;
+    for value in headers.get_all(http::header::AUTHORIZATION) {
+        let Ok(value) = value.to_str() else { continue };
+        let value = value.trim();
+        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let rest = rest.trim();
+        if scheme.eq_ignore_ascii_case("basic") {
+            if let Some((user, pass)) = &auth.basic {
+                let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(rest) else {
+                    continue;
+                };
+                let Some(colon) = decoded.iter().position(|b| *b == b':') else {
+                    continue;
+                };
+                let (u, p) = (&decoded[..colon], &decoded[colon + 1..]);
+                // Evaluate both halves so timing does not reveal which one was wrong.
+                let good = ct_eq(u, user.expose().as_bytes()) & ct_eq(p, pass.expose().as_bytes());
+                ok |= good;
+            }
+        } else if scheme.eq_ignore_ascii_case("bearer")
+            && let Some(token) = &auth.token
+        {
+            ok |= ct_eq(rest.as_bytes(), token.expose().as_bytes());
+        }
+    }
+    if let Some(token) = &auth.token {
+        for value in headers.get_all("x-api-key") {
+            ok |= ct_eq(value.as_bytes(), token.expose().as_bytes());
+        }
+    }
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use lambda_http::http::HeaderValue;
+
+    fn auth(basic: bool, token: bool) -> WebhookAuth {
+        WebhookAuth {
+            basic: basic.then(|| (Secret::new("moengage"), Secret::new("pa:ss"))),
+            token: token.then(|| Secret::new("tok")),
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn basic(user: &str, pass: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+        )
+    }
+
+    #[test]
+    fn basic_pair() {
+        let a = auth(true, false);
+        assert!(authorized(
+            &headers(&[("authorization", &basic("moengage", "pa:ss"))]),
+            &a
+        ));
+        assert!(authorized(
+            &headers(&[(
+                "authorization",
+                &basic("moengage", "pa:ss").replace("Basic", "basic")
+            )]),
+            &a
+        ));
+        assert!(!authorized(
+            &headers(&[("authorization", &basic("moengage", "wrong"))]),
+            &a
+        ));
+        assert!(!authorized(
+            &headers(&[("authorization", &basic("other", "pa:ss"))]),
+            &a
+        ));
+        assert!(!authorized(
+            &headers(&[("authorization", "Basic !!!notbase64")]),
+            &a
+        ));
+        assert!(!authorized(
+            &headers(&[("authorization", "Basic bm9jb2xvbg==")]),
+            &a
+        ));
+        assert!(!authorized(&headers(&[]), &a));
+        // A token is not accepted when only Basic is configured.
+        assert!(!authorized(
+            &headers(&[("authorization", "Bearer tok")]),
+            &a
+        ));
+    }
+
+    #[test]
+    fn token_as_bearer_or_api_key() {
+        let a = auth(false, true);
+        assert!(authorized(&headers(&[("authorization", "Bearer tok")]), &a));
+        assert!(authorized(&headers(&[("x-api-key", "tok")]), &a));
+        assert!(!authorized(
+            &headers(&[("authorization", "Bearer tok2")]),
+            &a
+        ));
+        assert!(!authorized(&headers(&[("x-api-key", "to")]), &a));
+        assert!(!authorized(
+            &headers(&[("authorization", &basic("moengage", "pa:ss"))]),
+            &a
+        ));
+    }
+
+    #[test]
+    fn either_when_both_configured() {
+        let a = auth(true, true);
+        assert!(authorized(
+            &headers(&[("authorization", &basic("moengage", "pa:ss"))]),
+            &a
+        ));
+        assert!(authorized(&headers(&[("x-api-key", "tok")]), &a));
+    }
+
+    #[test]
+    fn nothing_configured_lets_nothing_in() {
+        let a = auth(false, false);
+        assert!(!authorized(&headers(&[("authorization", "Bearer ")]), &a));
+        assert!(!authorized(&headers(&[("x-api-key", "")]), &a));
+    }
+}

@@ -1,0 +1,364 @@
+//! Configuration: the customer's secret (Segment write key, region, webhook credentials) and
+//! the process environment.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// US Segment host.
+pub const SEGMENT_US: &str = "https://api.segment.io";
+/// EU Segment host.
+pub const SEGMENT_EU: &str = "https://events.eu1.segmentapis.com";
+/// Default request body limit (Lambda's synchronous payload limit is 6 MB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
+
+/// A credential. Its `Debug` never shows the value and it has no `Display`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The value, for the few places that must send or compare it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The Segment workspace region. Segment accepts a wrong region with 200 and drops the data,
+/// so the region is explicit and required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    Us,
+    Eu,
+}
+
+impl Region {
+    pub fn parse(s: &str) -> Option<Region> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "us" => Some(Region::Us),
+            "eu" => Some(Region::Eu),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Region::Us => "us",
+            Region::Eu => "eu",
+        }
+    }
+}
+
+/// Configuration problems: the function fails closed (HTTP 500, nothing forwarded).
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("secret is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("secret field `{0}` is missing or empty")]
+    Missing(&'static str),
+    #[error("secret field `segment_region` must be \"us\" or \"eu\"")]
+    BadRegion,
+    #[error(
+        "secret has no webhook credentials: set `webhook_username` and `webhook_password`, and/or `webhook_token`"
+    )]
+    NoWebhookCredentials,
+    #[error("secret has `{0}` without `{1}`")]
+    HalfBasicPair(&'static str, &'static str),
+    #[error("environment variable {0} is invalid: {1}")]
+    BadEnv(&'static str, String),
+}
+
+/// Inbound credentials MoEngage must present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAuth {
+    pub basic: Option<(Secret, Secret)>,
+    pub token: Option<Secret>,
+}
+
+/// The customer's settings, read from one Secrets Manager secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub write_key: Secret,
+    pub region: Region,
+    pub webhook: WebhookAuth,
+}
+
+#[derive(Deserialize)]
+struct SecretJson {
+    segment_write_key: Option<String>,
+    segment_region: Option<String>,
+    webhook_username: Option<String>,
+    webhook_password: Option<String>,
+    webhook_token: Option<String>,
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
+}
+
+impl Settings {
+    /// Parses the secret's `SecretString`. Error messages name fields, never values.
+    pub fn from_secret_json(text: &str) -> Result<Settings, ConfigError> {
+        let raw: SecretJson = serde_json::from_str(text).map_err(|e| {
+            // serde's message can quote input; keep only its category and position.
+            ConfigError::NotJson(format!(
+                "{:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        Settings::from_parts(
+            raw.segment_write_key,
+            raw.segment_region,
+            raw.webhook_username,
+            raw.webhook_password,
+            raw.webhook_token,
+        )
+    }
+
+    pub fn from_parts(
+        write_key: Option<String>,
+        region: Option<String>,
+        username: Option<String>,
+        password: Option<String>,
+        token: Option<String>,
+    ) -> Result<Settings, ConfigError> {
+        let write_key = non_empty(write_key).ok_or(ConfigError::Missing("segment_write_key"))?;
+        let region = non_empty(region).ok_or(ConfigError::Missing("segment_region"))?;
+        let region = Region::parse(&region).ok_or(ConfigError::BadRegion)?;
+        let basic = match (non_empty(username), non_empty(password)) {
+            (Some(u), Some(p)) => Some((Secret(u), Secret(p))),
+            (Some(_), None) => {
+                return Err(ConfigError::HalfBasicPair(
+                    "webhook_username",
+                    "webhook_password",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::HalfBasicPair(
+                    "webhook_password",
+                    "webhook_username",
+                ));
+            }
+            (None, None) => None,
+        };
+        let token = non_empty(token).map(Secret);
+        if basic.is_none() && token.is_none() {
+            return Err(ConfigError::NoWebhookCredentials);
+        }
+        Ok(Settings {
+            write_key: Secret(write_key.trim().to_owned()),
+            region,
+            webhook: WebhookAuth { basic, token },
+        })
+    }
+}
+
+/// Segment base URLs per region, overridable for tests and proxies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub us: String,
+    pub eu: String,
+}
+
+impl Default for Endpoints {
+    fn default() -> Self {
+        Endpoints {
+            us: SEGMENT_US.to_owned(),
+            eu: SEGMENT_EU.to_owned(),
+        }
+    }
+}
+
+impl Endpoints {
+    /// Reads `SEGMENT_ENDPOINT_US` / `SEGMENT_ENDPOINT_EU`.
+    pub fn from_env() -> Endpoints {
+        let get = |k: &str, d: &str| {
+            std::env::var(k)
+                .ok()
+                .map(|v| v.trim().trim_end_matches('/').to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| d.to_owned())
+        };
+        Endpoints {
+            us: get("SEGMENT_ENDPOINT_US", SEGMENT_US),
+            eu: get("SEGMENT_ENDPOINT_EU", SEGMENT_EU),
+        }
+    }
+
+    pub fn base(&self, region: Region) -> &str {
+        match region {
+            Region::Us => &self.us,
+            Region::Eu => &self.eu,
+        }
+    }
+}
+
+/// Where the settings come from, decided by the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SettingsSource {
+    /// `SECRET_ID`: a Secrets Manager secret name or ARN.
+    SecretsManager { secret_id: String, ttl: Duration },
+    /// `SEGMENT_WRITE_KEY`, `SEGMENT_REGION`, `WEBHOOK_*` (local runs, no AWS).
+    Env(Box<Result<Settings, ConfigError>>),
+    /// Neither: `moe2seg invoke` runs dry.
+    None,
+}
+
+/// Runtime knobs from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Env {
+    pub source: SettingsSource,
+    pub endpoints: Endpoints,
+    pub max_body_bytes: usize,
+}
+
+fn env_var(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_num<T: std::str::FromStr>(k: &'static str, default: T) -> Result<T, ConfigError> {
+    match env_var(k) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::BadEnv(k, format!("not a number: {v}"))),
+    }
+}
+
+impl Env {
+    pub fn from_env() -> Result<Env, ConfigError> {
+        let source = if let Some(secret_id) = env_var("SECRET_ID") {
+            SettingsSource::SecretsManager {
+                secret_id: secret_id.trim().to_owned(),
+                ttl: Duration::from_secs(env_num(
+                    "SECRET_TTL_SECONDS",
+                    DEFAULT_SECRET_TTL.as_secs(),
+                )?),
+            }
+        } else if env_var("SEGMENT_WRITE_KEY").is_some() {
+            SettingsSource::Env(Box::new(Settings::from_parts(
+                env_var("SEGMENT_WRITE_KEY"),
+                env_var("SEGMENT_REGION"),
+                env_var("WEBHOOK_USERNAME"),
+                env_var("WEBHOOK_PASSWORD"),
+                env_var("WEBHOOK_TOKEN"),
+            )))
+        } else {
+            SettingsSource::None
+        };
+        let max_body_bytes = env_num("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
+        if max_body_bytes == 0 {
+            return Err(ConfigError::BadEnv("MAX_BODY_BYTES", "must be > 0".into()));
+        }
+        Ok(Env {
+            source,
+            endpoints: Endpoints::from_env(),
+            max_body_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_secret() {
+        let s = Settings::from_secret_json(
+            r#"{"segment_write_key":"wk","segment_region":"EU","webhook_username":"u",
+                "webhook_password":"p","webhook_token":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(s.write_key.expose(), "wk");
+        assert_eq!(s.region, Region::Eu);
+        assert!(s.webhook.basic.is_some() && s.webhook.token.is_some());
+    }
+
+    #[test]
+    fn token_only_and_basic_only() {
+        assert!(
+            Settings::from_secret_json(
+                r#"{"segment_write_key":"wk","segment_region":"us","webhook_token":"t"}"#
+            )
+            .is_ok()
+        );
+        assert!(
+            Settings::from_secret_json(
+                r#"{"segment_write_key":"wk","segment_region":"us","webhook_username":"u","webhook_password":"p"}"#
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn invalid_secrets() {
+        let e = |j: &str| Settings::from_secret_json(j).unwrap_err();
+        assert_eq!(
+            e(r#"{"segment_region":"us","webhook_token":"t"}"#),
+            ConfigError::Missing("segment_write_key")
+        );
+        assert_eq!(
+            e(r#"{"segment_write_key":" ","segment_region":"us","webhook_token":"t"}"#),
+            ConfigError::Missing("segment_write_key")
+        );
+        assert_eq!(
+            e(r#"{"segment_write_key":"wk","webhook_token":"t"}"#),
+            ConfigError::Missing("segment_region")
+        );
+        assert_eq!(
+            e(r#"{"segment_write_key":"wk","segment_region":"eu1","webhook_token":"t"}"#),
+            ConfigError::BadRegion
+        );
+        assert_eq!(
+            e(r#"{"segment_write_key":"wk","segment_region":"us"}"#),
+            ConfigError::NoWebhookCredentials
+        );
+        assert_eq!(
+            e(r#"{"segment_write_key":"wk","segment_region":"us","webhook_username":"u"}"#),
+            ConfigError::HalfBasicPair("webhook_username", "webhook_password")
+        );
+        assert!(matches!(e("not json"), ConfigError::NotJson(_)));
+    }
+
+    #[test]
+    fn errors_and_debug_never_show_values() {
+        let text = r#"{"segment_write_key":"SUPERSECRETKEY","segment_region":"mars","webhook_token":"TOKENVALUE"}"#;
+        let err = Settings::from_secret_json(text).unwrap_err().to_string();
+        assert!(
+            !err.contains("SUPERSECRETKEY") && !err.contains("mars"),
+            "{err}"
+        );
+        let bad_json = r#"{"segment_write_key":"SUPERSECRETKEY" "x"}"#;
+        let err = Settings::from_secret_json(bad_json)
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("SUPERSECRETKEY"), "{err}");
+        let ok = Settings::from_secret_json(
+            r#"{"segment_write_key":"SUPERSECRETKEY","segment_region":"us","webhook_username":"USERNAME1","webhook_password":"PASSWORD1","webhook_token":"TOKENVALUE"}"#,
+        )
+        .unwrap();
+        let dbg = format!("{ok:?}");
+        for v in ["SUPERSECRETKEY", "USERNAME1", "PASSWORD1", "TOKENVALUE"] {
+            assert!(!dbg.contains(v), "{dbg}");
+        }
+    }
+
+    #[test]
+    fn endpoints_by_region() {
+        let e = Endpoints::default();
+        assert_eq!(e.base(Region::Us), "https://api.segment.io");
+        assert_eq!(e.base(Region::Eu), "https://events.eu1.segmentapis.com");
+    }
+}

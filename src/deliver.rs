@@ -1,0 +1,529 @@
+//! Delivery to Segment's HTTP Tracking API: `POST {base}/v1/batch`.
+//!
+//! Messages are cut into batches of at most [`MAX_BATCH_BYTES`] and [`MAX_BATCH_MESSAGES`]
+//! (Segment refuses bodies over 500 KB with 400 and silently drops past 2,500 messages),
+//! sent concurrently (bounded), and retried like Segment's official SDKs: 408, 410, 429, 460
+//! and 5xx except 501/505, connection errors and timeouts; `Retry-After` honoured (capped at
+//! 300 s); exponential backoff from 0.5 s with jitter; `X-Retry-Count` on every attempt; all
+//! within the caller's deadline. Other 4xx are never retried.
+
+use std::future::Future;
+use std::io::Write;
+use std::ops::Range;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use futures_util::stream::{self, StreamExt};
+
+use crate::config::Secret;
+use crate::map::Mapped;
+use crate::time;
+
+/// Body size cap per request, leaving room under Segment's 500 KB limit.
+pub const MAX_BATCH_BYTES: usize = 475_000;
+/// Segment's message-count limit per batch.
+pub const MAX_BATCH_MESSAGES: usize = 2_500;
+/// `{"batch":[` + `],"sentAt":"2024-01-01T00:00:00.000Z"}`.
+const ENVELOPE_BYTES: usize = 10 + 40;
+
+/// Splits messages into request-sized ranges, keeping input order.
+pub fn chunk(messages: &[Mapped]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = ENVELOPE_BYTES;
+    for (i, m) in messages.iter().enumerate() {
+        let add = m.json.len() + usize::from(i > start);
+        if i > start && (bytes + add > MAX_BATCH_BYTES || i - start >= MAX_BATCH_MESSAGES) {
+            out.push(start..i);
+            start = i;
+            bytes = ENVELOPE_BYTES + m.json.len();
+        } else {
+            bytes += add;
+        }
+    }
+    if start < messages.len() {
+        out.push(start..messages.len());
+    }
+    out
+}
+
+/// The JSON body of one batch request.
+pub fn batch_body(messages: &[Mapped], sent_at: &str) -> Vec<u8> {
+    let len: usize = messages.iter().map(|m| m.json.len() + 1).sum();
+    let mut body = Vec::with_capacity(len + ENVELOPE_BYTES + 8);
+    body.extend_from_slice(b"{\"batch\":[");
+    for (i, m) in messages.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(m.json.as_bytes());
+    }
+    body.extend_from_slice(b"],\"sentAt\":\"");
+    body.extend_from_slice(sent_at.as_bytes());
+    body.extend_from_slice(b"\"}");
+    body
+}
+
+/// Where to send and with which key.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub base_url: &'a str,
+    pub write_key: &'a Secret,
+}
+
+impl Target<'_> {
+    pub fn batch_url(&self) -> String {
+        format!("{}/v1/batch", self.base_url.trim_end_matches('/'))
+    }
+}
+
+/// How one batch ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    Delivered,
+    /// 401/403: the write key is wrong or was rotated.
+    Unauthorized(u16),
+    /// Another 4xx: Segment will never take this batch as it is.
+    Refused {
+        status: u16,
+        detail: String,
+    },
+    /// Still failing when the deadline came.
+    GaveUp {
+        last_error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkResult {
+    pub range: Range<usize>,
+    pub outcome: ChunkOutcome,
+    pub attempts: u32,
+}
+
+/// The result of delivering one request's messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub chunks: Vec<ChunkResult>,
+    /// Attempts beyond the first, over all batches.
+    pub retries: u32,
+    /// Wall time spent delivering.
+    pub latency: Duration,
+}
+
+impl DeliveryReport {
+    pub fn delivered(&self) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| c.outcome == ChunkOutcome::Delivered)
+            .map(|c| c.range.len())
+            .sum()
+    }
+    pub fn undelivered(&self) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| c.outcome != ChunkOutcome::Delivered)
+            .map(|c| c.range.len())
+            .sum()
+    }
+    pub fn requests(&self) -> u32 {
+        self.chunks.iter().map(|c| c.attempts).sum()
+    }
+}
+
+/// Sends messages somewhere: Segment, or a dry-run printer.
+pub trait Deliver: Send + Sync + 'static {
+    fn deliver(
+        &self,
+        target: Target<'_>,
+        messages: &[Mapped],
+        deadline: Instant,
+    ) -> impl Future<Output = DeliveryReport> + Send;
+}
+
+/// Retry and concurrency settings.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub max_retry_after: Duration,
+    /// Upper bound on one HTTP attempt (also bounded by the deadline).
+    pub attempt_timeout: Duration,
+    /// Batches in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+            max_retry_after: Duration::from_secs(300),
+            attempt_timeout: Duration::from_secs(10),
+            concurrency: 4,
+        }
+    }
+}
+
+/// Segment's HTTP client (one per process, connections reused across invocations).
+#[derive(Debug, Clone)]
+pub struct SegmentClient {
+    http: reqwest::Client,
+    policy: RetryPolicy,
+}
+
+/// Whether Segment's official SDKs retry this status.
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 410 | 429 | 460)
+        || (500..600).contains(&status) && status != 501 && status != 505
+}
+
+/// Parses `Retry-After` as delta-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = v.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Some(Duration::from_secs_f64(secs.min(1e6)));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+enum Attempt {
+    Done,
+    Unauthorized(u16),
+    Refused(u16, String),
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+impl SegmentClient {
+    pub fn new(policy: RetryPolicy) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("moengage-segment/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(3))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()?;
+        Ok(SegmentClient { http, policy })
+    }
+
+    pub fn with_client(http: reqwest::Client, policy: RetryPolicy) -> Self {
+        SegmentClient { http, policy }
+    }
+
+    /// Opens (and pools) a connection to `base_url` so the first invocation pays no TCP/TLS
+    /// handshake. Any HTTP answer counts; errors are returned for logging only.
+    pub async fn warm(&self, base_url: &str, timeout: Duration) -> Result<u16, String> {
+        let url = format!("{}/v1/batch", base_url.trim_end_matches('/'));
+        match self.http.head(url).timeout(timeout).send().await {
+            Ok(r) => Ok(r.status().as_u16()),
+            Err(e) => Err(error_chain(&e)),
+        }
+    }
+
+    async fn attempt(
+        &self,
+        target: Target<'_>,
+        body: Vec<u8>,
+        retry: u32,
+        timeout: Duration,
+    ) -> Attempt {
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:", target.write_key.expose()));
+        let sent = self
+            .http
+            .post(target.batch_url())
+            .header("content-type", "application/json")
+            .header("authorization", format!("Basic {auth}"))
+            .header("x-retry-count", retry.to_string())
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Retry {
+                    error: error_chain(&e),
+                    retry_after: None,
+                };
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+        // Drain the body (keeps the connection reusable); keep a short excerpt for errors.
+        let text = resp.text().await.unwrap_or_default();
+        let excerpt: String = text.chars().take(300).collect();
+        match status {
+            200..=299 => Attempt::Done,
+            401 | 403 => Attempt::Unauthorized(status),
+            s if is_retryable_status(s) => Attempt::Retry {
+                error: format!("HTTP {s}: {excerpt}"),
+                retry_after,
+            },
+            s => Attempt::Refused(s, excerpt),
+        }
+    }
+
+    async fn send_chunk(
+        &self,
+        target: Target<'_>,
+        messages: &[Mapped],
+        range: Range<usize>,
+        deadline: Instant,
+    ) -> ChunkResult {
+        let msgs = &messages[range.clone()];
+        let mut retry = 0u32;
+        loop {
+            let now = Instant::now();
+            let remaining = deadline.saturating_duration_since(now);
+            if remaining < Duration::from_millis(50) {
+                return ChunkResult {
+                    range,
+                    outcome: ChunkOutcome::GaveUp {
+                        last_error: "deadline reached before the first attempt".into(),
+                    },
+                    attempts: retry,
+                };
+            }
+            let body = batch_body(msgs, &time::format_millis(time::now_millis()));
+            let timeout = remaining.min(self.policy.attempt_timeout);
+            let outcome = self.attempt(target, body, retry, timeout).await;
+            let attempts = retry + 1;
+            let (error, retry_after) = match outcome {
+                Attempt::Done => {
+                    return ChunkResult {
+                        range,
+                        outcome: ChunkOutcome::Delivered,
+                        attempts,
+                    };
+                }
+                Attempt::Unauthorized(s) => {
+                    return ChunkResult {
+                        range,
+                        outcome: ChunkOutcome::Unauthorized(s),
+                        attempts,
+                    };
+                }
+                Attempt::Refused(status, detail) => {
+                    return ChunkResult {
+                        range,
+                        outcome: ChunkOutcome::Refused { status, detail },
+                        attempts,
+                    };
+                }
+                Attempt::Retry { error, retry_after } => (error, retry_after),
+            };
+            let delay = match retry_after {
+                Some(ra) => ra.min(self.policy.max_retry_after),
+                None => self.backoff(retry),
+            };
+            if Instant::now() + delay + Duration::from_millis(50) >= deadline {
+                return ChunkResult {
+                    range,
+                    outcome: ChunkOutcome::GaveUp { last_error: error },
+                    attempts,
+                };
+            }
+            tracing::debug!(retry = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying Segment batch");
+            tokio::time::sleep(delay).await;
+            retry += 1;
+        }
+    }
+
+    /// Exponential backoff with jitter: a random delay in [d/2, d], d = base·2^retry ≤ max.
+    fn backoff(&self, retry: u32) -> Duration {
+        let d = self
+            .policy
+            .base_delay
+            .saturating_mul(1u32 << retry.min(16))
+            .min(self.policy.max_delay);
+        d.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+impl Deliver for SegmentClient {
+    async fn deliver(
+        &self,
+        target: Target<'_>,
+        messages: &[Mapped],
+        deadline: Instant,
+    ) -> DeliveryReport {
+        let started = Instant::now();
+        let ranges = chunk(messages);
+        let mut chunks: Vec<ChunkResult> = stream::iter(ranges)
+            .map(|r| self.send_chunk(target, messages, r, deadline))
+            .buffer_unordered(self.policy.concurrency.max(1))
+            .collect()
+            .await;
+        chunks.sort_by_key(|c| c.range.start);
+        let retries = chunks.iter().map(|c| c.attempts.saturating_sub(1)).sum();
+        DeliveryReport {
+            chunks,
+            retries,
+            latency: started.elapsed(),
+        }
+    }
+}
+
+/// Prints the requests it would send instead of sending them (for `moe2seg invoke`).
+pub struct DryRun {
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl DryRun {
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        DryRun {
+            out: Mutex::new(out),
+        }
+    }
+}
+
+impl Deliver for DryRun {
+    async fn deliver(
+        &self,
+        target: Target<'_>,
+        messages: &[Mapped],
+        _deadline: Instant,
+    ) -> DeliveryReport {
+        let ranges = chunk(messages);
+        let sent_at = time::format_millis(time::now_millis());
+        if let Ok(mut out) = self.out.lock() {
+            for (i, r) in ranges.iter().enumerate() {
+                let body = batch_body(&messages[r.clone()], &sent_at);
+                let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "--- dry run: request {} of {}: POST {} ({} messages, {} bytes, Basic auth with the write key)",
+                    i + 1,
+                    ranges.len(),
+                    target.batch_url(),
+                    r.len(),
+                    body.len()
+                );
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&parsed).unwrap_or_default()
+                );
+            }
+        }
+        DeliveryReport {
+            chunks: ranges
+                .into_iter()
+                .map(|range| ChunkResult {
+                    range,
+                    outcome: ChunkOutcome::Delivered,
+                    attempts: 0,
+                })
+                .collect(),
+            retries: 0,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(i: usize, size: usize) -> Mapped {
+        let pad = "x".repeat(size.saturating_sub(20));
+        Mapped {
+            index: i,
+            event_uuid: None,
+            message_id: format!("moe-{i}"),
+            json: format!("{{\"i\":{i:>6},\"p\":\"{pad}\"}}"),
+        }
+    }
+
+    #[test]
+    fn chunks_respect_bytes_and_counts() {
+        let msgs: Vec<Mapped> = (0..6000).map(|i| msg(i, 100)).collect();
+        let ranges = chunk(&msgs);
+        assert!(ranges.iter().all(|r| r.len() <= MAX_BATCH_MESSAGES));
+        assert_eq!(ranges.iter().map(|r| r.len()).sum::<usize>(), 6000);
+        let msgs: Vec<Mapped> = (0..100).map(|i| msg(i, 31_000)).collect();
+        let ranges = chunk(&msgs);
+        for r in &ranges {
+            let body = batch_body(&msgs[r.clone()], "2024-01-01T00:00:00.000Z");
+            assert!(body.len() <= MAX_BATCH_BYTES, "{}", body.len());
+            // Full: one more message would not have fit.
+            if r.end < msgs.len() {
+                let more = batch_body(&msgs[r.start..r.end + 1], "2024-01-01T00:00:00.000Z");
+                assert!(more.len() > MAX_BATCH_BYTES || r.len() == MAX_BATCH_MESSAGES);
+            }
+        }
+        assert_eq!(ranges.len(), 7); // 15 × 31 KB per 475 KB
+        assert!(chunk(&[]).is_empty());
+    }
+
+    #[test]
+    fn batch_body_is_valid_json() {
+        let msgs: Vec<Mapped> = (0..3).map(|i| msg(i, 50)).collect();
+        let body = batch_body(&msgs, "2024-01-01T00:00:00.000Z");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["batch"].as_array().unwrap().len(), 3);
+        assert_eq!(v["sentAt"], "2024-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn retry_classes() {
+        for s in [408, 410, 429, 460, 500, 502, 503, 504, 599] {
+            assert!(is_retryable_status(s), "{s}");
+        }
+        for s in [200, 400, 401, 403, 404, 413, 422, 501, 505] {
+            assert!(!is_retryable_status(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(
+            parse_retry_after("0.5", now),
+            Some(Duration::from_millis(500))
+        );
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
+        assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-1", now), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_cap() {
+        let c = SegmentClient::new(RetryPolicy::default()).unwrap();
+        for _ in 0..50 {
+            let d0 = c.backoff(0);
+            assert!(d0 >= Duration::from_millis(250) && d0 <= Duration::from_millis(500));
+            let d3 = c.backoff(3);
+            assert!(d3 >= Duration::from_secs(2) && d3 <= Duration::from_secs(4));
+            assert!(c.backoff(30) <= Duration::from_secs(8));
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! The HTTP face: one MoEngage Streams request in, one answer out.
+//!
+//! | answer | when |
+//! |---|---|
+//! | 200 + summary | every deliverable event was accepted by Segment |
+//! | 400 | the body is not a Streams request (or not valid gzip) |
+//! | 401 | missing or wrong credentials (nothing forwarded) |
+//! | 405 | not POST |
+//! | 413 | body (or its gzip expansion) over the limit |
+//! | 415 | a `Content-Encoding` other than gzip/identity |
+//! | 500 | the secret is invalid (fail closed, nothing forwarded) |
+//! | 502 | Segment permanently refused a batch (4xx other than 401/403) |
+//! | 503 | the secret is unreadable, or Segment still failed at the deadline |
+//!
+//! MoEngage re-sends the whole batch after any non-2xx; `messageId`s are deterministic, so
+//! events Segment already took are deduplicated there.
+
+use std::borrow::Cow;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_http::http::{HeaderMap, Method, StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::json;
+
+use crate::auth;
+use crate::config::{Endpoints, Region, Settings};
+use crate::decode::{self, DecodeError};
+use crate::deliver::{ChunkOutcome, Deliver, DeliveryReport, Target};
+use crate::map::{self, MapOutput, Mapped};
+use crate::metrics::{InvocationMetrics, MetricsSink};
+use crate::secrets::{SecretSource, SettingsCache, SettingsError};
+use crate::time;
+
+/// Errors answered before anything is delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("method {0} is not allowed: MoEngage Streams sends POST")]
+    MethodNotAllowed(String),
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("unsupported Content-Encoding {0:?} (gzip or none)")]
+    UnsupportedEncoding(String),
+    #[error("the body is not valid gzip: {0}")]
+    BadGzip(String),
+    #[error("not a MoEngage Streams request: {0}")]
+    NotStreams(#[from] DecodeError),
+    #[error("configuration error: {0}")]
+    Misconfigured(String),
+    #[error("settings unavailable: {0}")]
+    SettingsUnavailable(String),
+}
+
+impl HttpError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            HttpError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
+            HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            HttpError::BadGzip(_) | HttpError::NotStreams(_) => StatusCode::BAD_REQUEST,
+            HttpError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            HttpError::SettingsUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            HttpError::MethodNotAllowed(_) => "method_not_allowed",
+            HttpError::Unauthorized => "unauthorized",
+            HttpError::TooLarge(_) => "payload_too_large",
+            HttpError::UnsupportedEncoding(_) => "unsupported_encoding",
+            HttpError::BadGzip(_) => "bad_gzip",
+            HttpError::NotStreams(_) => "not_streams_request",
+            HttpError::Misconfigured(_) => "misconfigured",
+            HttpError::SettingsUnavailable(_) => "settings_unavailable",
+        }
+    }
+}
+
+impl From<SettingsError> for HttpError {
+    fn from(e: SettingsError) -> Self {
+        match e {
+            SettingsError::Unavailable(m) => HttpError::SettingsUnavailable(m),
+            SettingsError::Invalid(c) => HttpError::Misconfigured(c.to_string()),
+        }
+    }
+}
+
+/// Where settings come from.
+pub enum SettingsMode<S> {
+    Secret(SettingsCache<S>),
+    /// No settings: inbound auth is skipped and delivery must be a dry run.
+    DryRun {
+        region: Region,
+    },
+}
+
+/// The request handler, shared by every invocation of a Lambda environment.
+pub struct Handler<S, D> {
+    pub settings: SettingsMode<S>,
+    pub deliver: D,
+    pub endpoints: Endpoints,
+    pub max_body_bytes: usize,
+    /// Time kept back from the Lambda deadline to answer.
+    pub deadline_margin: Duration,
+    /// The time budget when there is no Lambda context (local runs).
+    pub default_budget: Duration,
+    pub metrics: MetricsSink,
+}
+
+/// What happened, for the response, the log line and metrics.
+#[derive(Debug, Default)]
+struct Tally {
+    moe_request_id: Option<String>,
+    received: usize,
+    forwarded: usize,
+    rejected: usize,
+    undelivered: usize,
+    retries: u32,
+    segment_latency: Duration,
+    requests: u32,
+}
+
+impl<S: SecretSource, D: Deliver> Handler<S, D> {
+    pub fn new(
+        settings: SettingsMode<S>,
+        deliver: D,
+        endpoints: Endpoints,
+        max_body_bytes: usize,
+    ) -> Self {
+        Handler {
+            settings,
+            deliver,
+            endpoints,
+            max_body_bytes,
+            deadline_margin: Duration::from_millis(1500),
+            default_budget: Duration::from_secs(25),
+            metrics: MetricsSink::Off,
+        }
+    }
+
+    /// Reads the settings now (Lambda Init), so the first request does not wait for them.
+    pub async fn prefetch(&self) -> Result<Option<Region>, SettingsError> {
+        match &self.settings {
+            SettingsMode::Secret(cache) => cache.get().await.map(|s| Some(s.region)),
+            SettingsMode::DryRun { .. } => Ok(None),
+        }
+    }
+
+    pub fn settings_cache(&self) -> Option<&SettingsCache<S>> {
+        match &self.settings {
+            SettingsMode::Secret(c) => Some(c),
+            SettingsMode::DryRun { .. } => None,
+        }
+    }
+
+    /// When this invocation must have answered by.
+    fn deadline(&self, req: &Request) -> Instant {
+        let now = Instant::now();
+        let budget = req
+            .lambda_context_ref()
+            .map(|c| c.deadline)
+            .filter(|d| *d > 0)
+            .map(|deadline_ms| {
+                let now_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+            })
+            .unwrap_or(self.default_budget);
+        now + budget.saturating_sub(self.deadline_margin)
+    }
+
+    /// Handles one request. Never fails: every outcome is an HTTP answer.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let started = Instant::now();
+        let deadline = self.deadline(&req);
+        let mut tally = Tally::default();
+        let (status, body, error) = match self.process(&req, deadline, &mut tally).await {
+            Ok((status, body)) => (status, body, None),
+            Err(e) => {
+                let body = json!({"error": e.code(), "message": e.to_string()});
+                (e.status(), body, Some(e))
+            }
+        };
+        let level_error = status.is_server_error();
+        macro_rules! summary {
+            ($lvl:ident) => {
+                tracing::$lvl!(
+                    status = status.as_u16(),
+                    moe_request_id = tally.moe_request_id.as_deref().unwrap_or(""),
+                    received = tally.received,
+                    forwarded = tally.forwarded,
+                    rejected = tally.rejected,
+                    undelivered = tally.undelivered,
+                    retries = tally.retries,
+                    segment_requests = tally.requests,
+                    segment_latency_ms = tally.segment_latency.as_millis() as u64,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    error = error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+                    "invocation summary"
+                )
+            };
+        }
+        if level_error {
+            summary!(error);
+        } else {
+            summary!(info);
+        }
+        self.metrics.emit(
+            &InvocationMetrics {
+                received: tally.received as u64,
+                forwarded: tally.forwarded as u64,
+                rejected: tally.rejected as u64,
+                retried: tally.retries as u64,
+                segment_latency_ms: tally.segment_latency.as_millis() as u64,
+            },
+            tally.moe_request_id.as_deref(),
+            time::now_millis(),
+        );
+        let mut resp = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/json");
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            resp = resp.header(header::ALLOW, "POST");
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            resp = resp.header(header::WWW_AUTHENTICATE, "Basic realm=\"moengage-segment\"");
+        }
+        resp.body(Body::Text(body.to_string()))
+            .unwrap_or_else(|_| Response::new(Body::Empty))
+    }
+
+    async fn process(
+        &self,
+        req: &Request,
+        deadline: Instant,
+        tally: &mut Tally,
+    ) -> Result<(StatusCode, serde_json::Value), HttpError> {
+        if req.method() != Method::POST {
+            return Err(HttpError::MethodNotAllowed(req.method().to_string()));
+        }
+        let settings: Option<Arc<Settings>> = match &self.settings {
+            SettingsMode::Secret(cache) => {
+                let s = cache.get().await.inspect_err(|e| {
+                    tracing::error!(error = %e, "cannot use the configured secret");
+                })?;
+                if !auth::authorized(req.headers(), &s.webhook) {
+                    return Err(HttpError::Unauthorized);
+                }
+                Some(s)
+            }
+            SettingsMode::DryRun { .. } => {
+                tracing::warn!(
+                    "DRY RUN: no SECRET_ID or SEGMENT_WRITE_KEY; inbound auth skipped, nothing is sent to Segment"
+                );
+                None
+            }
+        };
+        let body = self.body_bytes(req.headers(), req.body().as_ref())?;
+        let text = decode::lossy_utf8(&body);
+        let out = map::map_body(&text, time::now_millis())?;
+        tally.moe_request_id = out.moe_request_id.clone();
+        tally.received = out.received;
+        tally.rejected = out.rejected.len();
+        for r in &out.rejected {
+            tracing::warn!(
+                event_uuid = r.event_uuid.as_deref().unwrap_or(""),
+                index = r.index,
+                reason = r.reason.as_str(),
+                "event rejected"
+            );
+        }
+        let region = match (&settings, &self.settings) {
+            (Some(s), _) => s.region,
+            (None, SettingsMode::DryRun { region }) => *region,
+            (None, SettingsMode::Secret(_)) => {
+                return Err(HttpError::Misconfigured("no settings".into()));
+            }
+        };
+        let report = self
+            .deliver_all(settings, region, &out.messages, deadline)
+            .await;
+        tally.forwarded = report.delivered();
+        tally.undelivered = report.undelivered();
+        tally.retries = report.retries;
+        tally.segment_latency = report.latency;
+        tally.requests = report.requests();
+        Ok(respond(&out, &report))
+    }
+
+    /// Delivers, re-reading the secret once if Segment says the write key is wrong.
+    async fn deliver_all(
+        &self,
+        settings: Option<Arc<Settings>>,
+        region: Region,
+        messages: &[Mapped],
+        deadline: Instant,
+    ) -> DeliveryReport {
+        if messages.is_empty() {
+            return DeliveryReport::default();
+        }
+        let dry_key = crate::config::Secret::default();
+        let key = settings.as_ref().map(|s| &s.write_key).unwrap_or(&dry_key);
+        let target = Target {
+            base_url: self.endpoints.base(region),
+            write_key: key,
+        };
+        let mut report = self.deliver.deliver(target, messages, deadline).await;
+        let unauthorized: Vec<usize> = report
+            .chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| matches!(c.outcome, ChunkOutcome::Unauthorized(_)))
+            .map(|(i, _)| i)
+            .collect();
+        let (Some(cache), Some(old), false) =
+            (self.settings_cache(), settings, unauthorized.is_empty())
+        else {
+            return report;
+        };
+        tracing::warn!("Segment answered 401/403; re-reading the secret (write key rotation?)");
+        let fresh = match cache.refresh().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "secret re-read after 401 failed");
+                return report;
+            }
+        };
+        if fresh.write_key == old.write_key && fresh.region == old.region {
+            tracing::error!("Segment refuses the write key in the secret; update the secret");
+            return report;
+        }
+        let target = Target {
+            base_url: self.endpoints.base(fresh.region),
+            write_key: &fresh.write_key,
+        };
+        for i in unauthorized {
+            let range = report.chunks[i].range.clone();
+            let again = self
+                .deliver
+                .deliver(target, &messages[range.clone()], deadline)
+                .await;
+            report.retries += again.retries + 1;
+            report.latency += again.latency;
+            let outcome = again
+                .chunks
+                .iter()
+                .find(|c| c.outcome != ChunkOutcome::Delivered)
+                .map(|c| c.outcome.clone())
+                .unwrap_or(ChunkOutcome::Delivered);
+            let chunk = &mut report.chunks[i];
+            chunk.attempts += again.requests();
+            chunk.outcome = outcome;
+        }
+        report
+    }
+
+    /// The request body, gunzipped when needed, within the size limit.
+    fn body_bytes<'b>(
+        &self,
+        headers: &HeaderMap,
+        raw: &'b [u8],
+    ) -> Result<Cow<'b, [u8]>, HttpError> {
+        if raw.len() > self.max_body_bytes {
+            return Err(HttpError::TooLarge(self.max_body_bytes));
+        }
+        let encoding = headers
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let gzip_magic = raw.starts_with(&[0x1f, 0x8b]);
+        match encoding.as_str() {
+            "gzip" | "x-gzip" => {}
+            "" | "identity" if gzip_magic => {}
+            "" | "identity" => return Ok(Cow::Borrowed(raw)),
+            other => return Err(HttpError::UnsupportedEncoding(other.to_owned())),
+        }
+        let limit = self.max_body_bytes.saturating_mul(8);
+        let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
+        flate2::read::MultiGzDecoder::new(raw)
+            .take(limit as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| HttpError::BadGzip(e.to_string()))?;
+        if out.len() > limit {
+            return Err(HttpError::TooLarge(limit));
+        }
+        Ok(Cow::Owned(out))
+    }
+}
+
+/// The answer for a request whose body was mapped.
+fn respond(out: &MapOutput, report: &DeliveryReport) -> (StatusCode, serde_json::Value) {
+    let rejected: Vec<serde_json::Value> = out
+        .rejected
+        .iter()
+        .map(|r| json!({"event_uuid": r.event_uuid, "reason": r.reason, "index": r.index}))
+        .collect();
+    let failed: Vec<&ChunkOutcome> = report
+        .chunks
+        .iter()
+        .map(|c| &c.outcome)
+        .filter(|o| **o != ChunkOutcome::Delivered)
+        .collect();
+    if failed.is_empty() {
+        return (
+            StatusCode::OK,
+            json!({
+                "received": out.received,
+                "forwarded": report.delivered(),
+                "rejected": rejected,
+                "moe_request_id": out.moe_request_id,
+            }),
+        );
+    }
+    let refused_only = failed
+        .iter()
+        .all(|o| matches!(o, ChunkOutcome::Refused { .. }));
+    let (status, code) = if refused_only {
+        (StatusCode::BAD_GATEWAY, "segment_refused")
+    } else if failed
+        .iter()
+        .any(|o| matches!(o, ChunkOutcome::Unauthorized(_)))
+    {
+        (StatusCode::SERVICE_UNAVAILABLE, "segment_unauthorized")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "segment_unavailable")
+    };
+    let message = match failed[0] {
+        ChunkOutcome::Refused { status, detail } => format!("Segment answered {status}: {detail}"),
+        ChunkOutcome::Unauthorized(s) => format!("Segment answered {s}: the write key was refused"),
+        ChunkOutcome::GaveUp { last_error } => {
+            format!("Segment still failing at the deadline: {last_error}")
+        }
+        ChunkOutcome::Delivered => String::new(),
+    };
+    (
+        status,
+        json!({
+            "error": code,
+            "message": message,
+            "received": out.received,
+            "forwarded": report.delivered(),
+            "undelivered": report.undelivered(),
+            "rejected": rejected,
+            "moe_request_id": out.moe_request_id,
+        }),
+    )
+}

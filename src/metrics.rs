@@ -1,0 +1,114 @@
+//! CloudWatch Embedded Metric Format: one JSON line per invocation on stdout, which Lambda
+//! ships to CloudWatch Logs and CloudWatch turns into metrics (no API call, no extra IAM).
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+pub const NAMESPACE: &str = "MoEngageSegment";
+
+/// One invocation's numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvocationMetrics {
+    pub received: u64,
+    pub forwarded: u64,
+    pub rejected: u64,
+    pub retried: u64,
+    pub segment_latency_ms: u64,
+}
+
+/// Where EMF lines go.
+#[derive(Debug, Clone, Default)]
+pub enum MetricsSink {
+    /// Lambda: stdout.
+    Stdout { function_name: String },
+    /// Tests: kept in memory.
+    Capture(Arc<Mutex<Vec<String>>>),
+    /// Local runs.
+    #[default]
+    Off,
+}
+
+impl MetricsSink {
+    pub fn emit(&self, m: &InvocationMetrics, moe_request_id: Option<&str>, timestamp_ms: i64) {
+        let function_name = match self {
+            MetricsSink::Stdout { function_name } => function_name.as_str(),
+            MetricsSink::Capture(_) => "test",
+            MetricsSink::Off => return,
+        };
+        let line = emf_line(m, function_name, moe_request_id, timestamp_ms);
+        match self {
+            MetricsSink::Stdout { .. } => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+            }
+            MetricsSink::Capture(v) => {
+                if let Ok(mut v) = v.lock() {
+                    v.push(line);
+                }
+            }
+            MetricsSink::Off => {}
+        }
+    }
+}
+
+/// Builds the EMF JSON document.
+pub fn emf_line(
+    m: &InvocationMetrics,
+    function_name: &str,
+    moe_request_id: Option<&str>,
+    timestamp_ms: i64,
+) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": [
+                    {"Name": "Received", "Unit": "Count"},
+                    {"Name": "Forwarded", "Unit": "Count"},
+                    {"Name": "Rejected", "Unit": "Count"},
+                    {"Name": "Retried", "Unit": "Count"},
+                    {"Name": "SegmentLatencyMs", "Unit": "Milliseconds"},
+                ],
+            }],
+        },
+        "FunctionName": function_name,
+        "Received": m.received,
+        "Forwarded": m.forwarded,
+        "Rejected": m.rejected,
+        "Retried": m.retried,
+        "SegmentLatencyMs": m.segment_latency_ms,
+        "moe_request_id": moe_request_id,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_document_shape() {
+        let m = InvocationMetrics {
+            received: 100,
+            forwarded: 98,
+            rejected: 2,
+            retried: 1,
+            segment_latency_ms: 42,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&emf_line(&m, "fn", Some("r1"), 5)).unwrap();
+        let def = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(def["Namespace"], NAMESPACE);
+        for metric in def["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(v[name].is_u64(), "{name} must be a top-level number");
+        }
+        assert_eq!(v["FunctionName"], "fn");
+        assert_eq!(v["Received"], 100);
+        assert_eq!(v["_aws"]["Timestamp"], 5);
+    }
+}
