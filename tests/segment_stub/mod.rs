@@ -1,0 +1,306 @@
+//! A local stand-in for Segment's `POST /v1/batch`, on 127.0.0.1, that enforces Segment's
+//! limits and can be scripted per request (status codes, `Retry-After`, slow answers, reset
+//! connections). It records every request and counts the `messageId`s it accepted, so tests
+//! can assert "every event exactly once".
+//!
+//! Unscripted requests are answered like Segment: 401 for an unknown write key, 400 for a body
+//! over 500 KB or a message over 32 KB, 200 otherwise. Things Segment would accept with 200
+//! but silently drop (over 2,500 messages, a message without identity or event name) are
+//! recorded as violations so tests can fail on them.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A scripted answer for one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Answer with this status (and body `{}`), accepting nothing.
+    Status(u16),
+    /// A status with a `Retry-After` header value.
+    RetryAfter(u16, String),
+    /// Wait, then answer normally (enforcing limits).
+    Delay(Duration),
+    /// Close the connection abruptly (TCP reset) without answering.
+    Reset,
+    /// Answer normally.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub at: Instant,
+    pub method: String,
+    pub path: String,
+    pub write_key: Option<String>,
+    pub retry_count: Option<u32>,
+    pub body_len: usize,
+    pub message_ids: Vec<String>,
+    pub status: Option<u16>,
+}
+
+#[derive(Default)]
+struct State {
+    script: VecDeque<Reply>,
+    /// Answer 400 to any batch containing this messageId (a poisoned message).
+    poison: HashSet<String>,
+    valid_keys: HashSet<String>,
+    requests: Vec<Recorded>,
+    accepted: HashMap<String, u32>,
+    violations: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct SegmentStub {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl SegmentStub {
+    /// Starts a stand-in accepting the given write keys.
+    pub async fn start(valid_keys: &[&str]) -> SegmentStub {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State {
+            valid_keys: valid_keys.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }));
+        let st = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let _ = serve(sock, st).await;
+                });
+            }
+        });
+        SegmentStub { url, state }
+    }
+
+    /// Queues scripted answers for the next requests, in order.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.lock().unwrap().script.extend(replies);
+    }
+
+    pub fn add_key(&self, key: &str) {
+        self.state.lock().unwrap().valid_keys.insert(key.to_owned());
+    }
+
+    pub fn poison(&self, message_id: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .poison
+            .insert(message_id.to_owned());
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// messageId → how many accepted batches carried it.
+    pub fn accepted(&self) -> HashMap<String, u32> {
+        self.state.lock().unwrap().accepted.clone()
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.state.lock().unwrap().violations.clone()
+    }
+}
+
+async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        // Read the head.
+        let head_end = loop {
+            if let Some(p) = find(&buf, b"\r\n\r\n") {
+                break p + 4;
+            }
+            let mut chunk = [0u8; 8192];
+            let n = sock.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or("");
+        let mut parts = request_line.split(' ');
+        let method = parts.next().unwrap_or("").to_owned();
+        let path = parts.next().unwrap_or("").to_owned();
+        let mut headers = HashMap::new();
+        for l in lines {
+            if let Some((k, v)) = l.split_once(':') {
+                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            }
+        }
+        let len: usize = headers
+            .get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + len {
+            let mut chunk = [0u8; 65536];
+            let n = sock.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = buf[head_end..head_end + len].to_vec();
+        buf.drain(..head_end + len);
+
+        let reply = state
+            .lock()
+            .unwrap()
+            .script
+            .pop_front()
+            .unwrap_or(Reply::Normal);
+        let write_key = headers.get("authorization").and_then(|a| {
+            let b64 = a.strip_prefix("Basic ")?;
+            let dec = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+            let s = String::from_utf8(dec).ok()?;
+            s.strip_suffix(':').map(str::to_owned)
+        });
+        let mut rec = Recorded {
+            at: Instant::now(),
+            method: method.clone(),
+            path: path.clone(),
+            write_key: write_key.clone(),
+            retry_count: headers.get("x-retry-count").and_then(|v| v.parse().ok()),
+            body_len: body.len(),
+            message_ids: Vec::new(),
+            status: None,
+        };
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+        if let Some(batch) = parsed.as_ref().and_then(|v| v["batch"].as_array()) {
+            rec.message_ids = batch
+                .iter()
+                .filter_map(|m| m["messageId"].as_str().map(str::to_owned))
+                .collect();
+        }
+        let (status, extra) = match reply {
+            Reply::Reset => {
+                state.lock().unwrap().requests.push(rec);
+                #[allow(deprecated)] // blocking on drop is what a reset needs here
+                sock.set_linger(Some(Duration::ZERO))?;
+                return Ok(());
+            }
+            Reply::Status(s) => (s, None),
+            Reply::RetryAfter(s, v) => (s, Some(format!("retry-after: {v}\r\n"))),
+            Reply::Delay(d) => {
+                tokio::time::sleep(d).await;
+                (
+                    enforce(
+                        &state,
+                        &method,
+                        &path,
+                        write_key.as_deref(),
+                        &body,
+                        parsed.as_ref(),
+                    ),
+                    None,
+                )
+            }
+            Reply::Normal => (
+                enforce(
+                    &state,
+                    &method,
+                    &path,
+                    write_key.as_deref(),
+                    &body,
+                    parsed.as_ref(),
+                ),
+                None,
+            ),
+        };
+        rec.status = Some(status);
+        state.lock().unwrap().requests.push(rec);
+        let body = if status == 200 {
+            "{\"success\":true}"
+        } else {
+            "{}"
+        };
+        let resp = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}connection: keep-alive\r\n\r\n{body}",
+            body.len(),
+            extra.unwrap_or_default()
+        );
+        sock.write_all(resp.as_bytes()).await?;
+    }
+}
+
+/// Segment's rules for an unscripted request; records accepted ids and violations.
+fn enforce(
+    state: &Arc<Mutex<State>>,
+    method: &str,
+    path: &str,
+    write_key: Option<&str>,
+    body: &[u8],
+    parsed: Option<&serde_json::Value>,
+) -> u16 {
+    let mut st = state.lock().unwrap();
+    if method != "POST" || path != "/v1/batch" {
+        return 404;
+    }
+    match write_key {
+        Some(k) if st.valid_keys.contains(k) => {}
+        _ => return 401,
+    }
+    if body.len() > 500_000 {
+        return 400;
+    }
+    let Some(batch) = parsed.and_then(|v| v["batch"].as_array()) else {
+        return 400;
+    };
+    if parsed.and_then(|v| v["sentAt"].as_str()).is_none() {
+        st.violations.push("batch without sentAt".into());
+    }
+    for m in batch {
+        if m.to_string().len() > 32 * 1024 {
+            return 400;
+        }
+        if let Some(id) = m["messageId"].as_str()
+            && st.poison.contains(id)
+        {
+            return 400;
+        }
+    }
+    if batch.len() > 2500 {
+        st.violations.push(format!(
+            "batch of {} messages (Segment drops past 2500)",
+            batch.len()
+        ));
+    }
+    for m in batch {
+        let id = m["messageId"].as_str().unwrap_or("").to_owned();
+        let has_identity = ["userId", "anonymousId"]
+            .iter()
+            .any(|k| m[*k].as_str().is_some_and(|s| !s.is_empty()));
+        if !has_identity {
+            st.violations
+                .push(format!("{id}: no userId/anonymousId (Segment drops it)"));
+        }
+        if m["type"] != "track" || m["event"].as_str().is_none_or(str::is_empty) {
+            st.violations
+                .push(format!("{id}: not a track with an event name"));
+        }
+        if id.is_empty() || id.len() > 100 {
+            st.violations.push(format!("bad messageId {id:?}"));
+        }
+        *st.accepted.entry(id).or_default() += 1;
+    }
+    200
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
