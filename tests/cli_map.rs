@@ -48,7 +48,11 @@ fn rejected_events_go_to_stderr_and_exit_zero() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(rejected.len(), 3);
-    assert!(rejected.iter().all(|r| r.get("reason").is_some() && r.get("event_uuid").is_some()));
+    assert!(
+        rejected
+            .iter()
+            .all(|r| r.get("reason").is_some() && r.get("event_uuid").is_some())
+    );
 }
 
 #[test]
