@@ -63,7 +63,7 @@ pub enum StartupError {
 
 /// How the caller wants the handler built.
 pub struct Options {
-    /// With no settings at all, run dry (moe2seg invoke) instead of failing (Lambda).
+    /// With no settings at all, run dry (moe2seg invoke) instead of failing closed (Lambda).
     pub dry_run_without_settings: bool,
     /// Never send to Segment, even with settings (`moe2seg invoke --dry-run`).
     pub force_dry_run: bool,
@@ -91,9 +91,9 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
                 .and_then(|r| Region::parse(&r))
                 .unwrap_or(Region::Us),
         },
-        SettingsSource::None => return Err(StartupError::NoSettings),
+        SettingsSource::None => SettingsMode::Unconfigured(StartupError::NoSettings.to_string()),
     };
-    let dry = opts.force_dry_run || matches!(settings, SettingsMode::DryRun { .. });
+    let dry = opts.force_dry_run || !matches!(settings, SettingsMode::Secret(_));
     let deliver = if dry {
         AnyDeliver::Dry(DryRun::new((opts.dry_run_output)()))
     } else {
@@ -105,6 +105,17 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
     let mut handler = Handler::new(settings, deliver, env.endpoints.clone(), env.max_body_bytes);
     handler.metrics = opts.metrics;
     Ok(handler)
+}
+
+/// A handler that answers every request with 500 and `why` (a misconfigured Lambda keeps
+/// running and says what is wrong, rather than crashing at every cold start).
+pub fn unconfigured(why: String) -> App {
+    Handler::new(
+        SettingsMode::Unconfigured(why),
+        AnyDeliver::Dry(DryRun::new(Box::new(std::io::sink()))),
+        crate::config::Endpoints::default(),
+        crate::config::DEFAULT_MAX_BODY_BYTES,
+    )
 }
 
 impl App {

@@ -97,6 +97,9 @@ pub enum SettingsMode<S> {
     DryRun {
         region: Region,
     },
+    /// The process is misconfigured (e.g. no `SECRET_ID`): every request fails closed with
+    /// 500 and this message, instead of the Lambda crashing in a restart loop.
+    Unconfigured(String),
 }
 
 /// The request handler, shared by every invocation of a Lambda environment.
@@ -148,13 +151,16 @@ impl<S: SecretSource, D: Deliver> Handler<S, D> {
         match &self.settings {
             SettingsMode::Secret(cache) => cache.get().await.map(|s| Some(s.region)),
             SettingsMode::DryRun { .. } => Ok(None),
+            SettingsMode::Unconfigured(m) => Err(SettingsError::Invalid(
+                crate::config::ConfigError::BadEnv("configuration", m.clone()),
+            )),
         }
     }
 
     pub fn settings_cache(&self) -> Option<&SettingsCache<S>> {
         match &self.settings {
             SettingsMode::Secret(c) => Some(c),
-            SettingsMode::DryRun { .. } => None,
+            SettingsMode::DryRun { .. } | SettingsMode::Unconfigured(_) => None,
         }
     }
 
@@ -255,6 +261,10 @@ impl<S: SecretSource, D: Deliver> Handler<S, D> {
                 }
                 Some(s)
             }
+            SettingsMode::Unconfigured(m) => {
+                tracing::error!(error = %m, "the function is not configured");
+                return Err(HttpError::Misconfigured(m.clone()));
+            }
             SettingsMode::DryRun { .. } => {
                 tracing::warn!(
                     "DRY RUN: no SECRET_ID or SEGMENT_WRITE_KEY; inbound auth skipped, nothing is sent to Segment"
@@ -279,7 +289,7 @@ impl<S: SecretSource, D: Deliver> Handler<S, D> {
         let region = match (&settings, &self.settings) {
             (Some(s), _) => s.region,
             (None, SettingsMode::DryRun { region }) => *region,
-            (None, SettingsMode::Secret(_)) => {
+            (None, _) => {
                 return Err(HttpError::Misconfigured("no settings".into()));
             }
         };

@@ -9,18 +9,23 @@ use moengage_segment::metrics::MetricsSink;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let env = Env::from_env()?;
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-    let app = app::build(
-        &env,
-        Options {
-            dry_run_without_settings: false,
-            force_dry_run: false,
-            metrics: MetricsSink::Stdout { function_name },
-            dry_run_output: || Box::new(std::io::stderr()),
-        },
-    )
-    .await?;
+    let opts = Options {
+        dry_run_without_settings: false,
+        force_dry_run: false,
+        metrics: MetricsSink::Stdout { function_name },
+        dry_run_output: || Box::new(std::io::sink()),
+    };
+    let built = match Env::from_env() {
+        Ok(env) => app::build(&env, opts).await,
+        Err(e) => Err(e.into()),
+    };
+    // A misconfigured function keeps running and answers 500 with the reason (fail closed),
+    // rather than crashing at every cold start with nothing useful in the response.
+    let app = built.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "startup configuration invalid; every request will get 500");
+        app::unconfigured(e.to_string())
+    });
     app.warm_up().await;
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {

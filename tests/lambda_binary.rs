@@ -1,0 +1,170 @@
+//! The real Lambda binary (`moengage-segment`) under a fake Runtime API: Init reads the secret
+//! from moto and warms the Segment connection, invocations are answered in API Gateway's
+//! format, EMF metrics and JSON logs go to stdout, and a misconfigured function answers 500
+//! instead of crashing.
+
+mod fake_runtime;
+mod moto;
+mod segment_stub;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fake_runtime::FakeRuntime;
+use moto::MotoServer;
+use segment_stub::SegmentStub;
+use serde_json::{Value, json};
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn lambda(runtime: &FakeRuntime) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_moengage-segment"));
+    for var in [
+        "SECRET_ID",
+        "SEGMENT_WRITE_KEY",
+        "SEGMENT_REGION",
+        "WEBHOOK_USERNAME",
+        "WEBHOOK_PASSWORD",
+        "WEBHOOK_TOKEN",
+        "SEGMENT_ENDPOINT_US",
+        "SEGMENT_ENDPOINT_EU",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("AWS_LAMBDA_RUNTIME_API", &runtime.addr)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "moengage-segment-test")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/test")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn event(file: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap()
+}
+
+fn output(child: Running) -> String {
+    let mut child = child;
+    let _ = child.0.kill();
+    let mut out = String::new();
+    use std::io::Read;
+    if let Some(mut s) = child.0.stdout.take() {
+        s.read_to_string(&mut out).ok();
+    }
+    if let Some(mut s) = child.0.stderr.take() {
+        s.read_to_string(&mut out).ok();
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_invocations_with_secret_from_moto() {
+    let moto = MotoServer::start();
+    let us = SegmentStub::start(&["lambda-key"]).await;
+    let secret = json!({"segment_write_key": "lambda-key", "segment_region": "us",
+        "webhook_username": "moengage", "webhook_password": "local-password"});
+    let arn = moto
+        .create_secret("moengage-segment/lambda", &secret.to_string())
+        .await;
+    let runtime = FakeRuntime::start().await;
+    let mut cmd = lambda(&runtime);
+    moto.apply_env(&mut cmd);
+    cmd.env("SECRET_ID", &arn)
+        .env("SEGMENT_ENDPOINT_US", &us.url);
+    let child = Running(cmd.spawn().unwrap());
+
+    runtime.push(
+        "req-1",
+        event("events/apigw-v2.json"),
+        Duration::from_secs(20),
+    );
+    runtime.push(
+        "req-2",
+        event("events/apigw-rest-v1.json"),
+        Duration::from_secs(20),
+    );
+    runtime.push(
+        "req-3",
+        event("events/bad-credentials.json"),
+        Duration::from_secs(20),
+    );
+    runtime.wait_for(3, Duration::from_secs(30)).await;
+    let responses = runtime.responses();
+    let status = |id: &str| {
+        responses
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, v)| v["statusCode"].clone())
+            .unwrap()
+    };
+    assert_eq!(status("req-1"), 200);
+    assert_eq!(status("req-2"), 200);
+    assert_eq!(status("req-3"), 401);
+    let body: Value = serde_json::from_str(responses[0].1["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["forwarded"], 6);
+    // Init warmed the connection with one request before any invocation, then 2 batches.
+    let reqs = us.requests();
+    assert_eq!(reqs.iter().filter(|r| r.method == "POST").count(), 2);
+    assert!(
+        reqs.iter().any(|r| r.method == "HEAD"),
+        "no warm-up request during Init"
+    );
+    assert!(runtime.errors().is_empty(), "{:?}", runtime.errors());
+
+    let out = output(child);
+    let emf: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf.len(), 3, "{out}");
+    assert_eq!(emf[0]["FunctionName"], "moengage-segment-test");
+    assert_eq!(emf[0]["Forwarded"], 6);
+    let summaries: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.to_string().contains("invocation summary"))
+        .collect();
+    assert_eq!(
+        summaries.len(),
+        3,
+        "one JSON summary line per invocation: {out}"
+    );
+    for secret_value in [
+        "lambda-key",
+        "local-password",
+        "bW9lbmdhZ2U6bG9jYWwtcGFzc3dvcmQ",
+    ] {
+        assert!(
+            !out.contains(secret_value),
+            "{secret_value} leaked into logs"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_configuration_it_answers_500_and_keeps_running() {
+    let runtime = FakeRuntime::start().await;
+    let child = Running(lambda(&runtime).spawn().unwrap());
+    runtime.push("a", event("events/apigw-v2.json"), Duration::from_secs(10));
+    runtime.push("b", event("events/apigw-v2.json"), Duration::from_secs(10));
+    runtime.wait_for(2, Duration::from_secs(20)).await;
+    for (_, v) in runtime.responses() {
+        assert_eq!(v["statusCode"], 500);
+        assert!(v["body"].as_str().unwrap().contains("SECRET_ID"));
+    }
+    let out = output(child);
+    assert!(out.contains("SECRET_ID"), "{out}");
+}
