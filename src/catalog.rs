@@ -5,7 +5,7 @@
 //! its `event_code` (all aliases, ASCII case-insensitive), else its `event_name`
 //! (case-insensitive), else the event's own name (a custom event).
 
-use std::collections::HashMap;
+use crate::fasthash::FxHashMap as HashMap;
 use std::sync::OnceLock;
 
 /// The catalog TSV, embedded at build time.
@@ -58,8 +58,8 @@ impl Catalog {
     /// Parse a catalog TSV (header line, then `name\tcategory\tchannel\tcodes`).
     pub fn parse(tsv: &'static str) -> Result<Catalog, String> {
         let mut entries = Vec::new();
-        let mut by_code: HashMap<String, CodeTarget> = HashMap::new();
-        let mut by_name = HashMap::new();
+        let mut by_code: HashMap<String, CodeTarget> = HashMap::default();
+        let mut by_name = HashMap::default();
         for (lineno, line) in tsv.lines().enumerate().skip(1) {
             if line.trim().is_empty() {
                 continue;

@@ -31,7 +31,12 @@ pub enum DecodeError {
 /// Turns request bytes into text, replacing invalid UTF-8 sequences with U+FFFD.
 /// Borrows when the bytes are valid UTF-8 (the usual case).
 pub fn lossy_utf8(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
+    // `from_utf8` validates much faster than the lossy chunk iterator; fall back to the
+    // lossy conversion only for the rare body with invalid bytes.
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 /// A Streams request: the envelope, with each event still raw.
@@ -52,34 +57,81 @@ struct Envelope<'a> {
     #[serde(default, borrow)]
     moe_request_id: Option<Text<'a>>,
     #[serde(default, borrow)]
-    events: Option<&'a RawValue>,
+    events: Option<EventList<'a>>,
 }
 
-/// Decodes the envelope of a Streams body.
-pub fn decode_request(body: &str) -> Result<StreamsRequest<'_>, DecodeError> {
-    let trimmed = body.trim_start_matches('\u{feff}');
-    if trimmed.trim().is_empty() {
-        return Err(DecodeError::Empty);
+/// The `events` field: an array of raw events, or a marker that it was something else.
+enum EventList<'a> {
+    Array(Vec<&'a RawValue>),
+    NotArray,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for EventList<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EventList<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array of events")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(128));
+                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                    v.push(raw);
+                }
+                Ok(EventList::Array(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(EventList::NotArray)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(EventList::NotArray)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(EventList::NotArray)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(EventList::NotArray)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(EventList::NotArray)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(EventList::NotArray)
+            }
+        }
+        d.deserialize_any(V)
     }
-    let value: &RawValue =
-        serde_json::from_str(trimmed).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    if !value.get().starts_with('{') {
-        return Err(DecodeError::NotObject);
+}
+
+/// Decodes the envelope of a Streams body in one pass; each event stays raw.
+pub fn decode_request(body: &str) -> Result<StreamsRequest<'_>, DecodeError> {
+    let body = body.trim_start_matches('\u{feff}');
+    let first = body.bytes().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => return Err(DecodeError::Empty),
+        Some(b'{') => {}
+        Some(_) => {
+            // Valid JSON that is not an object, or not JSON at all: say which.
+            return Err(match serde_json::from_str::<IgnoredAny>(body) {
+                Ok(_) => DecodeError::NotObject,
+                Err(e) => DecodeError::NotJson(e.to_string()),
+            });
+        }
     }
     let env: Envelope<'_> =
-        serde_json::from_str(value.get()).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    let events = env.events.ok_or(DecodeError::NoEvents)?;
-    if !events.get().starts_with('[') {
-        return Err(DecodeError::EventsNotArray);
+        serde_json::from_str(body).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    match env.events {
+        None => Err(DecodeError::NoEvents),
+        Some(EventList::NotArray) => Err(DecodeError::EventsNotArray),
+        Some(EventList::Array(events)) => Ok(StreamsRequest {
+            app_name: env.app_name,
+            source: env.source,
+            moe_request_id: env.moe_request_id,
+            events,
+        }),
     }
-    let events: Vec<&RawValue> =
-        serde_json::from_str(events.get()).map_err(|e| DecodeError::NotJson(e.to_string()))?;
-    Ok(StreamsRequest {
-        app_name: env.app_name,
-        source: env.source,
-        moe_request_id: env.moe_request_id,
-        events,
-    })
 }
 
 /// One MoEngage event. Every field is optional; the mapper decides what is required.
@@ -230,8 +282,8 @@ pub enum Attributes<'a> {
     #[default]
     Absent,
     Map(Vec<(Cow<'a, str>, &'a RawValue)>),
-    /// Present but not an object (kept verbatim so nothing is lost).
-    Other(&'a RawValue),
+    /// Present but not an object (kept so nothing is lost).
+    Other(serde_json::Value),
 }
 
 impl<'a> Attributes<'a> {
@@ -271,34 +323,50 @@ pub fn raw_scalar_text(raw: &RawValue) -> Option<Cow<'_, str>> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw: &'de RawValue = Deserialize::deserialize(d)?;
-        match raw.get().as_bytes().first() {
-            Some(b'{') => {
-                struct M;
-                impl<'de> Visitor<'de> for M {
-                    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
-                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                        f.write_str("an object")
-                    }
-                    fn visit_map<A: MapAccess<'de>>(
-                        self,
-                        mut map: A,
-                    ) -> Result<Self::Value, A::Error> {
-                        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                        while let Some(k) = map.next_key::<Key<'de>>()? {
-                            let v: &'de RawValue = map.next_value()?;
-                            out.push((k.0, v));
-                        }
-                        Ok(out)
-                    }
-                }
-                let mut de = serde_json::Deserializer::from_str(raw.get());
-                let entries = de.deserialize_map(M).map_err(de::Error::custom)?;
-                Ok(Attributes::Map(entries))
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Attributes<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an attribute map")
             }
-            Some(b'n') => Ok(Attributes::Absent),
-            _ => Ok(Attributes::Other(raw)),
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(k) = map.next_key::<Key<'de>>()? {
+                    let v: &'de RawValue = map.next_value()?;
+                    out.push((k.0, v));
+                }
+                Ok(Attributes::Map(out))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Attributes::Absent)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Attributes::Absent)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Attributes::Other(serde_json::Value::String(v.to_owned())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Attributes::Other(v.into()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Attributes::Other(v.into()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Attributes::Other(v.into()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Attributes::Other(v.into()))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(v) = seq.next_element::<serde_json::Value>()? {
+                    items.push(v);
+                }
+                Ok(Attributes::Other(serde_json::Value::Array(items)))
+            }
         }
+        d.deserialize_any(V)
     }
 }
 
@@ -403,7 +471,7 @@ mod tests {
         assert_eq!(ea[0].1.get(), "[1, 2]");
         assert_eq!(ea[2].0, "cA");
         assert_eq!(ea[2].1.get(), "1.50");
-        assert!(matches!(e.user_attributes, Attributes::Other(r) if r.get() == "\"oops\""));
+        assert!(matches!(&e.user_attributes, Attributes::Other(v) if v == "oops"));
         assert!(matches!(e.device_attributes, Attributes::Absent));
     }
 

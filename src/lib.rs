@@ -16,6 +16,7 @@ pub mod cli_map;
 pub mod config;
 pub mod decode;
 pub mod deliver;
+pub mod fasthash;
 pub mod handler;
 pub mod invoke;
 pub mod map;

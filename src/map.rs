@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
 use crate::decode::{self, Attributes, DecodeError, Event, StreamsRequest};
-use crate::properties::PropertyTable;
+use crate::properties::{KeyKind, PropertyTable};
 use crate::time;
 
 /// Segment refuses messages over 32 KB; stay a little under it.
@@ -81,6 +81,28 @@ pub struct MapOutput {
     pub rejected: Vec<Rejected>,
 }
 
+/// Remembers what each raw attribute key is, for one request: the same keys recur in every
+/// event of a batch, and a hash lookup is cheaper than folding the key each time.
+#[derive(Debug, Default)]
+pub struct KeyCache(std::cell::RefCell<crate::fasthash::FxHashMap<Box<str>, KeyKind>>);
+
+impl KeyCache {
+    /// Bound on remembered keys (a body full of unique keys must not grow it without end).
+    const MAX: usize = 4096;
+
+    fn classify(&self, table: &PropertyTable, key: &str) -> KeyKind {
+        if let Some(k) = self.0.borrow().get(key) {
+            return *k;
+        }
+        let kind = table.classify(key);
+        let mut map = self.0.borrow_mut();
+        if map.len() < Self::MAX {
+            map.insert(key.into(), kind);
+        }
+        kind
+    }
+}
+
 /// Request-level values every message carries.
 #[derive(Debug, Clone, Copy)]
 pub struct MapContext<'r> {
@@ -89,6 +111,7 @@ pub struct MapContext<'r> {
     /// When the request was received (epoch ms): the timestamp of events without a usable
     /// `event_time`.
     pub received_at_ms: i64,
+    pub keys: &'r KeyCache,
 }
 
 /// Decodes and maps a whole Streams body.
@@ -99,7 +122,9 @@ pub fn map_body(body: &str, received_at_ms: i64) -> Result<MapOutput, DecodeErro
 
 /// Maps every event of a decoded request.
 pub fn map_request(req: &StreamsRequest<'_>, received_at_ms: i64) -> MapOutput {
+    let keys = KeyCache::default();
     let ctx = MapContext {
+        keys: &keys,
         app_name: req.app_name.as_ref().and_then(|t| t.non_empty()),
         moe_request_id: req.moe_request_id.as_ref().and_then(|t| t.non_empty()),
         received_at_ms,
@@ -163,6 +188,7 @@ fn salvage_uuid(raw: &RawValue) -> Option<String> {
 #[derive(Debug, Clone)]
 enum Val<'m> {
     Raw(&'m RawValue),
+    Json(&'m serde_json::Value),
     Str(&'m str),
     Bool(bool),
     List(Vec<String>),
@@ -172,6 +198,7 @@ impl Serialize for Val<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Val::Raw(r) => r.serialize(s),
+            Val::Json(v) => v.serialize(s),
             Val::Str(v) => s.serialize_str(v),
             Val::Bool(b) => s.serialize_bool(*b),
             Val::List(l) => l.serialize(s),
@@ -267,23 +294,55 @@ struct Message<'m> {
     integrations: Integrations,
 }
 
-/// The first attribute whose key folds to `folded_name` (e.g. "osversion"), as text.
-fn attr_text_folded<'a>(attrs: &Attributes<'a>, folded_name: &str) -> Option<Cow<'a, str>> {
-    attrs
-        .entries()
-        .iter()
-        .filter(|(k, _)| crate::properties::fold_key(k) == folded_name)
-        .find_map(|(_, v)| decode::raw_scalar_text(v))
+/// Values the mapper needs from an attribute map, found in one pass.
+#[derive(Default)]
+struct Found<'a> {
+    platform: Option<&'a RawValue>,
+    app_version: Option<&'a RawValue>,
+    os_version: Option<&'a RawValue>,
 }
 
-/// The first attribute renamed to `spec_name` by the property table, as text.
-fn attr_text_spec<'a>(attrs: &Attributes<'a>, spec_name: &str) -> Option<Cow<'a, str>> {
-    let table = PropertyTable::global();
-    attrs
-        .entries()
-        .iter()
-        .filter(|(k, _)| table.rename(k) == Some(spec_name))
-        .find_map(|(_, v)| decode::raw_scalar_text(v))
+impl<'a> Found<'a> {
+    fn note(&mut self, kind: KeyKind, v: &'a RawValue) {
+        let slot = match kind {
+            KeyKind::Spec("platform") => &mut self.platform,
+            KeyKind::Spec("app_version") => &mut self.app_version,
+            KeyKind::OsVersion => &mut self.os_version,
+            _ => return,
+        };
+        if slot.is_none() && decode::raw_scalar_text(v).is_some() {
+            *slot = Some(v);
+        }
+    }
+}
+
+/// A small set of keys: linear while small, hashed when large.
+struct KeySet<'k> {
+    small: Vec<&'k str>,
+    large: Option<HashSet<&'k str>>,
+}
+
+impl<'k> KeySet<'k> {
+    fn new() -> Self {
+        KeySet {
+            small: Vec::with_capacity(32),
+            large: None,
+        }
+    }
+    /// Inserts; false when already present.
+    fn insert(&mut self, k: &'k str) -> bool {
+        if let Some(set) = &mut self.large {
+            return set.insert(k);
+        }
+        if self.small.contains(&k) {
+            return false;
+        }
+        self.small.push(k);
+        if self.small.len() > 32 {
+            self.large = Some(self.small.drain(..).collect());
+        }
+        true
+    }
 }
 
 /// Builds the deterministic `messageId` of an event.
@@ -324,8 +383,32 @@ pub fn map_event(
     let catalog = Catalog::global();
     let table = PropertyTable::global();
 
-    let platform = attr_text_spec(&event.event_attributes, "platform")
-        .or_else(|| attr_text_spec(&event.device_attributes, "platform"));
+    // One pass over each attribute map: renames, and the values context needs.
+    let mut found = Found::default();
+    let mut renamed: Vec<(&str, &RawValue, bool)> = Vec::new();
+    if let Attributes::Map(entries) = &event.event_attributes {
+        renamed.reserve(entries.len());
+        for (k, v) in entries {
+            let kind = ctx.keys.classify(table, k);
+            found.note(kind, v);
+            match kind {
+                KeyKind::Spec(spec) => renamed.push((spec, v, true)),
+                _ => renamed.push((k.as_ref(), v, false)),
+            }
+        }
+    }
+    let mut device_found = Found::default();
+    for (k, v) in event.device_attributes.entries() {
+        device_found.note(ctx.keys.classify(table, k), v);
+    }
+    let text = |a: Option<&'_ RawValue>, b: Option<&'_ RawValue>| {
+        a.or(b)
+            .and_then(decode::raw_scalar_text)
+            .map(Cow::into_owned)
+    };
+    let platform = text(found.platform, device_found.platform);
+    let os_version = text(found.os_version, device_found.os_version);
+    let app_version = text(found.app_version, device_found.app_version);
     let code = event.event_code.as_ref().and_then(|t| t.non_empty());
     let name = event.event_name.as_ref().and_then(|t| t.non_empty());
     let (event_name, _how) = catalog
@@ -355,7 +438,7 @@ pub fn map_event(
 
     // properties: request/event extras first (authoritative), then attributes.
     let mut props = Fields::default();
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen = KeySet::new();
     let event_uuid = event.event_uuid.as_ref().and_then(|t| t.non_empty());
     let extras: [(&str, Option<&str>); 6] = [
         ("event_uuid", event_uuid),
@@ -385,27 +468,18 @@ pub fn map_event(
         props.push("moe_event_time_missing", Val::Bool(true), false);
         seen.insert("moe_event_time_missing");
     }
-    match &event.event_attributes {
-        Attributes::Map(entries) => {
-            for (k, v) in entries {
-                let (key, spec) = match table.rename(k) {
-                    Some(spec) => (spec, true),
-                    None => (k.as_ref(), false),
-                };
-                if seen.insert(key) {
-                    props.push(key, Val::Raw(v), !spec);
-                }
-            }
+    for (key, v, spec) in renamed {
+        if seen.insert(key) {
+            props.push(key, Val::Raw(v), !spec);
         }
-        Attributes::Other(v) => props.push("moe_event_attributes", Val::Raw(v), true),
-        Attributes::Absent => {}
     }
     for (key, attrs) in [
+        ("moe_event_attributes", &event.event_attributes),
         ("moe_user_attributes", &event.user_attributes),
         ("moe_device_attributes", &event.device_attributes),
     ] {
         if let Attributes::Other(v) = attrs {
-            props.push(key, Val::Raw(v), true);
+            props.push(key, Val::Json(v), true);
         }
     }
 
@@ -419,9 +493,13 @@ pub fn map_event(
     if let Some(p) = phone {
         traits.push("phone", Val::Str(p), false);
     }
-    let mut seen_traits: HashSet<&str> = HashSet::new();
-    seen_traits.extend(email.map(|_| "email"));
-    seen_traits.extend(phone.map(|_| "phone"));
+    let mut seen_traits = KeySet::new();
+    if email.is_some() {
+        seen_traits.insert("email");
+    }
+    if phone.is_some() {
+        seen_traits.insert("phone");
+    }
     for (k, v) in event.user_attributes.entries() {
         if seen_traits.insert(k.as_ref()) {
             traits.push(k, Val::Raw(v), k != "moengage_user_id");
@@ -434,15 +512,10 @@ pub fn map_event(
         id: device_id.as_deref(),
         token: push_token,
     });
-    let os_version = attr_text_folded(&event.event_attributes, "osversion")
-        .or_else(|| attr_text_folded(&event.device_attributes, "osversion"));
     let os = (platform.is_some() || os_version.is_some()).then_some(Os {
         name: platform.as_deref(),
         version: os_version.as_deref(),
     });
-    let app_version = attr_text_spec(&event.event_attributes, "app_version")
-        .or_else(|| attr_text_spec(&event.device_attributes, "app_version"));
-
     let mut message = Message {
         kind: "track",
         event: &event_name,
@@ -464,7 +537,7 @@ pub fn map_event(
         integrations: Integrations { moengage: false },
     };
 
-    let json = to_json(&message);
+    let json = to_json(&message, raw.get().len() + 512);
     if json.len() <= MAX_MESSAGE_BYTES {
         return Ok((message_id.clone(), json));
     }
@@ -472,8 +545,8 @@ pub fn map_event(
     Ok((message_id.clone(), json))
 }
 
-fn to_json<T: Serialize>(value: &T) -> String {
-    let mut buf = Vec::with_capacity(1024);
+fn to_json<T: Serialize>(value: &T, capacity: usize) -> String {
+    let mut buf = Vec::with_capacity(capacity);
     // Serializing these types cannot fail: keys are strings and raw values are valid JSON.
     if serde_json::to_writer(&mut buf, value).is_err() {
         buf.clear();
@@ -543,7 +616,7 @@ fn with_truncated(message: &mut Message<'_>, dropped: &[String]) -> String {
     message
         .properties
         .push("moe_truncated", Val::List(dropped.to_vec()), false);
-    to_json(message)
+    to_json(message, MAX_MESSAGE_BYTES)
 }
 
 /// Bytes an entry takes in the JSON object: `"key":value,`.
@@ -552,6 +625,7 @@ fn entry_len(key: &str, val: &Val<'_>) -> usize {
         + 4
         + match val {
             Val::Raw(r) => r.get().len(),
+            Val::Json(v) => v.to_string().len(),
             Val::Str(s) => s.len() + 2,
             Val::Bool(_) => 5,
             Val::List(l) => l.iter().map(|s| s.len() + 3).sum::<usize>() + 2,

@@ -5,7 +5,7 @@
 //! non-alphanumeric character removed. A key that folds to a known alias is renamed to the
 //! Segment property name (snake_case); every other key is kept as it is.
 
-use std::collections::HashMap;
+use crate::fasthash::FxHashMap as HashMap;
 use std::sync::OnceLock;
 
 /// The rename table, embedded at build time.
@@ -27,7 +27,7 @@ impl PropertyTable {
     }
 
     pub fn parse(tsv: &'static str) -> Result<PropertyTable, String> {
-        let mut by_folded = HashMap::new();
+        let mut by_folded = HashMap::default();
         let mut names = Vec::new();
         for (lineno, line) in tsv.lines().enumerate() {
             if line.starts_with('#') || line.trim().is_empty() {
@@ -56,20 +56,37 @@ impl PropertyTable {
 
     /// The Segment property name for a raw MoEngage attribute key, if it is a known one.
     pub fn rename(&self, raw_key: &str) -> Option<&'static str> {
+        match self.classify(raw_key) {
+            KeyKind::Spec(name) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// What a raw attribute key is, folding it once (no allocation).
+    pub fn classify(&self, raw_key: &str) -> KeyKind {
         let mut buf = [0u8; 48];
         let mut n = 0;
         for b in raw_key.bytes() {
             if b.is_ascii_alphanumeric() {
                 if n == buf.len() {
-                    return None; // longer than any alias
+                    return KeyKind::Other; // longer than any alias
                 }
                 buf[n] = b.to_ascii_lowercase();
                 n += 1;
             }
         }
+        let folded = &buf[..n];
+        if folded == b"osversion" {
+            return KeyKind::OsVersion;
+        }
         // Only ASCII bytes were written, so this is valid UTF-8.
-        let folded = std::str::from_utf8(&buf[..n]).ok()?;
-        self.by_folded.get(folded).copied()
+        match std::str::from_utf8(folded)
+            .ok()
+            .and_then(|f| self.by_folded.get(f))
+        {
+            Some(name) => KeyKind::Spec(name),
+            None => KeyKind::Other,
+        }
     }
 
     /// Whether `key` is one of the Segment property names of this table.
@@ -80,6 +97,16 @@ impl PropertyTable {
     pub fn names(&self) -> &[&'static str] {
         &self.names
     }
+}
+
+/// What an attribute key is to the mapper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// One of the table's Segment properties.
+    Spec(&'static str),
+    /// An "OS Version" spelling (goes to `context.os.version`, and stays a property).
+    OsVersion,
+    Other,
 }
 
 /// Lower-case ASCII letters and digits only.
@@ -116,6 +143,10 @@ mod tests {
     fn unknown_keys_are_not_renamed() {
         let t = PropertyTable::global();
         assert_eq!(t.rename("OS Version"), None);
+        assert_eq!(t.classify("OS Version"), KeyKind::OsVersion);
+        assert_eq!(t.classify("os_version"), KeyKind::OsVersion);
+        assert_eq!(t.classify("Campaign ID"), KeyKind::Spec("campaign_id"));
+        assert_eq!(t.classify("foo"), KeyKind::Other);
         assert_eq!(t.rename("moe_campaign_tags"), None);
         assert_eq!(t.rename(""), None);
         assert_eq!(t.rename(&"x".repeat(500)), None);

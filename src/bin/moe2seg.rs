@@ -75,7 +75,10 @@ fn map(file: Option<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli_map::run_map(&bytes, &mut io::stdout().lock(), &mut io::stderr().lock()) {
+    // Stdout is line-buffered: one write per message without a BufWriter.
+    let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut stderr = io::BufWriter::new(io::stderr().lock());
+    match cli_map::run_map(&bytes, &mut stdout, &mut stderr) {
         Ok(c) => ExitCode::from(c as u8),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
