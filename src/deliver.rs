@@ -108,6 +108,9 @@ pub struct DeliveryReport {
     pub chunks: Vec<ChunkResult>,
     /// Attempts beyond the first, over all batches.
     pub retries: u32,
+    /// Requests spent on batches Segment refused with 400/413 and that were split in two to
+    /// find the bad messages (not counted in `chunks`).
+    pub split_requests: u32,
     /// Wall time spent delivering.
     pub latency: Duration,
 }
@@ -128,7 +131,7 @@ impl DeliveryReport {
             .sum()
     }
     pub fn requests(&self) -> u32 {
-        self.chunks.iter().map(|c| c.attempts).sum()
+        self.chunks.iter().map(|c| c.attempts).sum::<u32>() + self.split_requests
     }
 }
 
@@ -366,6 +369,42 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
+impl SegmentClient {
+    /// Sends a range; when Segment refuses a multi-message batch as invalid (400) or too big
+    /// (413), splits it in halves until the good messages are delivered and only the bad ones
+    /// remain refused (Segment refuses a whole batch for one bad message).
+    async fn send_range(
+        &self,
+        target: Target<'_>,
+        messages: &[Mapped],
+        range: Range<usize>,
+        deadline: Instant,
+    ) -> (Vec<ChunkResult>, u32) {
+        let mut pending = vec![range];
+        let mut done = Vec::new();
+        let mut split_requests = 0;
+        while let Some(r) = pending.pop() {
+            let res = self.send_chunk(target, messages, r.clone(), deadline).await;
+            match &res.outcome {
+                ChunkOutcome::Refused {
+                    status: 400 | 413, ..
+                } if r.len() > 1 => {
+                    split_requests += res.attempts;
+                    let mid = r.start + r.len() / 2;
+                    tracing::warn!(
+                        messages = r.len(),
+                        "Segment refused a batch; splitting it to isolate the bad messages"
+                    );
+                    pending.push(mid..r.end);
+                    pending.push(r.start..mid);
+                }
+                _ => done.push(res),
+            }
+        }
+        (done, split_requests)
+    }
+}
+
 impl Deliver for SegmentClient {
     async fn deliver(
         &self,
@@ -375,16 +414,19 @@ impl Deliver for SegmentClient {
     ) -> DeliveryReport {
         let started = Instant::now();
         let ranges = chunk(messages);
-        let mut chunks: Vec<ChunkResult> = stream::iter(ranges)
-            .map(|r| self.send_chunk(target, messages, r, deadline))
+        let results: Vec<(Vec<ChunkResult>, u32)> = stream::iter(ranges)
+            .map(|r| self.send_range(target, messages, r, deadline))
             .buffer_unordered(self.policy.concurrency.max(1))
             .collect()
             .await;
+        let split_requests = results.iter().map(|(_, n)| n).sum();
+        let mut chunks: Vec<ChunkResult> = results.into_iter().flat_map(|(c, _)| c).collect();
         chunks.sort_by_key(|c| c.range.start);
         let retries = chunks.iter().map(|c| c.attempts.saturating_sub(1)).sum();
         DeliveryReport {
             chunks,
             retries,
+            split_requests,
             latency: started.elapsed(),
         }
     }
@@ -442,6 +484,7 @@ impl Deliver for DryRun {
                 })
                 .collect(),
             retries: 0,
+            split_requests: 0,
             latency: Duration::ZERO,
         }
     }

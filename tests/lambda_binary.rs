@@ -168,3 +168,59 @@ async fn without_configuration_it_answers_500_and_keeps_running() {
     let out = output(child);
     assert!(out.contains("SECRET_ID"), "{out}");
 }
+
+/// Cold-start figures for README "Performance" (prints, asserts nothing about time):
+/// `cargo test --release --test lambda_binary -- --ignored cold_start_figures --nocapture`
+#[tokio::test(flavor = "multi_thread")]
+#[ignore]
+async fn cold_start_figures() {
+    let moto = MotoServer::start();
+    let us = SegmentStub::start(&["lambda-key"]).await;
+    let secret = json!({"segment_write_key": "lambda-key", "segment_region": "us",
+        "webhook_username": "moengage", "webhook_password": "local-password"});
+    let arn = moto
+        .create_secret("moengage-segment/cold", &secret.to_string())
+        .await;
+    // moto's first call loads its Secrets Manager backend: keep that out of the figure.
+    moto.client()
+        .await
+        .get_secret_value()
+        .secret_id(&arn)
+        .send()
+        .await
+        .unwrap();
+    for round in 0..5 {
+        let runtime = FakeRuntime::start().await;
+        let mut cmd = lambda(&runtime);
+        moto.apply_env(&mut cmd);
+        cmd.env("SECRET_ID", &arn)
+            .env("SEGMENT_ENDPOINT_US", &us.url);
+        let spawned = std::time::Instant::now();
+        let child = Running(cmd.spawn().unwrap());
+        runtime.push(
+            "first",
+            event("events/apigw-v2-100.json"),
+            Duration::from_secs(20),
+        );
+        runtime.push(
+            "second",
+            event("events/apigw-v2-100.json"),
+            Duration::from_secs(20),
+        );
+        runtime.wait_for(2, Duration::from_secs(30)).await;
+        let init = runtime.first_next_at().unwrap().duration_since(spawned);
+        let t = runtime.timings();
+        let inv = |id: &str| {
+            let (_, s, a) = t.iter().find(|(i, _, _)| i == id).unwrap();
+            a.duration_since(*s)
+        };
+        println!(
+            "round {round}: init (spawn → first /next, incl. secret read + Segment warm-up) {:.1} ms, \
+             first 100-event invocation {:.1} ms, second {:.1} ms",
+            init.as_secs_f64() * 1e3,
+            inv("first").as_secs_f64() * 1e3,
+            inv("second").as_secs_f64() * 1e3
+        );
+        drop(child);
+    }
+}

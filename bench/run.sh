@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Whole-process performance figures for README "Performance" (not run by CI).
+#   bench/run.sh            # needs: cargo, python3, node, hyperfine (apt-get install hyperfine)
+# Prints: moe2seg map vs the serde_json floor (examples/floor.rs) vs a hand-written Node.js
+# mapping (bench/node_map.js) on 100- and 50,000-event bodies; peak RSS on a ~1 MB body;
+# release binary sizes. Machines are noisy: compare the ratios within one run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT="${BENCH_DIR:-/tmp/moe2seg-bench}"
+mkdir -p "$OUT"
+
+cargo build --release --quiet --bin moe2seg --bin moengage-segment --example floor
+BIN=target/release/moe2seg
+FLOOR=target/release/examples/floor
+
+python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+base = json.load(open("tests/fixtures/batch_100.json"))
+def body(n):
+    ev = []
+    for i in range(n):
+        e = dict(base["events"][i % len(base["events"])])
+        e["event_uuid"] = f"evt-bench-{i:07d}"
+        ev.append(e)
+    return {**base, "events": ev}
+for n in (100, 900, 50000):
+    json.dump(body(n), open(f"{out}/body-{n}.json", "w"))
+PY
+ls -l "$OUT"/body-*.json | awk '{print $5, $9}'
+
+for n in 100 50000; do
+  echo; echo "== $n events"
+  hyperfine -N --warmup 3 --min-runs 10 \
+    -n "moe2seg map" "$BIN map $OUT/body-$n.json" \
+    -n "serde_json floor" "$FLOOR $OUT/body-$n.json" \
+    -n "node mapping" "node bench/node_map.js $OUT/body-$n.json" \
+    --export-markdown "$OUT/hyperfine-$n.md" --output=null
+done
+
+echo; echo "== peak RSS on body-900.json ($(stat -c %s "$OUT/body-900.json") bytes)"
+for cmd in "$BIN map" "$FLOOR" "node bench/node_map.js"; do
+  rss=$( { /usr/bin/time -f %M $cmd "$OUT/body-900.json" >/dev/null; } 2>&1 | tail -1)
+  echo "$cmd: ${rss} KB"
+done
+
+echo; echo "== instructions (valgrind callgrind, deterministic) on body-50000.json"
+if command -v valgrind >/dev/null; then
+  for cmd in "$BIN map" "$FLOOR"; do
+    n=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $cmd "$OUT/body-50000.json" 2>&1 >/dev/null | awk '/refs/ {gsub(",","",$4); print $4}')
+    echo "$cmd: $n instructions"
+  done
+fi
+
+echo; echo "== stripped release binaries (x86_64)"
+ls -l target/release/moe2seg target/release/moengage-segment | awk '{print $5, $9}'
