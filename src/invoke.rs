@@ -30,7 +30,22 @@ pub fn request_from_event(text: &str) -> Result<Request, EventFileError> {
     {
         return Err(EventFileError::BadBase64);
     }
-    lambda_http::request::from_str(text).map_err(|e| EventFileError::NotHttpEvent(e.to_string()))
+    // lambda_http 1.3 also panics (unwrap/expect) while building the URI from a host, path,
+    // query or scheme that is not a valid URI (found by tests/props.rs and the fuzzer):
+    // contain that too, so a bad event file is an error, not a crash.
+    match std::panic::catch_unwind(|| lambda_http::request::from_str(text)) {
+        Ok(parsed) => parsed.map_err(|e| EventFileError::NotHttpEvent(e.to_string())),
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown error");
+            Err(EventFileError::NotHttpEvent(format!(
+                "cannot build an HTTP request from it (invalid host, path, query or scheme): {why}"
+            )))
+        }
+    }
 }
 
 /// Attaches a Lambda context whose deadline is `budget_ms` from now.

@@ -169,6 +169,34 @@ async fn without_configuration_it_answers_500_and_keeps_running() {
     assert!(out.contains("SECRET_ID"), "{out}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_event_fails_one_invocation_not_the_environment() {
+    // lambda_http panics converting an event whose base64 body is invalid; the runtime catches
+    // it (panic = "unwind") and reports an invocation error; the next event is served.
+    let runtime = FakeRuntime::start().await;
+    let mut cmd = lambda(&runtime);
+    cmd.env("SEGMENT_WRITE_KEY", "k")
+        .env("SEGMENT_REGION", "us")
+        .env("WEBHOOK_TOKEN", "local-token")
+        .env("SEGMENT_ENDPOINT_US", "http://127.0.0.1:1");
+    let child = Running(cmd.spawn().unwrap());
+    let mut bad: Value = serde_json::from_str(&event("events/apigw-v2-base64.json")).unwrap();
+    bad["body"] = json!("%%% not base64 %%%");
+    runtime.push("bad", bad.to_string(), Duration::from_secs(10));
+    runtime.push(
+        "next",
+        event("events/get-method.json"),
+        Duration::from_secs(10),
+    );
+    runtime.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(runtime.errors().len(), 1, "{:?}", runtime.errors());
+    assert_eq!(runtime.errors()[0].0, "bad");
+    let responses = runtime.responses();
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].1["statusCode"], 405);
+    drop(child);
+}
+
 /// Cold-start figures for README "Performance" (prints, asserts nothing about time):
 /// `cargo test --release --test lambda_binary -- --ignored cold_start_figures --nocapture`
 #[tokio::test(flavor = "multi_thread")]
