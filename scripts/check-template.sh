@@ -14,7 +14,7 @@
 #   3. samconfig.toml parameter_overrides match the template's parameters
 #   4. aws-sam-translator transforms the template offline; cfn-lint the result
 #   5. IAM statements in the result: no wildcard resources, and
-#      secretsmanager:GetSecretValue is the only Secrets Manager action
+#      secretsmanager:GetSecretValue and sqs:SendMessage (dead-letter queue) are the only actions
 #   6. (--build only) sam build with cargo-lambda; bootstrap is an aarch64 ELF
 set -euo pipefail
 
@@ -172,7 +172,7 @@ PY
 cfn-lint "$TRANSFORMED"
 ok "transformed template passes cfn-lint"
 
-step "[5/6] IAM: no wildcard resources; only secretsmanager:GetSecretValue"
+step "[5/6] IAM: no wildcard resources; only secretsmanager:GetSecretValue and sqs:SendMessage"
 "$PYTHON" - "$TRANSFORMED" "$FUNCTION_ID" <<'PY'
 import json
 import re
@@ -258,6 +258,12 @@ for logical_id, resource in resources.items():
 secrets_actions = {a for a in actions_seen if a.lower().startswith("secretsmanager:")}
 if secrets_actions != {"secretsmanager:GetSecretValue"}:
     problems.append(f"Secrets Manager actions are {sorted(secrets_actions)}, expected only GetSecretValue")
+sqs_actions = {a for a in actions_seen if a.lower().startswith("sqs:")}
+if sqs_actions != {"sqs:SendMessage"}:
+    problems.append(f"SQS actions are {sorted(sqs_actions)}, expected only SendMessage (dead-letter parking)")
+other = {a for a in actions_seen} - secrets_actions - sqs_actions
+if other:
+    problems.append(f"unexpected actions {sorted(other)}")
 
 role = resources.get(f"{function_id}Role", {}).get("Properties", {})
 managed = role.get("ManagedPolicyArns", [])

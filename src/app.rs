@@ -9,6 +9,7 @@ use crate::deliver::{Deliver, DeliveryReport, DryRun, RetryPolicy, SegmentClient
 use crate::handler::{Handler, SettingsMode};
 use crate::map::Mapped;
 use crate::metrics::MetricsSink;
+use crate::park::SqsQueue;
 use crate::secrets::{AwsSecretSource, SecretSource, SettingsCache, SettingsError, StaticSource};
 
 /// Secrets Manager or environment variables.
@@ -46,7 +47,7 @@ impl Deliver for AnyDeliver {
     }
 }
 
-pub type App = Handler<AnySource, AnyDeliver>;
+pub type App = Handler<AnySource, AnyDeliver, SqsQueue>;
 
 /// Why the process cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +105,11 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
     };
     let mut handler = Handler::new(settings, deliver, env.endpoints.clone(), env.max_body_bytes);
     handler.metrics = opts.metrics;
-    Ok(handler)
+    let park = match &env.dead_letter_queue_url {
+        Some(url) if !dry => Some(SqsQueue::from_env(url.clone()).await),
+        _ => None,
+    };
+    Ok(handler.with_park(park))
 }
 
 /// A handler that answers every request with 500 and `why` (a misconfigured Lambda keeps
@@ -116,6 +121,7 @@ pub fn unconfigured(why: String) -> App {
         crate::config::Endpoints::default(),
         crate::config::DEFAULT_MAX_BODY_BYTES,
     )
+    .with_park(None)
 }
 
 impl App {

@@ -221,6 +221,8 @@ pub struct Env {
     pub source: SettingsSource,
     pub endpoints: Endpoints,
     pub max_body_bytes: usize,
+    /// `DEAD_LETTER_QUEUE_URL`: where undeliverable events are parked.
+    pub dead_letter_queue_url: Option<String>,
 }
 
 fn env_var(k: &str) -> Option<String> {
@@ -266,6 +268,7 @@ impl Env {
             source,
             endpoints: Endpoints::from_env(),
             max_body_bytes,
+            dead_letter_queue_url: env_var("DEAD_LETTER_QUEUE_URL").map(|u| u.trim().to_owned()),
         })
     }
 }

@@ -30,6 +30,7 @@ use crate::decode::{self, DecodeError};
 use crate::deliver::{ChunkOutcome, Deliver, DeliveryReport, Target};
 use crate::map::{self, MapOutput, Mapped};
 use crate::metrics::{InvocationMetrics, MetricsSink};
+use crate::park::{NoPark, Parcel, Park};
 use crate::secrets::{SecretSource, SettingsCache, SettingsError};
 use crate::time;
 
@@ -103,7 +104,7 @@ pub enum SettingsMode<S> {
 }
 
 /// The request handler, shared by every invocation of a Lambda environment.
-pub struct Handler<S, D> {
+pub struct Handler<S, D, P = NoPark> {
     pub settings: SettingsMode<S>,
     pub deliver: D,
     pub endpoints: Endpoints,
@@ -113,6 +114,8 @@ pub struct Handler<S, D> {
     /// The time budget when there is no Lambda context (local runs).
     pub default_budget: Duration,
     pub metrics: MetricsSink,
+    /// The dead-letter queue, when configured.
+    pub park: Option<P>,
 }
 
 /// What happened, for the response, the log line and metrics.
@@ -126,9 +129,10 @@ struct Tally {
     retries: u32,
     segment_latency: Duration,
     requests: u32,
+    parked: usize,
 }
 
-impl<S: SecretSource, D: Deliver> Handler<S, D> {
+impl<S: SecretSource, D: Deliver> Handler<S, D, NoPark> {
     pub fn new(
         settings: SettingsMode<S>,
         deliver: D,
@@ -143,9 +147,26 @@ impl<S: SecretSource, D: Deliver> Handler<S, D> {
             deadline_margin: Duration::from_millis(1500),
             default_budget: Duration::from_secs(25),
             metrics: MetricsSink::Off,
+            park: None,
         }
     }
 
+    /// Parks undeliverable events in `park` (when `Some`) instead of answering non-2xx.
+    pub fn with_park<P: Park>(self, park: Option<P>) -> Handler<S, D, P> {
+        Handler {
+            settings: self.settings,
+            deliver: self.deliver,
+            endpoints: self.endpoints,
+            max_body_bytes: self.max_body_bytes,
+            deadline_margin: self.deadline_margin,
+            default_budget: self.default_budget,
+            metrics: self.metrics,
+            park,
+        }
+    }
+}
+
+impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
     /// Reads the settings now (Lambda Init), so the first request does not wait for them.
     pub async fn prefetch(&self) -> Result<Option<Region>, SettingsError> {
         match &self.settings {
@@ -154,6 +175,25 @@ impl<S: SecretSource, D: Deliver> Handler<S, D> {
             SettingsMode::Unconfigured(m) => Err(SettingsError::Invalid(
                 crate::config::ConfigError::BadEnv("configuration", m.clone()),
             )),
+        }
+    }
+
+    /// The current settings (None in a dry run without settings).
+    pub async fn current_settings(&self) -> Result<Option<Arc<Settings>>, SettingsError> {
+        match &self.settings {
+            SettingsMode::Secret(cache) => cache.get().await.map(Some),
+            SettingsMode::DryRun { .. } => Ok(None),
+            SettingsMode::Unconfigured(m) => Err(SettingsError::Invalid(
+                crate::config::ConfigError::BadEnv("configuration", m.clone()),
+            )),
+        }
+    }
+
+    /// The region requests go to: the settings' region, or the dry run's.
+    pub fn dry_run_region(&self) -> Option<Region> {
+        match &self.settings {
+            SettingsMode::DryRun { region } => Some(*region),
+            _ => None,
         }
     }
 
@@ -206,6 +246,7 @@ impl<S: SecretSource, D: Deliver> Handler<S, D> {
                     undelivered = tally.undelivered,
                     retries = tally.retries,
                     segment_requests = tally.requests,
+                    parked = tally.parked,
                     segment_latency_ms = tally.segment_latency.as_millis() as u64,
                     duration_ms = started.elapsed().as_millis() as u64,
                     error = error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
@@ -224,6 +265,7 @@ impl<S: SecretSource, D: Deliver> Handler<S, D> {
                 forwarded: tally.forwarded as u64,
                 rejected: tally.rejected as u64,
                 retried: tally.retries as u64,
+                parked: tally.parked as u64,
                 segment_latency_ms: tally.segment_latency.as_millis() as u64,
             },
             tally.moe_request_id.as_deref(),
@@ -301,6 +343,28 @@ impl<S: SecretSource, D: Deliver> Handler<S, D> {
         tally.retries = report.retries;
         tally.segment_latency = report.latency;
         tally.requests = report.requests();
+        if let (Some(park), true) = (&self.park, report.undelivered() > 0) {
+            let bodies = parcels(&out, &report);
+            let n = bodies.len();
+            return Ok(match park.park(bodies).await {
+                Ok(()) => {
+                    tally.parked = n;
+                    tracing::warn!(
+                        parked = n,
+                        "undeliverable events parked in the dead-letter queue"
+                    );
+                    respond_parked(&out, &report, n)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "parking failed; answering 503 so MoEngage re-sends");
+                    let (_, mut body) = respond(&out, &report);
+                    body["error"] = json!("parking_failed");
+                    body["message"] =
+                        json!(format!("{} ({e})", body["message"].as_str().unwrap_or("")));
+                    (StatusCode::SERVICE_UNAVAILABLE, body)
+                }
+            });
+        }
         Ok(respond(&out, &report))
     }
 
@@ -405,6 +469,54 @@ impl<S: SecretSource, D: Deliver> Handler<S, D> {
     }
 }
 
+/// The dead-letter records of every undelivered message.
+fn parcels(out: &MapOutput, report: &DeliveryReport) -> Vec<String> {
+    let parked_at = time::format_millis(time::now_millis());
+    let mut bodies = Vec::new();
+    for chunk in &report.chunks {
+        let (reason, detail) = match &chunk.outcome {
+            ChunkOutcome::Delivered => continue,
+            ChunkOutcome::Refused { status, detail } => {
+                ("segment_refused", format!("HTTP {status}: {detail}"))
+            }
+            ChunkOutcome::Unauthorized(s) => ("segment_unauthorized", format!("HTTP {s}")),
+            ChunkOutcome::GaveUp { last_error } => ("segment_unavailable", last_error.clone()),
+        };
+        for m in &out.messages[chunk.range.clone()] {
+            let Ok(message) = serde_json::value::RawValue::from_string(m.json.clone()) else {
+                continue;
+            };
+            let parcel = Parcel {
+                version: 1,
+                reason,
+                detail: detail.clone(),
+                moe_request_id: out.moe_request_id.as_deref(),
+                event_uuid: m.event_uuid.as_deref(),
+                message_id: &m.message_id,
+                attempts: chunk.attempts,
+                parked_at: parked_at.clone(),
+                message: &message,
+            };
+            if let Ok(text) = serde_json::to_string(&parcel) {
+                bodies.push(text);
+            }
+        }
+    }
+    bodies
+}
+
+/// 200: every event is either in Segment or parked.
+fn respond_parked(
+    out: &MapOutput,
+    report: &DeliveryReport,
+    parked: usize,
+) -> (StatusCode, serde_json::Value) {
+    let (_, mut body) = respond(out, &DeliveryReport::default());
+    body["forwarded"] = json!(report.delivered());
+    body["parked"] = json!(parked);
+    (StatusCode::OK, body)
+}
+
 /// The answer for a request whose body was mapped.
 fn respond(out: &MapOutput, report: &DeliveryReport) -> (StatusCode, serde_json::Value) {
     let rejected: Vec<serde_json::Value> = out
@@ -424,6 +536,7 @@ fn respond(out: &MapOutput, report: &DeliveryReport) -> (StatusCode, serde_json:
             json!({
                 "received": out.received,
                 "forwarded": report.delivered(),
+                "parked": 0,
                 "rejected": rejected,
                 "moe_request_id": out.moe_request_id,
             }),

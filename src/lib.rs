@@ -21,6 +21,8 @@ pub mod handler;
 pub mod invoke;
 pub mod map;
 pub mod metrics;
+pub mod park;
 pub mod properties;
+pub mod replay;
 pub mod secrets;
 pub mod time;

@@ -14,6 +14,7 @@ pub struct InvocationMetrics {
     pub forwarded: u64,
     pub rejected: u64,
     pub retried: u64,
+    pub parked: u64,
     pub segment_latency_ms: u64,
 }
 
@@ -71,6 +72,7 @@ pub fn emf_line(
                     {"Name": "Forwarded", "Unit": "Count"},
                     {"Name": "Rejected", "Unit": "Count"},
                     {"Name": "Retried", "Unit": "Count"},
+                    {"Name": "Parked", "Unit": "Count"},
                     {"Name": "SegmentLatencyMs", "Unit": "Milliseconds"},
                 ],
             }],
@@ -80,6 +82,7 @@ pub fn emf_line(
         "Forwarded": m.forwarded,
         "Rejected": m.rejected,
         "Retried": m.retried,
+        "Parked": m.parked,
         "SegmentLatencyMs": m.segment_latency_ms,
         "moe_request_id": moe_request_id,
     })
@@ -97,6 +100,7 @@ mod tests {
             forwarded: 98,
             rejected: 2,
             retried: 1,
+            parked: 0,
             segment_latency_ms: 42,
         };
         let v: serde_json::Value =

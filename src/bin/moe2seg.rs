@@ -38,6 +38,20 @@ enum Command {
         #[arg(long, default_value_t = 25)]
         timeout: u64,
     },
+    /// Re-deliver events parked in the dead-letter queue to Segment (same messageIds), deleting
+    /// each only after Segment took it. Uses the same settings as the Lambda (SECRET_ID, or
+    /// SEGMENT_WRITE_KEY + SEGMENT_REGION). Prints a JSON report; exit 1 if any stayed.
+    Replay {
+        /// The SQS queue URL (the stack's DeadLetterQueueUrl output).
+        #[arg(long)]
+        queue: String,
+        /// Print the Segment requests instead of sending them; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop after this many receive calls of up to 10 messages.
+        #[arg(long, default_value_t = 100_000)]
+        max_batches: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +74,103 @@ fn main() -> ExitCode {
                 }
             };
             rt.block_on(invoke(event_file, dry_run, timeout))
+        }
+        Command::Replay {
+            queue,
+            dry_run,
+            max_batches,
+        } => {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("moe2seg: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(replay(queue, dry_run, max_batches))
+        }
+    }
+}
+
+async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> ExitCode {
+    use moengage_segment::deliver::Target;
+    use moengage_segment::park::SqsQueue;
+    use moengage_segment::replay::{self, ReplayOptions};
+    lambda_http::tracing::init_default_subscriber_with_writer(io::stderr);
+    let env = match Env::from_env() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("moe2seg: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if matches!(env.source, SettingsSource::None) && !dry_run {
+        eprintln!(
+            "moe2seg: replay needs SECRET_ID (or SEGMENT_WRITE_KEY and SEGMENT_REGION); use --dry-run to only print"
+        );
+        return ExitCode::from(2);
+    }
+    let app = match app::build(
+        &env,
+        Options {
+            dry_run_without_settings: true,
+            force_dry_run: dry_run,
+            metrics: MetricsSink::Off,
+            dry_run_output: || Box::new(io::stderr()),
+        },
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("moe2seg: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = match app.current_settings().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("moe2seg: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let no_key = moengage_segment::config::Secret::default();
+    let (region, key) = match &settings {
+        Some(s) => (s.region, &s.write_key),
+        None => (
+            app.dry_run_region()
+                .unwrap_or(moengage_segment::config::Region::Us),
+            &no_key,
+        ),
+    };
+    let target = Target {
+        base_url: app.endpoints.base(region),
+        write_key: key,
+    };
+    let queue = SqsQueue::from_env(queue_url).await;
+    let opts = ReplayOptions {
+        dry_run,
+        max_batches,
+        ..ReplayOptions::default()
+    };
+    match replay::replay(&queue, &app.deliver, target, &opts).await {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            if report.failed == 0 && report.unreadable == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("moe2seg: replay failed: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,290 @@
+//! Dead-letter parking and replay against a real SQS API (moto) and the Segment stand-in:
+//! a Segment outage loses nothing (events parked, answer 200), `moe2seg replay` delivers them
+//! afterwards with the same messageIds and empties the queue; a poisoned message is parked
+//! alone; a failed park answers 503.
+
+mod moto;
+mod segment_stub;
+
+use std::process::Command;
+use std::time::Duration;
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use base64::Engine;
+use lambda_http::Body;
+use lambda_http::http::{self, StatusCode};
+use moengage_segment::config::{Endpoints, Settings};
+use moengage_segment::deliver::{RetryPolicy, SegmentClient};
+use moengage_segment::handler::{Handler, SettingsMode};
+use moengage_segment::park::SqsQueue;
+use moengage_segment::secrets::{SettingsCache, StaticSource};
+use moto::MotoServer;
+use segment_stub::{Reply, SegmentStub};
+use serde_json::{Value, json};
+
+const KEY: &str = "dlq-write-key";
+
+fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    let conf = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(moto::REGION))
+        .credentials_provider(Credentials::new(
+            moto::ACCESS_KEY_ID,
+            moto::SECRET_ACCESS_KEY,
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    aws_sdk_sqs::Client::from_conf(conf)
+}
+
+async fn queue(moto: &MotoServer, name: &str) -> (aws_sdk_sqs::Client, String) {
+    let client = sqs_client(&moto.endpoint);
+    let url = client
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (client, url)
+}
+
+/// Up to 10 messages, left visible (visibility timeout 0).
+async fn all_messages(client: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
+    let got = client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    got.messages()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .collect()
+}
+
+async fn visible_count(client: &aws_sdk_sqs::Client, url: &str) -> i64 {
+    let attrs = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await
+        .unwrap();
+    let a = attrs.attributes().unwrap();
+    let n = |k| a.get(&k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        + n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+}
+
+fn handler(
+    us: &SegmentStub,
+    park: Option<SqsQueue>,
+    budget: Duration,
+) -> Handler<StaticSource, SegmentClient, SqsQueue> {
+    let settings = Settings::from_parts(
+        Some(KEY.into()),
+        Some("us".into()),
+        Some("moengage".into()),
+        Some("pw".into()),
+        None,
+    );
+    let mut h = Handler::new(
+        SettingsMode::Secret(SettingsCache::new(StaticSource(settings), Duration::MAX)),
+        SegmentClient::new(RetryPolicy {
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(200),
+            ..RetryPolicy::default()
+        })
+        .unwrap(),
+        Endpoints {
+            us: us.url.clone(),
+            eu: us.url.clone(),
+        },
+        6 << 20,
+    );
+    h.default_budget = budget;
+    h.deadline_margin = Duration::from_millis(300);
+    h.with_park(park)
+}
+
+fn post(body: String) -> lambda_http::Request {
+    let auth = base64::engine::general_purpose::STANDARD.encode("moengage:pw");
+    http::Request::builder()
+        .method("POST")
+        .uri("/moengage")
+        .header("authorization", format!("Basic {auth}"))
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn body_of(tag: &str, n: usize) -> String {
+    let events: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"event_name": "Email Sent", "event_code": "MOE_EMAIL_SENT",
+            "event_uuid": format!("evt-{tag}-{i:04}"), "event_time": 1_764_331_200 + i,
+            "uid": format!("u{i}"), "user_attributes": {"moengage_user_id": format!("mu{i}")}})
+        })
+        .collect();
+    json!({"moe_request_id": format!("req-{tag}"), "events": events}).to_string()
+}
+
+fn resp_json(resp: &lambda_http::Response<Body>) -> Value {
+    serde_json::from_slice(resp.body().as_ref()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_parks_everything_and_replay_delivers_it_once() {
+    let moto = MotoServer::start();
+    let (client, url) = queue(&moto, "dlq-outage").await;
+    let us = SegmentStub::start(&[KEY]).await;
+    us.script(std::iter::repeat_n(Reply::Status(503), 10_000));
+    let h = handler(
+        &us,
+        Some(SqsQueue::new(client.clone(), url.clone())),
+        Duration::from_secs(2),
+    );
+
+    let resp = h.handle(post(body_of("out", 25))).await;
+    assert_eq!(resp.status(), StatusCode::OK, "{:?}", resp_json(&resp));
+    let b = resp_json(&resp);
+    assert_eq!(
+        (b["forwarded"].as_u64(), b["parked"].as_u64()),
+        (Some(0), Some(25))
+    );
+    assert!(us.accepted().is_empty());
+    assert_eq!(visible_count(&client, &url).await, 25);
+    let parcels = all_messages(&client, &url).await;
+    let p = &parcels[0];
+    assert_eq!(p["reason"], "segment_unavailable");
+    assert_eq!(p["moe_request_id"], "req-out");
+    assert!(p["attempts"].as_u64().unwrap() >= 2);
+    assert_eq!(p["message"]["messageId"], p["message_id"]);
+    assert_eq!(p["message"]["type"], "track");
+
+    // Segment recovers; an operator replays (first dry, which deletes nothing).
+    let healthy = SegmentStub::start(&[KEY]).await;
+    let replay = |dry: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_moe2seg"));
+        moto.apply_env(&mut c);
+        c.env("AWS_ENDPOINT_URL_SQS", &moto.endpoint)
+            .env_remove("SECRET_ID")
+            .env("SEGMENT_WRITE_KEY", KEY)
+            .env("SEGMENT_REGION", "us")
+            .env("WEBHOOK_TOKEN", "unused")
+            .env("SEGMENT_ENDPOINT_US", &healthy.url)
+            .args(["replay", "--queue", &url]);
+        if dry {
+            c.arg("--dry-run");
+        }
+        c
+    };
+    let run = |mut c: Command| async move {
+        tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap()
+    };
+    let out = run(replay(true)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["deleted"], 0);
+    assert!(healthy.requests().is_empty(), "a dry run sent something");
+    // The dry run hid the messages for the visibility timeout; make them visible again.
+    let hidden = client
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        hidden.messages().is_empty(),
+        "dry-run receipts should still hide them"
+    );
+    client.purge_queue().queue_url(&url).send().await.ok();
+    // Re-park the same events (a fresh outage) so the real replay has work.
+    let resp = h.handle(post(body_of("out", 25))).await;
+    assert_eq!(resp_json(&resp)["parked"], 25);
+
+    let out = run(replay(false)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["received"], 25);
+    assert_eq!(report["delivered"], 25);
+    assert_eq!(report["deleted"], 25);
+    let accepted = healthy.accepted();
+    assert_eq!(accepted.len(), 25);
+    for i in 0..25 {
+        assert_eq!(accepted.get(&format!("moe-evt-out-{i:04}")), Some(&1));
+    }
+    assert!(healthy.violations().is_empty());
+    assert_eq!(visible_count(&client, &url).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poisoned_message_is_parked_alone() {
+    let moto = MotoServer::start();
+    let (client, url) = queue(&moto, "dlq-poison").await;
+    let us = SegmentStub::start(&[KEY]).await;
+    us.poison("moe-evt-poison-0042");
+    let h = handler(
+        &us,
+        Some(SqsQueue::new(client.clone(), url.clone())),
+        Duration::from_secs(5),
+    );
+    let resp = h.handle(post(body_of("poison", 100))).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let b = resp_json(&resp);
+    assert_eq!(
+        (b["forwarded"].as_u64(), b["parked"].as_u64()),
+        (Some(99), Some(1))
+    );
+    assert_eq!(us.accepted().len(), 99);
+    let parcels = all_messages(&client, &url).await;
+    assert_eq!(parcels.len(), 1);
+    assert_eq!(parcels[0]["reason"], "segment_refused");
+    assert_eq!(parcels[0]["message_id"], "moe-evt-poison-0042");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_park_answers_503() {
+    let moto = MotoServer::start();
+    let us = SegmentStub::start(&[KEY]).await;
+    us.script(std::iter::repeat_n(Reply::Status(500), 10_000));
+    let missing = format!("{}/123456789012/no-such-queue", moto.endpoint);
+    let h = handler(
+        &us,
+        Some(SqsQueue::new(sqs_client(&moto.endpoint), missing)),
+        Duration::from_secs(2),
+    );
+    let resp = h.handle(post(body_of("nopark", 3))).await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp_json(&resp)["error"], "parking_failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_queue_an_outage_is_still_503() {
+    let us = SegmentStub::start(&[KEY]).await;
+    us.script(std::iter::repeat_n(Reply::Status(500), 10_000));
+    let h = handler(&us, None, Duration::from_secs(2));
+    let resp = h.handle(post(body_of("noq", 3))).await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp_json(&resp)["error"], "segment_unavailable");
+}
