@@ -736,3 +736,49 @@ async fn a_whole_batch_refused_with_400_is_split_down_to_single_messages() {
     assert_eq!(us.accepted().len(), 4);
     assert_eq!(us.requests().len(), 3);
 }
+
+/// Load: many concurrent 100-event invocations through one handler (as a Lambda environment
+/// with managed concurrency, or a burst of MoEngage re-sends), with faults injected. Bounded in
+/// count (40 × 100 events) and time (each invocation's own deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_invocations_lose_nothing() {
+    let (h, us, _, _) = setup("us").await;
+    let faults = (0..30).map(|i| match i % 3 {
+        0 => Reply::Status(500),
+        1 => Reply::RetryAfter(429, "0".into()),
+        _ => Reply::Reset,
+    });
+    us.script(faults);
+    let h = Arc::new(h);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                h.handle(post(streams_body(&format!("load{i:02}"), 100, 50)))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let resp = t.await.unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::OK,
+            "{:?}",
+            body_json(&resp).await
+        );
+    }
+    let accepted = us.accepted();
+    assert_eq!(accepted.len(), 4000, "lost events");
+    for i in 0..40 {
+        for id in ids(&format!("load{i:02}"), 100) {
+            assert!(accepted.contains_key(&id), "{id} lost");
+        }
+    }
+    assert!(us.violations().is_empty());
+    println!(
+        "40 × 100 events with 30 injected faults: {:?}",
+        started.elapsed()
+    );
+}

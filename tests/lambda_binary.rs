@@ -252,3 +252,113 @@ async fn cold_start_figures() {
         drop(child);
     }
 }
+
+/// Every answer path of the real binary, with known secret values: none of them (nor the
+/// Basic credentials as sent on the wire) may appear in logs, metrics or responses.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_never_appear_in_output_or_answers() {
+    const WRITE_KEY: &str = "WK-d41d8cd98f00b204-SECRET";
+    const PASSWORD: &str = "PW-5eb63bbbe01eeed0-SECRET";
+    const TOKEN: &str = "TK-7215ee9c7d9dc229-SECRET";
+    let moto = MotoServer::start();
+    let us = SegmentStub::start(&[WRITE_KEY]).await;
+    let secret = json!({"segment_write_key": WRITE_KEY, "segment_region": "us",
+        "webhook_username": "moengage", "webhook_password": PASSWORD, "webhook_token": TOKEN});
+    let arn = moto
+        .create_secret("moengage-segment/leak", &secret.to_string())
+        .await;
+    let runtime = FakeRuntime::start().await;
+    let mut cmd = lambda(&runtime);
+    moto.apply_env(&mut cmd);
+    cmd.env("SECRET_ID", &arn)
+        .env("SEGMENT_ENDPOINT_US", &us.url)
+        .env("RUST_LOG", "debug");
+    let child = Running(cmd.spawn().unwrap());
+
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("moengage:{PASSWORD}"),
+    );
+    let with_auth = |file: &str, header: (&str, String)| {
+        let mut v: Value = serde_json::from_str(&event(file)).unwrap();
+        v["headers"] = json!({header.0: header.1});
+        v.to_string()
+    };
+    let budget = Duration::from_secs(4);
+    runtime.push(
+        "ok-basic",
+        with_auth(
+            "events/apigw-v2.json",
+            ("authorization", format!("Basic {basic}")),
+        ),
+        budget,
+    );
+    runtime.push(
+        "ok-bearer",
+        with_auth(
+            "events/apigw-v2.json",
+            ("authorization", format!("Bearer {TOKEN}")),
+        ),
+        budget,
+    );
+    runtime.push(
+        "ok-key",
+        with_auth("events/apigw-v2.json", ("x-api-key", TOKEN.to_owned())),
+        budget,
+    );
+    runtime.push("bad-creds", event("events/bad-credentials.json"), budget);
+    runtime.push(
+        "bad-body",
+        with_auth(
+            "events/bad-body.json",
+            ("authorization", format!("Bearer {TOKEN}")),
+        ),
+        budget,
+    );
+    runtime.push("get", event("events/get-method.json"), budget);
+    runtime.wait_for(6, Duration::from_secs(30)).await;
+    // Segment down until the deadline, then Segment refusing the key.
+    us.script(std::iter::repeat_n(segment_stub::Reply::Status(500), 200));
+    runtime.push(
+        "outage",
+        with_auth(
+            "events/apigw-v2.json",
+            ("authorization", format!("Bearer {TOKEN}")),
+        ),
+        budget,
+    );
+    runtime.wait_for(7, Duration::from_secs(30)).await;
+    // Segment now refuses the write key: the function re-reads the secret, then gives up.
+    us.clear_keys();
+    runtime.push(
+        "segment-401",
+        with_auth("events/apigw-v2.json", ("x-api-key", TOKEN.to_owned())),
+        budget,
+    );
+    runtime.wait_for(8, Duration::from_secs(30)).await;
+
+    let responses = runtime.responses();
+    let status = |id: &str| {
+        responses
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, v)| v["statusCode"].as_u64())
+            .unwrap()
+    };
+    assert_eq!(status("ok-basic"), Some(200));
+    assert_eq!(status("ok-bearer"), Some(200));
+    assert_eq!(status("ok-key"), Some(200));
+    assert_eq!(status("bad-creds"), Some(401));
+    assert_eq!(status("bad-body"), Some(400));
+    assert_eq!(status("get"), Some(405));
+    assert_eq!(status("outage"), Some(503));
+    assert_eq!(status("segment-401"), Some(503));
+    let answers = serde_json::to_string(&responses).unwrap();
+    let out = output(child);
+    for (what, text) in [("answers", &answers), ("logs and metrics", &out)] {
+        for needle in [WRITE_KEY, PASSWORD, TOKEN, basic.as_str()] {
+            assert!(!text.contains(needle), "{needle} appears in the {what}");
+        }
+    }
+    assert!(out.contains("invocation summary"), "expected logs: {out}");
+}

@@ -94,6 +94,11 @@ impl SegmentStub {
         self.state.lock().unwrap().valid_keys.insert(key.to_owned());
     }
 
+    /// From now on, refuse every write key (401).
+    pub fn clear_keys(&self) {
+        self.state.lock().unwrap().valid_keys.clear();
+    }
+
     pub fn poison(&self, message_id: &str) {
         self.state
             .lock()
