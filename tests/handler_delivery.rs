@@ -110,12 +110,18 @@ fn basic() -> String {
 }
 
 fn post(body: impl Into<Body>) -> Request {
-    http::Request::builder()
-        .method("POST")
-        .uri("https://example.execute-api.us-east-1.amazonaws.com/moengage")
-        .header("authorization", basic())
-        .body(body.into())
-        .unwrap()
+    request("POST", &[("authorization", &basic())], body)
+}
+
+/// A request with exactly these headers.
+fn request(method: &str, headers: &[(&str, &str)], body: impl Into<Body>) -> Request {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri("https://example.execute-api.us-east-1.amazonaws.com/moengage");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(body.into()).unwrap()
 }
 
 /// A Streams body with `n` events, ids `evt-<tag>-<i>`.
@@ -398,14 +404,11 @@ async fn wrong_or_missing_credentials_forward_nothing() {
         assert!(resp.headers().contains_key("www-authenticate"));
     }
     let resp = h
-        .handle(
-            http::Request::builder()
-                .method("POST")
-                .uri("/")
-                .header("x-api-key", "nope")
-                .body(Body::from(streams_body("x", 2, 0)))
-                .unwrap(),
-        )
+        .handle(request(
+            "POST",
+            &[("x-api-key", "nope")],
+            streams_body("x", 2, 0),
+        ))
         .await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(us.requests().is_empty() && eu.requests().is_empty());
@@ -419,14 +422,7 @@ async fn token_auth_as_bearer_and_api_key() {
         ("x-api-key", TOKEN.to_owned()),
     ] {
         let resp = h
-            .handle(
-                http::Request::builder()
-                    .method("POST")
-                    .uri("/")
-                    .header(k, v)
-                    .body(Body::from(streams_body("tok", 1, 0)))
-                    .unwrap(),
-            )
+            .handle(request("POST", &[(k, &v)], streams_body("tok", 1, 0)))
             .await;
         assert_eq!(resp.status(), StatusCode::OK);
     }
@@ -475,14 +471,7 @@ async fn methods_other_than_post_get_405() {
     let (h, us, _, _) = setup("us").await;
     for m in ["GET", "PUT", "DELETE", "HEAD"] {
         let resp = h
-            .handle(
-                http::Request::builder()
-                    .method(m)
-                    .uri("/")
-                    .header("authorization", basic())
-                    .body(Body::Empty)
-                    .unwrap(),
-            )
+            .handle(request(m, &[("authorization", &basic())], Body::Empty))
             .await;
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{m}");
         assert_eq!(resp.headers()["allow"], "POST");
@@ -557,28 +546,21 @@ async fn gzip_bodies_with_or_without_header() {
         assert_eq!(resp.status(), StatusCode::OK);
     }
     assert_eq!(us.accepted().len(), 3);
+    let auth = basic();
     let resp = h
-        .handle(
-            http::Request::builder()
-                .method("POST")
-                .uri("/")
-                .header("authorization", basic())
-                .header("content-encoding", "gzip")
-                .body(Body::from(&b"not gzip"[..]))
-                .unwrap(),
-        )
+        .handle(request(
+            "POST",
+            &[("authorization", &auth), ("content-encoding", "gzip")],
+            &b"not gzip"[..],
+        ))
         .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let resp = h
-        .handle(
-            http::Request::builder()
-                .method("POST")
-                .uri("/")
-                .header("authorization", basic())
-                .header("content-encoding", "br")
-                .body(Body::from(&b"x"[..]))
-                .unwrap(),
-        )
+        .handle(request(
+            "POST",
+            &[("authorization", &auth), ("content-encoding", "br")],
+            &b"x"[..],
+        ))
         .await;
     assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
 }

@@ -62,58 +62,37 @@ fn main() -> ExitCode {
             event_file,
             dry_run,
             timeout,
-        } => {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("moe2seg: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            rt.block_on(invoke(event_file, dry_run, timeout))
-        }
+        } => block_on(invoke(event_file, dry_run, timeout)),
         Command::Replay {
             queue,
             dry_run,
             max_batches,
-        } => {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("moe2seg: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            rt.block_on(replay(queue, dry_run, max_batches))
+        } => block_on(replay(queue, dry_run, max_batches)),
+    }
+}
+
+/// Runs a subcommand on a single-threaded runtime (as the Lambda does).
+fn block_on(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("moe2seg: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
         }
     }
 }
 
-async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> ExitCode {
-    use moengage_segment::deliver::Target;
-    use moengage_segment::park::SqsQueue;
-    use moengage_segment::replay::{self, ReplayOptions};
-    lambda_http::tracing::init_default_subscriber_with_writer(io::stderr);
-    let env = match Env::from_env() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("moe2seg: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    if matches!(env.source, SettingsSource::None) && !dry_run {
-        eprintln!(
-            "moe2seg: replay needs SECRET_ID (or SEGMENT_WRITE_KEY and SEGMENT_REGION); use --dry-run to only print"
-        );
-        return ExitCode::from(2);
-    }
-    let app = match app::build(
+/// The Lambda's environment and handler, built as the Lambda builds them, for a CLI run;
+/// `Err` is the exit code after printing why.
+async fn env_and_app(dry_run: bool) -> Result<(Env, app::App), ExitCode> {
+    let env = Env::from_env().map_err(|e| {
+        eprintln!("moe2seg: {e}");
+        ExitCode::from(2)
+    })?;
+    let app = app::build(
         &env,
         Options {
             dry_run_without_settings: true,
@@ -123,13 +102,28 @@ async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> ExitCod
         },
     )
     .await
-    {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("moe2seg: {e}");
-            return ExitCode::from(2);
-        }
+    .map_err(|e| {
+        eprintln!("moe2seg: {e}");
+        ExitCode::from(2)
+    })?;
+    Ok((env, app))
+}
+
+async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> ExitCode {
+    use moengage_segment::deliver::Target;
+    use moengage_segment::park::SqsQueue;
+    use moengage_segment::replay::{self, ReplayOptions};
+    lambda_http::tracing::init_default_subscriber_with_writer(io::stderr);
+    let (env, app) = match env_and_app(dry_run).await {
+        Ok(x) => x,
+        Err(code) => return code,
     };
+    if matches!(env.source, SettingsSource::None) && !dry_run {
+        eprintln!(
+            "moe2seg: replay needs SECRET_ID (or SEGMENT_WRITE_KEY and SEGMENT_REGION); use --dry-run to only print"
+        );
+        return ExitCode::from(2);
+    }
     let settings = match app.current_settings().await {
         Ok(s) => s,
         Err(e) => {
@@ -215,12 +209,9 @@ async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let env = match Env::from_env() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("moe2seg: {e}");
-            return ExitCode::from(2);
-        }
+    let (env, app) = match env_and_app(dry_run).await {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     if matches!(env.source, SettingsSource::None) {
         eprintln!(
@@ -233,23 +224,6 @@ async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode {
             "moe2seg: --dry-run: nothing is sent to Segment; the requests are printed below."
         );
     }
-    let app = match app::build(
-        &env,
-        Options {
-            dry_run_without_settings: true,
-            force_dry_run: dry_run,
-            metrics: MetricsSink::Off,
-            dry_run_output: || Box::new(io::stderr()),
-        },
-    )
-    .await
-    {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("moe2seg: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let resp = app
         .handle(invoke::with_deadline(req, timeout.saturating_mul(1000)))
         .await;
