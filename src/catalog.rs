@@ -166,9 +166,6 @@ impl Catalog {
     }
 
     fn lookup_name(&self, name: &str) -> Option<usize> {
-        if let Some(i) = self.by_name.get(name) {
-            return Some(*i);
-        }
         self.by_name.get(&name.to_lowercase()).copied()
     }
 }

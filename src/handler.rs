@@ -30,7 +30,7 @@ use crate::decode::{self, DecodeError};
 use crate::deliver::{ChunkOutcome, Deliver, DeliveryReport, Target};
 use crate::map::{self, MapOutput, Mapped};
 use crate::metrics::{InvocationMetrics, MetricsSink};
-use crate::park::{NoPark, Parcel, Park};
+use crate::park::{NoPark, Parcel, Park, ParkError};
 use crate::secrets::{SecretSource, SettingsCache, SettingsError};
 use crate::time;
 
@@ -169,13 +169,7 @@ impl<S: SecretSource, D: Deliver> Handler<S, D, NoPark> {
 impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
     /// Reads the settings now (Lambda Init), so the first request does not wait for them.
     pub async fn prefetch(&self) -> Result<Option<Region>, SettingsError> {
-        match &self.settings {
-            SettingsMode::Secret(cache) => cache.get().await.map(|s| Some(s.region)),
-            SettingsMode::DryRun { .. } => Ok(None),
-            SettingsMode::Unconfigured(m) => Err(SettingsError::Invalid(
-                crate::config::ConfigError::BadEnv("configuration", m.clone()),
-            )),
-        }
+        Ok(self.current_settings().await?.map(|s| s.region))
     }
 
     /// The current settings (None in a dry run without settings).
@@ -343,29 +337,36 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         tally.retries = report.retries;
         tally.segment_latency = report.latency;
         tally.requests = report.requests();
+        let mut parked = 0;
         if let (Some(park), true) = (&self.park, report.undelivered() > 0) {
-            let bodies = parcels(&out, &report);
-            let n = bodies.len();
-            return Ok(match park.park(bodies).await {
-                Ok(()) => {
+            let parcels = parcels(&out, &report);
+            let result = match parcels {
+                Ok(bodies) => {
+                    let n = bodies.len();
+                    park.park(bodies).await.map(|()| n)
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(n) => {
+                    parked = n;
                     tally.parked = n;
                     tracing::warn!(
                         parked = n,
                         "undeliverable events parked in the dead-letter queue"
                     );
-                    respond_parked(&out, &report, n)
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "parking failed; answering 503 so MoEngage re-sends");
-                    let (_, mut body) = respond(&out, &report);
+                    let (_, mut body) = respond(&out, &report, 0);
                     body["error"] = json!("parking_failed");
                     body["message"] =
                         json!(format!("{} ({e})", body["message"].as_str().unwrap_or("")));
-                    (StatusCode::SERVICE_UNAVAILABLE, body)
+                    return Ok((StatusCode::SERVICE_UNAVAILABLE, body));
                 }
-            });
+            }
         }
-        Ok(respond(&out, &report))
+        Ok(respond(&out, &report, parked))
     }
 
     /// Delivers, re-reading the secret once if Segment says the write key is wrong.
@@ -470,9 +471,9 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
 }
 
 /// The dead-letter records of every undelivered message.
-fn parcels(out: &MapOutput, report: &DeliveryReport) -> Vec<String> {
+fn parcels(out: &MapOutput, report: &DeliveryReport) -> Result<Vec<String>, ParkError> {
     let parked_at = time::format_millis(time::now_millis());
-    let mut bodies = Vec::new();
+    let mut bodies = Vec::with_capacity(report.undelivered());
     for chunk in &report.chunks {
         let (reason, detail) = match &chunk.outcome {
             ChunkOutcome::Delivered => continue,
@@ -483,9 +484,13 @@ fn parcels(out: &MapOutput, report: &DeliveryReport) -> Vec<String> {
             ChunkOutcome::GaveUp { last_error } => ("segment_unavailable", last_error.clone()),
         };
         for m in &out.messages[chunk.range.clone()] {
-            let Ok(message) = serde_json::value::RawValue::from_string(m.json.clone()) else {
-                continue;
+            // Every undelivered message gets a parcel, or parking fails as a whole: a
+            // parcel silently skipped would be an event lost behind a 200.
+            let unparkable = |e: serde_json::Error| {
+                ParkError(format!("cannot write the parcel of {}: {e}", m.message_id))
             };
+            let message =
+                serde_json::value::RawValue::from_string(m.json.clone()).map_err(unparkable)?;
             let parcel = Parcel {
                 version: 1,
                 reason,
@@ -497,28 +502,19 @@ fn parcels(out: &MapOutput, report: &DeliveryReport) -> Vec<String> {
                 parked_at: parked_at.clone(),
                 message: &message,
             };
-            if let Ok(text) = serde_json::to_string(&parcel) {
-                bodies.push(text);
-            }
+            bodies.push(serde_json::to_string(&parcel).map_err(unparkable)?);
         }
     }
-    bodies
+    Ok(bodies)
 }
 
-/// 200: every event is either in Segment or parked.
-fn respond_parked(
+/// The answer for a request whose body was mapped: 200 when every deliverable event is in
+/// Segment or among the `parked` ones, else the failure that kept events out.
+fn respond(
     out: &MapOutput,
     report: &DeliveryReport,
     parked: usize,
 ) -> (StatusCode, serde_json::Value) {
-    let (_, mut body) = respond(out, &DeliveryReport::default());
-    body["forwarded"] = json!(report.delivered());
-    body["parked"] = json!(parked);
-    (StatusCode::OK, body)
-}
-
-/// The answer for a request whose body was mapped.
-fn respond(out: &MapOutput, report: &DeliveryReport) -> (StatusCode, serde_json::Value) {
     let rejected: Vec<serde_json::Value> = out
         .rejected
         .iter()
@@ -530,13 +526,13 @@ fn respond(out: &MapOutput, report: &DeliveryReport) -> (StatusCode, serde_json:
         .map(|c| &c.outcome)
         .filter(|o| **o != ChunkOutcome::Delivered)
         .collect();
-    if failed.is_empty() {
+    if failed.is_empty() || parked == report.undelivered() {
         return (
             StatusCode::OK,
             json!({
                 "received": out.received,
                 "forwarded": report.delivered(),
-                "parked": 0,
+                "parked": parked,
                 "rejected": rejected,
                 "moe_request_id": out.moe_request_id,
             }),

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::fmt::Write;
 
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -368,7 +369,7 @@ fn sha256_hex(bytes: &[u8], chars: usize) -> String {
     let digest = Sha256::digest(bytes);
     let mut s = String::with_capacity(64);
     for b in digest {
-        s.push_str(&format!("{b:02x}"));
+        let _ = write!(s, "{b:02x}");
     }
     s.truncate(chars);
     s
@@ -537,12 +538,12 @@ pub fn map_event(
         integrations: Integrations { moengage: false },
     };
 
-    let json = to_json(&message, raw.get().len() + 512);
-    if json.len() <= MAX_MESSAGE_BYTES {
-        return Ok((message_id.clone(), json));
+    let mut json = to_json(&message, raw.get().len() + 512);
+    if json.len() > MAX_MESSAGE_BYTES {
+        json = truncate(&mut message, json.len())?;
     }
-    let json = truncate(&mut message, json.len())?;
-    Ok((message_id.clone(), json))
+    drop(message); // it borrows message_id
+    Ok((message_id, json))
 }
 
 fn to_json<T: Serialize>(value: &T, capacity: usize) -> String {
