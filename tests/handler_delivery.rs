@@ -95,10 +95,18 @@ fn handler_with(source: Src, us: &SegmentStub, eu: &SegmentStub, budget: Duratio
 }
 
 async fn setup(region: &str) -> (TestHandler, SegmentStub, SegmentStub, Src) {
+    setup_with_budget(region, Duration::from_secs(10)).await
+}
+
+/// As `setup`, with this time budget per invocation.
+async fn setup_with_budget(
+    region: &str,
+    budget: Duration,
+) -> (TestHandler, SegmentStub, SegmentStub, Src) {
     let us = SegmentStub::start(&[KEY]).await;
     let eu = SegmentStub::start(&[KEY]).await;
     let src = scripted(vec![Ok(secret_json(KEY, region))]);
-    let h = handler_with(src.clone(), &us, &eu, Duration::from_secs(10));
+    let h = handler_with(src.clone(), &us, &eu, budget);
     (h, us, eu, src)
 }
 
@@ -260,14 +268,7 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn retry_after_beyond_the_deadline_gives_up_with_503() {
-    let us = SegmentStub::start(&[KEY]).await;
-    let eu = SegmentStub::start(&[KEY]).await;
-    let h = handler_with(
-        scripted(vec![Ok(secret_json(KEY, "us"))]),
-        &us,
-        &eu,
-        Duration::from_secs(2),
-    );
+    let (h, us, _, _) = setup_with_budget("us", Duration::from_secs(2)).await;
     us.script([Reply::RetryAfter(503, "60".into())]);
     let started = Instant::now();
     let resp = h.handle(post(streams_body("late", 2, 0))).await;
@@ -313,14 +314,7 @@ async fn slow_answers_time_out_and_are_retried() {
 
 #[tokio::test]
 async fn persistent_failure_ends_in_503_inside_the_deadline() {
-    let us = SegmentStub::start(&[KEY]).await;
-    let eu = SegmentStub::start(&[KEY]).await;
-    let h = handler_with(
-        scripted(vec![Ok(secret_json(KEY, "us"))]),
-        &us,
-        &eu,
-        Duration::from_secs(2),
-    );
+    let (h, us, _, _) = setup_with_budget("us", Duration::from_secs(2)).await;
     us.script(std::iter::repeat_n(Reply::Status(500), 1000));
     let started = Instant::now();
     let resp = h.handle(post(streams_body("down", 3, 0))).await;

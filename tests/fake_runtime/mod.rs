@@ -3,11 +3,15 @@
 //! function posts back. Also records when the function first asked for work (end of Init).
 #![allow(dead_code)]
 
+// Shares the HTTP reading of the Segment stand-in: a test crate using this module declares
+// `mod segment_stub;` too.
+use crate::segment_stub::wire;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Debug, Clone)]
@@ -113,39 +117,10 @@ impl FakeRuntime {
 
 async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
     let mut buf = Vec::new();
-    loop {
-        let head_end = loop {
-            if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
-            let mut chunk = [0u8; 8192];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        let mut lines = head.split("\r\n");
-        let mut rl = lines.next().unwrap_or("").split(' ');
-        let method = rl.next().unwrap_or("").to_owned();
-        let path = rl.next().unwrap_or("").to_owned();
-        let len: usize = lines
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.trim().parse().ok())
-            .unwrap_or(0);
-        while buf.len() < head_end + len {
-            let mut chunk = [0u8; 65536];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = buf[head_end..head_end + len].to_vec();
-        buf.drain(..head_end + len);
-
+    while let Some(req) = wire::read_request(&mut sock, &mut buf).await? {
+        let wire::WireRequest {
+            method, path, body, ..
+        } = req;
         if method == "GET" && path.ends_with("/runtime/invocation/next") {
             let inv = loop {
                 {
@@ -189,4 +164,5 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
         sock.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 2\r\n\r\n{}")
             .await?;
     }
+    Ok(())
 }

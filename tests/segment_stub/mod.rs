@@ -9,12 +9,14 @@
 //! recorded as violations so tests can fail on them.
 #![allow(dead_code)]
 
+pub mod wire;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 /// A scripted answer for one request.
@@ -123,46 +125,13 @@ impl SegmentStub {
 
 async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
     let mut buf: Vec<u8> = Vec::new();
-    loop {
-        // Read the head.
-        let head_end = loop {
-            if let Some(p) = find(&buf, b"\r\n\r\n") {
-                break p + 4;
-            }
-            let mut chunk = [0u8; 8192];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-        let mut lines = head.split("\r\n");
-        let request_line = lines.next().unwrap_or("");
-        let mut parts = request_line.split(' ');
-        let method = parts.next().unwrap_or("").to_owned();
-        let path = parts.next().unwrap_or("").to_owned();
-        let mut headers = HashMap::new();
-        for l in lines {
-            if let Some((k, v)) = l.split_once(':') {
-                headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-            }
-        }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        while buf.len() < head_end + len {
-            let mut chunk = [0u8; 65536];
-            let n = sock.read(&mut chunk).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = buf[head_end..head_end + len].to_vec();
-        buf.drain(..head_end + len);
-
+    while let Some(req) = wire::read_request(&mut sock, &mut buf).await? {
+        let wire::WireRequest {
+            method,
+            path,
+            headers,
+            body,
+        } = req;
         let reply = state
             .lock()
             .unwrap()
@@ -192,6 +161,9 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
                 .filter_map(|m| m["messageId"].as_str().map(str::to_owned))
                 .collect();
         }
+        if let Reply::Delay(d) = reply {
+            tokio::time::sleep(d).await;
+        }
         let (status, extra) = match reply {
             Reply::Reset => {
                 state.lock().unwrap().requests.push(rec);
@@ -201,21 +173,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             }
             Reply::Status(s) => (s, None),
             Reply::RetryAfter(s, v) => (s, Some(format!("retry-after: {v}\r\n"))),
-            Reply::Delay(d) => {
-                tokio::time::sleep(d).await;
-                (
-                    enforce(
-                        &state,
-                        &method,
-                        &path,
-                        write_key.as_deref(),
-                        &body,
-                        parsed.as_ref(),
-                    ),
-                    None,
-                )
-            }
-            Reply::Normal => (
+            Reply::Delay(_) | Reply::Normal => (
                 enforce(
                     &state,
                     &method,
@@ -241,6 +199,7 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
         );
         sock.write_all(resp.as_bytes()).await?;
     }
+    Ok(())
 }
 
 /// Segment's rules for an unscripted request; records accepted ids and violations.
@@ -304,8 +263,4 @@ fn enforce(
         *st.accepted.entry(id).or_default() += 1;
     }
     200
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
