@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -39,21 +39,8 @@ pub struct FakeRuntime {
 
 impl FakeRuntime {
     pub async fn start() -> FakeRuntime {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
         let state = Arc::new(Mutex::new(State::default()));
-        let st = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let _ = serve(sock, st).await;
-                });
-            }
-        });
+        let addr = wire::listen(state.clone(), serve).await.to_string();
         FakeRuntime { addr, state }
     }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// A scripted answer for one request.
 #[derive(Debug, Clone)]
@@ -66,24 +66,11 @@ pub struct SegmentStub {
 impl SegmentStub {
     /// Starts a stand-in accepting the given write keys.
     pub async fn start(valid_keys: &[&str]) -> SegmentStub {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State {
             valid_keys: valid_keys.iter().map(|s| s.to_string()).collect(),
             ..Default::default()
         }));
-        let st = state.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    return;
-                };
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let _ = serve(sock, st).await;
-                });
-            }
-        });
+        let url = format!("http://{}", wire::listen(state.clone(), serve).await);
         SegmentStub { url, state }
     }
 

@@ -5,8 +5,32 @@
 
 use std::collections::HashMap;
 
+use std::future::Future;
+use std::net::SocketAddr;
+
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Listens on a free 127.0.0.1 port and serves each connection with `serve(socket, state)`
+/// on its own task; returns the address.
+pub async fn listen<S, F, Fut>(state: S, serve: F) -> SocketAddr
+where
+    S: Clone + Send + 'static,
+    F: Fn(TcpStream, S) -> Fut + Send + 'static,
+    Fut: Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let conn = serve(sock, state.clone());
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        }
+    });
+    addr
+}
 
 /// One request.
 pub struct WireRequest {
