@@ -1,8 +1,10 @@
 //! Decoding of a MoEngage Streams request body.
 //!
 //! Tolerant by design: unknown fields are ignored, scalar fields accept strings, numbers and
-//! booleans, attribute maps keep any JSON value (borrowed verbatim as [`RawValue`]), invalid
-//! UTF-8 is replaced rather than rejected ([`lossy_utf8`]). A body that is not a Streams
+//! booleans (numbers keep their exact digits), attribute maps keep any JSON value (borrowed
+//! as [`RawValue`], made compact when the sender pretty-printed it: see
+//! [`compact_json`](crate::json::compact_json)),
+//! invalid UTF-8 is replaced rather than rejected ([`lossy_utf8`]). A body that is not a Streams
 //! request is a [`DecodeError`]; one event that cannot be read never sinks the others: it is
 //! returned as an error for that event alone.
 
@@ -12,6 +14,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
+
+use crate::json::compact_json;
 
 /// Why a body is not a Streams request.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -192,14 +196,17 @@ fn json_kind(raw: &str) -> &'static str {
 }
 
 /// A scalar read leniently: a string (borrowed when it has no escapes), a number or a
-/// boolean, rendered as text. Integral floats (`4000052183.0`) render without the fraction.
-/// An object or array becomes [`Text::Unusable`] rather than an error.
+/// boolean, rendered as text. Numbers keep their exact digits (`123456789012345678901234567890`
+/// stays as it is; integral decimals such as `4000052183.0` lose the fraction, see
+/// [`number_text_exact`]). An object or array becomes [`Text::Unusable`] holding its raw JSON,
+/// rather than an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Text<'a> {
     Str(Cow<'a, str>),
     Num(String),
     Bool(bool),
-    Unusable,
+    /// An array, object or `null` (the raw JSON, as sent).
+    Unusable(&'a str),
 }
 
 impl<'a> Text<'a> {
@@ -210,7 +217,7 @@ impl<'a> Text<'a> {
             Text::Num(s) => Some(s),
             Text::Bool(true) => Some("true"),
             Text::Bool(false) => Some("false"),
-            Text::Unusable => None,
+            Text::Unusable(_) => None,
         }
     }
 
@@ -221,6 +228,29 @@ impl<'a> Text<'a> {
 
     pub fn is_number(&self) -> bool {
         matches!(self, Text::Num(_))
+    }
+
+    /// Reads one raw JSON value (as serde_json validated it). Errors only for a string
+    /// whose escapes cannot be decoded (a lone surrogate).
+    pub fn from_raw(raw: &'a str) -> Result<Text<'a>, serde_json::Error> {
+        Ok(match raw.as_bytes().first() {
+            Some(b'"') => {
+                // A valid raw string starts and ends with an ASCII quote.
+                let inner = raw.get(1..raw.len().saturating_sub(1)).unwrap_or("");
+                if inner.contains('\\') {
+                    Text::Str(Cow::Owned(serde_json::from_str::<String>(raw)?))
+                } else {
+                    Text::Str(Cow::Borrowed(inner))
+                }
+            }
+            Some(b't') => Text::Bool(true),
+            Some(b'f') => Text::Bool(false),
+            Some(b'-' | b'0'..=b'9') => match number_text_exact(raw) {
+                Some(n) => Text::Num(n),
+                None => Text::Unusable(raw),
+            },
+            _ => Text::Unusable(raw),
+        })
     }
 }
 
@@ -233,45 +263,62 @@ pub fn number_text(f: f64) -> String {
     }
 }
 
+/// Renders a JSON number literal as text without losing digits: integers and decimals are
+/// kept digit for digit (trailing fraction zeros and a zero fraction dropped, `-0` is `0`);
+/// only exponent forms (`1e3`) go through `f64`. `None` for a literal that is not a finite
+/// number.
+pub fn number_text_exact(literal: &str) -> Option<String> {
+    if literal.bytes().any(|b| b == b'e' || b == b'E') {
+        let f: f64 = literal.parse().ok()?;
+        return f.is_finite().then(|| number_text(f));
+    }
+    let (negative, digits) = match literal.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, literal),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let frac = frac.trim_end_matches('0');
+    let zero = frac.is_empty() && int.bytes().all(|b| b == b'0');
+    let mut s = String::with_capacity(literal.len());
+    if negative && !zero {
+        s.push('-');
+    }
+    s.push_str(int);
+    if !frac.is_empty() {
+        s.push('.');
+        s.push_str(frac);
+    }
+    Some(s)
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string, number or boolean")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Text::Str(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text::Str(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Text::Str(Cow::Owned(v)))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Text::Num(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Text::Num(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Text::Num(number_text(v)))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Text::Bool(v))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Text::Unusable)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Text::Unusable)
-            }
-        }
-        d.deserialize_any(V)
+        // Through the raw value: serde would turn an integer beyond u64 into a lossy f64.
+        let raw = <&'de RawValue>::deserialize(d)?;
+        Text::from_raw(raw.get()).map_err(de::Error::custom)
+    }
+}
+
+/// A raw attribute value, compact: borrowed from the body, or a compact copy of an array or
+/// object the sender pretty-printed.
+pub type RawJson<'a> = Cow<'a, RawValue>;
+
+/// Makes a raw value compact (only arrays and objects can hold whitespace: serde_json's raw
+/// values of scalars never start or end with it).
+fn compact_raw(raw: &RawValue) -> RawJson<'_> {
+    if !matches!(raw.get().as_bytes().first(), Some(b'[' | b'{')) {
+        return Cow::Borrowed(raw);
+    }
+    match compact_json(raw.get()) {
+        Cow::Borrowed(_) => Cow::Borrowed(raw),
+        // Removing whitespace outside strings keeps valid JSON valid.
+        Cow::Owned(s) => RawValue::from_string(s).map_or(Cow::Borrowed(raw), Cow::Owned),
     }
 }
 
@@ -281,13 +328,13 @@ pub enum Attributes<'a> {
     /// Absent or `null`.
     #[default]
     Absent,
-    Map(Vec<(Cow<'a, str>, &'a RawValue)>),
+    Map(Vec<(Cow<'a, str>, RawJson<'a>)>),
     /// Present but not an object (kept so nothing is lost).
     Other(serde_json::Value),
 }
 
 impl<'a> Attributes<'a> {
-    pub fn entries(&self) -> &[(Cow<'a, str>, &'a RawValue)] {
+    pub fn entries(&self) -> &[(Cow<'a, str>, RawJson<'a>)] {
         match self {
             Attributes::Map(v) => v,
             _ => &[],
@@ -295,15 +342,15 @@ impl<'a> Attributes<'a> {
     }
 
     /// The first value whose key equals `key`.
-    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, key: &str) -> Option<&RawValue> {
         self.entries()
             .iter()
             .find(|(k, _)| k == key)
-            .map(|(_, v)| *v)
+            .map(|(_, v)| &**v)
     }
 
     /// The value for `key` as text, when it is a string or number and not empty.
-    pub fn get_text(&self, key: &str) -> Option<Cow<'a, str>> {
+    pub fn get_text(&self, key: &str) -> Option<Cow<'_, str>> {
         self.get(key).and_then(raw_scalar_text)
     }
 }
@@ -316,7 +363,7 @@ pub fn raw_scalar_text(raw: &RawValue) -> Option<Cow<'_, str>> {
         Text::Str(Cow::Borrowed(s)) => Cow::Borrowed(s.trim()),
         Text::Str(Cow::Owned(s)) => Cow::Owned(s.trim().to_owned()),
         Text::Num(s) => Cow::Owned(s),
-        Text::Bool(_) | Text::Unusable => return None,
+        Text::Bool(_) | Text::Unusable(_) => return None,
     };
     (!out.is_empty()).then_some(out)
 }
@@ -333,7 +380,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some(k) = map.next_key::<Key<'de>>()? {
                     let v: &'de RawValue = map.next_value()?;
-                    out.push((k.0, v));
+                    out.push((k.0, compact_raw(v)));
                 }
                 Ok(Attributes::Map(out))
             }
@@ -450,7 +497,7 @@ mod tests {
         assert_eq!(e.uid.unwrap().as_str(), Some("4000052183"));
         assert_eq!(e.event_time.unwrap(), Text::Num("1700000000".into()));
         assert_eq!(e.event_uuid.unwrap().as_str(), Some("a\"b"));
-        assert_eq!(e.event_name.unwrap(), Text::Unusable);
+        assert_eq!(e.event_name.unwrap(), Text::Unusable(r#"{"x": 1}"#));
         assert_eq!(e.event_code.unwrap().as_str(), Some("true"));
         assert_eq!(e.push_id.unwrap().as_str(), None);
     }
@@ -468,7 +515,10 @@ mod tests {
         let ea = e.event_attributes.entries();
         assert_eq!(ea.len(), 3);
         assert_eq!(ea[0].0, "b");
-        assert_eq!(ea[0].1.get(), "[1, 2]");
+        // Compact, whatever the sender's formatting; numbers verbatim.
+        assert_eq!(ea[0].1.get(), "[1,2]");
+        assert!(matches!(ea[0].1, Cow::Owned(_)));
+        assert_eq!(ea[1].1.get(), r#"{"n":null}"#);
         assert_eq!(ea[2].0, "cA");
         assert_eq!(ea[2].1.get(), "1.50");
         assert!(matches!(&e.user_attributes, Attributes::Other(v) if v == "oops"));
@@ -482,6 +532,61 @@ mod tests {
         let req = decode_request(&text).unwrap();
         let e = decode_event(req.events[0]).unwrap();
         assert_eq!(e.event_name.unwrap().as_str(), Some("caf\u{fffd}"));
+    }
+
+    #[test]
+    fn numbers_keep_their_digits() {
+        let e = decode_event(
+            serde_json::from_str(
+                r#"{"uid": 123456789012345678901234567890, "push_id": 123456789012345678901234567891,
+                    "email_id": -0.0, "mobile_number": 919876543210}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            e.uid.unwrap().as_str(),
+            Some("123456789012345678901234567890")
+        );
+        assert_eq!(
+            e.push_id.unwrap().as_str(),
+            Some("123456789012345678901234567891")
+        );
+        assert_eq!(e.email_id.unwrap().as_str(), Some("0"));
+        assert_eq!(e.mobile_number.unwrap().as_str(), Some("919876543210"));
+    }
+
+    #[test]
+    fn exact_number_text() {
+        let t = |s: &str| number_text_exact(s);
+        assert_eq!(t("4000052183.0").as_deref(), Some("4000052183"));
+        assert_eq!(t("4000052183.000").as_deref(), Some("4000052183"));
+        assert_eq!(t("1.50").as_deref(), Some("1.5"));
+        assert_eq!(t("-12.0").as_deref(), Some("-12"));
+        assert_eq!(t("-0").as_deref(), Some("0"));
+        assert_eq!(t("0.10").as_deref(), Some("0.1"));
+        assert_eq!(
+            t("123456789012345678901234567890.25").as_deref(),
+            Some("123456789012345678901234567890.25")
+        );
+        assert_eq!(t("1e3").as_deref(), Some("1000"));
+        assert_eq!(t("1.5E-7").as_deref(), Some("0.00000015"));
+        assert_eq!(t("1e400"), None);
+        assert_eq!(t("-"), None);
+        assert_eq!(t("1.x"), None);
+    }
+
+    #[test]
+    fn text_from_raw_kinds() {
+        assert_eq!(Text::from_raw(r#""a""#).unwrap(), Text::Str("a".into()));
+        assert!(matches!(
+            Text::from_raw(r#""a\"b""#).unwrap(),
+            Text::Str(Cow::Owned(s)) if s == "a\"b"
+        ));
+        assert_eq!(Text::from_raw("true").unwrap(), Text::Bool(true));
+        assert_eq!(Text::from_raw("[ ]").unwrap(), Text::Unusable("[ ]"));
+        assert_eq!(Text::from_raw("null").unwrap(), Text::Unusable("null"));
+        assert!(Text::from_raw(r#""\ud800""#).is_err());
     }
 
     #[test]

@@ -130,6 +130,7 @@ struct Tally {
     segment_latency: Duration,
     requests: u32,
     parked: usize,
+    duplicate_uuids: usize,
 }
 
 impl<S: SecretSource, D: Deliver> Handler<S, D, NoPark> {
@@ -241,6 +242,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
                     retries = tally.retries,
                     segment_requests = tally.requests,
                     parked = tally.parked,
+                    duplicate_uuids = tally.duplicate_uuids,
                     segment_latency_ms = tally.segment_latency.as_millis() as u64,
                     duration_ms = started.elapsed().as_millis() as u64,
                     error = error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
@@ -314,6 +316,13 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         tally.moe_request_id = out.moe_request_id.clone();
         tally.received = out.received;
         tally.rejected = out.rejected.len();
+        tally.duplicate_uuids = out.duplicate_uuids;
+        if out.duplicate_uuids > 0 {
+            tracing::warn!(
+                duplicate_uuids = out.duplicate_uuids,
+                "events share an event_uuid with a different event; they get content-derived messageIds"
+            );
+        }
         for r in &out.rejected {
             tracing::warn!(
                 event_uuid = r.event_uuid.as_deref().unwrap_or(""),
@@ -534,6 +543,7 @@ fn respond(
                 "forwarded": report.delivered(),
                 "parked": parked,
                 "rejected": rejected,
+                "duplicate_uuids": out.duplicate_uuids,
                 "moe_request_id": out.moe_request_id,
             }),
         );
@@ -568,6 +578,7 @@ fn respond(
             "forwarded": report.delivered(),
             "undelivered": report.undelivered(),
             "rejected": rejected,
+            "duplicate_uuids": out.duplicate_uuids,
             "moe_request_id": out.moe_request_id,
         }),
     )

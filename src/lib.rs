@@ -1,7 +1,9 @@
 //! moengage-segment: forwards MoEngage Streams webhooks to Segment.
 //!
 //! The pipeline is decode → map → deliver:
-//! - [`decode`] reads a Streams body leniently, each event on its own;
+//! - [`decode`] reads a Streams body leniently, each event on its own ([`json`] keeps raw
+//!   values compact and gives the canonical form content hashes use; [`time`] reads
+//!   `event_time`);
 //! - [`map`] turns each event into a Segment `track` message using the [`catalog`] and
 //!   [`properties`] tables;
 //! - [`deliver`] batches the messages and sends them to Segment with retries.
@@ -19,6 +21,7 @@ pub mod deliver;
 pub mod fasthash;
 pub mod handler;
 pub mod invoke;
+pub mod json;
 pub mod map;
 pub mod metrics;
 pub mod park;

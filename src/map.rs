@@ -1,11 +1,13 @@
 //! Mapping: one MoEngage event → one Segment `track` message (serialized JSON).
 //!
 //! Names come from the [`Catalog`], property renames from the [`PropertyTable`]; both are
-//! data. Attribute values pass through verbatim (borrowed [`RawValue`]s), so numbers, arrays
-//! and nested objects reach Segment exactly as MoEngage sent them.
+//! data. Attribute values pass through verbatim (borrowed [`RawValue`]s, compact), so
+//! numbers, arrays and nested objects reach Segment exactly as MoEngage sent them, whatever
+//! the sender's formatting. A value is never dropped silently: when its key is taken by a
+//! different value it moves to `moe_<key>` ([`Fields::place`]).
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use serde::Serialize;
@@ -14,7 +16,8 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
-use crate::decode::{self, Attributes, DecodeError, Event, StreamsRequest};
+use crate::decode::{self, Attributes, DecodeError, Event, StreamsRequest, Text};
+use crate::json;
 use crate::properties::{KeyKind, PropertyTable};
 use crate::time;
 
@@ -24,6 +27,8 @@ pub const MAX_MESSAGE_BYTES: usize = 32_000;
 pub const MAX_MESSAGE_ID_CHARS: usize = 100;
 /// Namespace of every `messageId` this product emits (Segment dedups across sources).
 pub const MESSAGE_ID_PREFIX: &str = "moe-";
+/// Namespace of the hashed `messageId`s, inside [`MESSAGE_ID_PREFIX`].
+pub const HASHED_ID_PREFIX: &str = "moe-h-";
 pub const LIBRARY_NAME: &str = "moengage-segment";
 pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -80,6 +85,9 @@ pub struct MapOutput {
     pub moe_request_id: Option<String>,
     pub messages: Vec<Mapped>,
     pub rejected: Vec<Rejected>,
+    /// Messages whose `event_uuid` another, different event of the request also carries:
+    /// they get content-derived `messageId`s so Segment keeps each of them.
+    pub duplicate_uuids: usize,
 }
 
 /// Remembers what each raw attribute key is, for one request: the same keys recur in every
@@ -110,7 +118,7 @@ pub struct MapContext<'r> {
     pub app_name: Option<&'r str>,
     pub moe_request_id: Option<&'r str>,
     /// When the request was received (epoch ms): the timestamp of events without a usable
-    /// `event_time`.
+    /// `event_time`, and the reference for a plausible one.
     pub received_at_ms: i64,
     pub keys: &'r KeyCache,
 }
@@ -126,8 +134,8 @@ pub fn map_request(req: &StreamsRequest<'_>, received_at_ms: i64) -> MapOutput {
     let keys = KeyCache::default();
     let ctx = MapContext {
         keys: &keys,
-        app_name: req.app_name.as_ref().and_then(|t| t.non_empty()),
-        moe_request_id: req.moe_request_id.as_ref().and_then(|t| t.non_empty()),
+        app_name: text(&req.app_name),
+        moe_request_id: text(&req.moe_request_id),
         received_at_ms,
     };
     let mut out = MapOutput {
@@ -135,40 +143,129 @@ pub fn map_request(req: &StreamsRequest<'_>, received_at_ms: i64) -> MapOutput {
         moe_request_id: ctx.moe_request_id.map(str::to_owned),
         messages: Vec::with_capacity(req.events.len()),
         rejected: Vec::new(),
+        duplicate_uuids: 0,
     };
     for (index, raw) in req.events.iter().enumerate() {
-        match decode::decode_event(raw) {
-            Ok(event) => match map_event(&event, raw, &ctx) {
-                Ok((message_id, json)) => out.messages.push(Mapped {
-                    index,
-                    event_uuid: uuid_of(&event),
-                    message_id,
-                    json,
-                }),
-                Err(reason) => out.rejected.push(Rejected {
-                    event_uuid: uuid_of(&event),
-                    reason,
-                    index,
-                    detail: None,
-                }),
-            },
-            Err(e) => out.rejected.push(Rejected {
-                event_uuid: salvage_uuid(raw),
-                reason: RejectReason::InvalidEvent,
-                index,
-                detail: Some(e.0),
-            }),
+        match map_one(index, raw, &ctx, IdRule::Uuid) {
+            Ok(m) => out.messages.push(m),
+            Err(r) => out.rejected.push(r),
         }
     }
+    separate_repeated_uuids(&mut out, req, &ctx);
     out
 }
 
+/// How an event's `messageId` is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IdRule {
+    /// From its `event_uuid` ([`message_id`]).
+    Uuid,
+    /// From its content ([`content_id`]): for events sharing a uuid with a different event.
+    Content,
+}
+
+fn map_one(
+    index: usize,
+    raw: &RawValue,
+    ctx: &MapContext<'_>,
+    rule: IdRule,
+) -> Result<Mapped, Rejected> {
+    match decode::decode_event(raw) {
+        Ok(event) => match map_event_with(&event, raw, ctx, rule) {
+            Ok((message_id, json)) => Ok(Mapped {
+                index,
+                event_uuid: uuid_of(&event),
+                message_id,
+                json,
+            }),
+            Err(reason) => Err(Rejected {
+                event_uuid: uuid_of(&event),
+                reason,
+                index,
+                detail: None,
+            }),
+        },
+        Err(e) => Err(Rejected {
+            event_uuid: salvage_uuid(raw),
+            reason: RejectReason::InvalidEvent,
+            index,
+            detail: Some(e.0),
+        }),
+    }
+}
+
+/// Events of one request that share a `messageId` (the same `event_uuid`) but differ in
+/// content (MoEngage's doc samples repeat one placeholder uuid) would be deduplicated into
+/// one by Segment: give each its content-derived id instead. Truly identical events keep
+/// sharing one id. Deterministic: the same body always gets the same ids.
+fn separate_repeated_uuids(out: &mut MapOutput, req: &StreamsRequest<'_>, ctx: &MapContext<'_>) {
+    let mut first: HashMap<&str, usize> = HashMap::with_capacity(out.messages.len());
+    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (pos, m) in out.messages.iter().enumerate() {
+        match first.entry(m.message_id.as_str()) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(pos);
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                groups
+                    .entry(*o.get())
+                    .or_insert_with(|| vec![*o.get()])
+                    .push(pos);
+            }
+        }
+    }
+    drop(first);
+    if groups.is_empty() {
+        return;
+    }
+    let mut remapped: Vec<(usize, Result<Mapped, Rejected>)> = Vec::new();
+    for members in groups.values() {
+        let raw_of = |pos: &usize| req.events[out.messages[*pos].index].get();
+        let canon: Vec<String> = members.iter().map(|p| canonical(raw_of(p))).collect();
+        if canon.iter().all(|c| *c == canon[0]) {
+            continue;
+        }
+        for pos in members {
+            let index = out.messages[*pos].index;
+            remapped.push((
+                *pos,
+                map_one(index, req.events[index], ctx, IdRule::Content),
+            ));
+        }
+    }
+    if remapped.is_empty() {
+        return;
+    }
+    out.duplicate_uuids = remapped.len();
+    let mut gone = Vec::new();
+    for (pos, result) in remapped {
+        match result {
+            Ok(m) => out.messages[pos] = m,
+            // The longer id pushed it over the size limit: rejected, never dropped.
+            Err(r) => {
+                out.rejected.push(r);
+                gone.push(pos);
+            }
+        }
+    }
+    if !gone.is_empty() {
+        gone.sort_unstable();
+        let mut pos = 0;
+        out.messages.retain(|_| {
+            pos += 1;
+            gone.binary_search(&(pos - 1)).is_err()
+        });
+        out.rejected.sort_by_key(|r| r.index);
+    }
+}
+
+/// A scalar field's text, trimmed, when not empty.
+fn text<'e>(field: &'e Option<Text<'_>>) -> Option<&'e str> {
+    field.as_ref().and_then(Text::non_empty)
+}
+
 fn uuid_of(event: &Event<'_>) -> Option<String> {
-    event
-        .event_uuid
-        .as_ref()
-        .and_then(|t| t.non_empty())
-        .map(str::to_owned)
+    text(&event.event_uuid).map(str::to_owned)
 }
 
 /// Best effort: the `event_uuid` of an event whose other fields could not be read.
@@ -185,6 +282,59 @@ fn salvage_uuid(raw: &RawValue) -> Option<String> {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// messageId
+
+/// Whether an `event_uuid` can stand in a `messageId` as it is: it fits Segment's 100
+/// characters, stays out of the hashed namespace (`h-…`), and holds only printable ASCII
+/// other than space, `"` and `\`.
+pub fn is_usable_uuid(uuid: &str) -> bool {
+    MESSAGE_ID_PREFIX.len() + uuid.len() <= MAX_MESSAGE_ID_CHARS
+        && !uuid.starts_with("h-")
+        && uuid
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+}
+
+/// The deterministic `messageId` of an event: `moe-<event_uuid>`; a uuid that cannot be used
+/// as it is ([`is_usable_uuid`]) is hashed (`moe-h-<sha256 of the uuid>`); an event without
+/// a uuid gets its [`content_id`].
+pub fn message_id(event: &Event<'_>, raw: &RawValue) -> String {
+    match text(&event.event_uuid) {
+        Some(uuid) if is_usable_uuid(uuid) => format!("{MESSAGE_ID_PREFIX}{uuid}"),
+        Some(uuid) => format!("{HASHED_ID_PREFIX}{}", sha256_hex(uuid.as_bytes(), 40)),
+        None => content_id(raw.get()),
+    }
+}
+
+/// `moe-h-<sha256 of the canonical event>`: independent of key order and whitespace, so a
+/// re-sent batch yields the same id.
+pub fn content_id(raw: &str) -> String {
+    format!(
+        "{HASHED_ID_PREFIX}{}",
+        sha256_hex(canonical(raw).as_bytes(), 40)
+    )
+}
+
+/// The canonical text of an event ([`json::canonical_json`]); an event too deeply nested
+/// for it is hashed in its compact form.
+fn canonical(raw: &str) -> String {
+    json::canonical_json(raw).unwrap_or_else(|_| json::compact_json(raw).into_owned())
+}
+
+fn sha256_hex(bytes: &[u8], chars: usize) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        let _ = write!(s, "{b:02x}");
+    }
+    s.truncate(chars);
+    s
+}
+
+// ---------------------------------------------------------------------------------------------
+// The message
+
 /// A value in `properties` or `context.traits`.
 #[derive(Debug, Clone)]
 enum Val<'m> {
@@ -193,6 +343,27 @@ enum Val<'m> {
     Str(&'m str),
     Bool(bool),
     List(Vec<String>),
+}
+
+impl Val<'_> {
+    /// Whether two values say the same (so keeping one loses nothing): the same text for
+    /// scalars, the same compact JSON otherwise.
+    fn same_as(&self, other: &Val<'_>) -> bool {
+        let scalar = |v: &Val<'_>| -> Option<String> {
+            match v {
+                Val::Str(s) => Some(s.trim().to_owned()),
+                Val::Raw(r) => decode::raw_scalar_text(r).map(Cow::into_owned),
+                _ => None,
+            }
+        };
+        match (self, other) {
+            (Val::Str(a), Val::Str(b)) => a.trim() == b.trim(),
+            (Val::Raw(a), Val::Raw(b)) => a.get() == b.get(),
+            (Val::Bool(a), Val::Bool(b)) => a == b,
+            (Val::Json(a), Val::Json(b)) => a == b,
+            (a, b) => scalar(a).is_some_and(|x| Some(x) == scalar(b)),
+        }
+    }
 }
 
 impl Serialize for Val<'_> {
@@ -207,26 +378,146 @@ impl Serialize for Val<'_> {
     }
 }
 
-/// An ordered JSON object; `droppable` marks entries truncation may remove.
-#[derive(Debug, Default)]
+#[derive(Debug)]
+struct Field<'m> {
+    key: Cow<'m, str>,
+    val: Val<'m>,
+    /// Truncation may remove it (a value outside Segment's spec properties).
+    droppable: bool,
+}
+
+/// Where each key of a JSON object is: linear while small, hashed (randomly seeded) when
+/// large.
+#[derive(Debug)]
+struct KeyIndex<'m> {
+    small: Vec<(Cow<'m, str>, usize)>,
+    large: Option<HashMap<Cow<'m, str>, usize>>,
+}
+
+impl<'m> KeyIndex<'m> {
+    const SMALL: usize = 32;
+    /// The position of a key that is taken but holds nothing yet (added later).
+    const RESERVED: usize = usize::MAX;
+
+    fn new() -> Self {
+        KeyIndex {
+            small: Vec::with_capacity(Self::SMALL),
+            large: None,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<usize> {
+        match &self.large {
+            Some(map) => map.get(key).copied(),
+            None => self
+                .small
+                .iter()
+                .find(|(k, _)| k.as_ref() == key)
+                .map(|(_, p)| *p),
+        }
+    }
+
+    fn insert(&mut self, key: Cow<'m, str>, pos: usize) {
+        if let Some(map) = &mut self.large {
+            map.insert(key, pos);
+            return;
+        }
+        self.small.push((key, pos));
+        if self.small.len() > Self::SMALL {
+            self.large = Some(self.small.drain(..).collect());
+        }
+    }
+}
+
+/// An ordered JSON object whose keys are unique.
+#[derive(Debug)]
 struct Fields<'m> {
-    entries: Vec<(&'m str, Val<'m>, bool)>,
+    entries: Vec<Field<'m>>,
+    index: KeyIndex<'m>,
+    /// The next `_<n>` tried for a displaced value whose `moe_<key>` is taken as well.
+    next_suffix: u32,
 }
 
 impl<'m> Fields<'m> {
-    fn push(&mut self, key: &'m str, val: Val<'m>, droppable: bool) {
-        self.entries.push((key, val, droppable));
+    fn new() -> Self {
+        Fields {
+            entries: Vec::new(),
+            index: KeyIndex::new(),
+            next_suffix: 2,
+        }
     }
+
     fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Takes `key` for a field added later, so no input value can claim it.
+    fn reserve(&mut self, key: &'m str) {
+        self.index.insert(Cow::Borrowed(key), KeyIndex::RESERVED);
+    }
+
+    /// Where `key` is free or already holds this very value (then nothing needs adding).
+    fn slot(&self, key: &str, val: &Val<'_>) -> Slot {
+        match self.index.get(key) {
+            None => Slot::Free,
+            Some(KeyIndex::RESERVED) => Slot::Taken,
+            Some(pos) if self.entries[pos].val.same_as(val) => Slot::Same,
+            Some(_) => Slot::Taken,
+        }
+    }
+
+    fn push(&mut self, key: Cow<'m, str>, val: Val<'m>, droppable: bool) {
+        self.index.insert(key.clone(), self.entries.len());
+        self.entries.push(Field {
+            key,
+            val,
+            droppable,
+        });
+    }
+
+    /// Adds `val` under `key`. When `key` already holds the same value nothing is added
+    /// (nothing is lost); when it holds a different one, `val` is kept under `alt` (the
+    /// attribute's own raw key) if that is free, else under `moe_<key>`, `moe_<key>_<n>`:
+    /// never dropped. A displaced value is droppable by truncation.
+    fn place(&mut self, key: &'m str, alt: Option<&'m str>, val: Val<'m>, droppable: bool) {
+        match self.slot(key, &val) {
+            Slot::Free => return self.push(Cow::Borrowed(key), val, droppable),
+            Slot::Same => return,
+            Slot::Taken => {}
+        }
+        if let Some(alt) = alt.filter(|a| *a != key) {
+            match self.slot(alt, &val) {
+                Slot::Free => return self.push(Cow::Borrowed(alt), val, true),
+                Slot::Same => return,
+                Slot::Taken => {}
+            }
+        }
+        let mut name = format!("moe_{key}");
+        loop {
+            match self.slot(&name, &val) {
+                Slot::Free => return self.push(Cow::Owned(name), val, true),
+                Slot::Same => return,
+                // Each failed try meets a distinct existing key: linear overall.
+                Slot::Taken => {
+                    name = format!("moe_{key}_{}", self.next_suffix);
+                    self.next_suffix += 1;
+                }
+            }
+        }
+    }
+}
+
+enum Slot {
+    Free,
+    Same,
+    Taken,
 }
 
 impl Serialize for Fields<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.entries.len()))?;
-        for (k, v, _) in &self.entries {
-            m.serialize_entry(k, v)?;
+        for f in &self.entries {
+            m.serialize_entry(&f.key, &f.val)?;
         }
         m.end()
     }
@@ -295,7 +586,20 @@ struct Message<'m> {
     integrations: Integrations,
 }
 
-/// Values the mapper needs from an attribute map, found in one pass.
+// ---------------------------------------------------------------------------------------------
+// The steps of map_event
+
+/// The event's attributes, classified once: what goes into `properties`, and what
+/// `context` needs.
+struct Scan<'e> {
+    /// (Segment key, raw key, value, is a spec property), in input order.
+    renamed: Vec<(&'e str, &'e str, &'e RawValue, bool)>,
+    platform: Option<Cow<'e, str>>,
+    os_version: Option<Cow<'e, str>>,
+    app_version: Option<Cow<'e, str>>,
+}
+
+/// Values `context` needs from one attribute map, found in the same pass.
 #[derive(Default)]
 struct Found<'a> {
     platform: Option<&'a RawValue>,
@@ -306,10 +610,10 @@ struct Found<'a> {
 impl<'a> Found<'a> {
     fn note(&mut self, kind: KeyKind, v: &'a RawValue) {
         let slot = match kind {
-            KeyKind::Spec("platform") => &mut self.platform,
-            KeyKind::Spec("app_version") => &mut self.app_version,
+            KeyKind::Platform => &mut self.platform,
+            KeyKind::AppVersion => &mut self.app_version,
             KeyKind::OsVersion => &mut self.os_version,
-            _ => return,
+            KeyKind::Spec(_) | KeyKind::Other => return,
         };
         if slot.is_none() && decode::raw_scalar_text(v).is_some() {
             *slot = Some(v);
@@ -317,62 +621,150 @@ impl<'a> Found<'a> {
     }
 }
 
-/// A small set of keys: linear while small, hashed when large.
-struct KeySet<'k> {
-    small: Vec<&'k str>,
-    large: Option<HashSet<&'k str>>,
+impl<'e> Scan<'e> {
+    fn new(event: &'e Event<'_>, ctx: &MapContext<'_>) -> Self {
+        let table = PropertyTable::global();
+        let mut found = Found::default();
+        let entries = event.event_attributes.entries();
+        let mut renamed = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            let kind = ctx.keys.classify(table, k);
+            found.note(kind, v);
+            match kind.spec_name() {
+                Some(spec) => renamed.push((spec, k.as_ref(), &**v, true)),
+                None => renamed.push((k.as_ref(), k.as_ref(), &**v, false)),
+            }
+        }
+        let mut device = Found::default();
+        for (k, v) in event.device_attributes.entries() {
+            device.note(ctx.keys.classify(table, k), v);
+        }
+        let pick = |a: Option<&'e RawValue>, b: Option<&'e RawValue>| {
+            a.or(b).and_then(decode::raw_scalar_text)
+        };
+        Scan {
+            renamed,
+            platform: pick(found.platform, device.platform),
+            os_version: pick(found.os_version, device.os_version),
+            app_version: pick(found.app_version, device.app_version),
+        }
+    }
 }
 
-impl<'k> KeySet<'k> {
-    fn new() -> Self {
-        KeySet {
-            small: Vec::with_capacity(32),
-            large: None,
-        }
-    }
-    /// Inserts; false when already present.
-    fn insert(&mut self, k: &'k str) -> bool {
-        if let Some(set) = &mut self.large {
-            return set.insert(k);
-        }
-        if self.small.contains(&k) {
-            return false;
-        }
-        self.small.push(k);
-        if self.small.len() > 32 {
-            self.large = Some(self.small.drain(..).collect());
-        }
-        true
+/// Who the event is about: Segment drops a message with neither id.
+struct Identity<'e> {
+    user_id: Option<&'e str>,
+    anonymous_id: Option<Cow<'e, str>>,
+}
+
+impl<'e> Identity<'e> {
+    fn of(event: &'e Event<'_>) -> Option<Self> {
+        let user_id = text(&event.uid);
+        let anonymous_id = event
+            .user_attributes
+            .get_text("moengage_user_id")
+            .or_else(|| event.device_attributes.get_text("moengage_device_id"));
+        (user_id.is_some() || anonymous_id.is_some()).then_some(Identity {
+            user_id,
+            anonymous_id,
+        })
     }
 }
 
-/// Builds the deterministic `messageId` of an event.
-pub fn message_id(event: &Event<'_>, raw: &RawValue) -> String {
-    if let Some(uuid) = event.event_uuid.as_ref().and_then(|t| t.non_empty()) {
-        if MESSAGE_ID_PREFIX.len() + uuid.len() <= MAX_MESSAGE_ID_CHARS {
-            return format!("{MESSAGE_ID_PREFIX}{uuid}");
-        }
-        return format!("{MESSAGE_ID_PREFIX}h-{}", sha256_hex(uuid.as_bytes(), 40));
-    }
-    // No event_uuid: hash the event's content, independent of key order and whitespace,
-    // so a re-sent batch yields the same id.
-    let canonical = serde_json::from_str::<serde_json::Value>(raw.get())
-        .map(|v| v.to_string())
-        .unwrap_or_else(|_| raw.get().to_owned());
-    format!(
-        "{MESSAGE_ID_PREFIX}h-{}",
-        sha256_hex(canonical.as_bytes(), 40)
-    )
+/// `event_time` read: a plausible instant, missing, or unusable (with what was sent).
+enum EventTime<'e> {
+    At(i64),
+    Missing,
+    Invalid(Cow<'e, str>),
 }
 
-fn sha256_hex(bytes: &[u8], chars: usize) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(s, "{b:02x}");
+impl<'e> EventTime<'e> {
+    /// Epoch seconds or milliseconds (number or string), or an ISO-8601 date-time with an
+    /// offset; usable only between 2010 and 24 h after the time received.
+    fn read(field: Option<&'e Text<'_>>, received_at_ms: i64) -> Self {
+        let t = match field {
+            None => return EventTime::Missing,
+            Some(Text::Unusable(raw)) => return EventTime::Invalid(json::compact_json(raw)),
+            Some(t) => match t.non_empty() {
+                None => return EventTime::Missing,
+                Some(t) => t,
+            },
+        };
+        match time::parse_event_time(t).or_else(|| time::parse_iso8601(t)) {
+            Some(ms) if time::is_plausible(ms, received_at_ms) => EventTime::At(ms),
+            _ => EventTime::Invalid(Cow::Borrowed(t)),
+        }
     }
-    s.truncate(chars);
-    s
+
+    /// The message's `timestamp`: the event time, else the time received.
+    fn timestamp(&self, received_at_ms: i64) -> String {
+        match self {
+            EventTime::At(ms) => time::format_millis(*ms),
+            EventTime::Missing | EventTime::Invalid(_) => time::format_millis(received_at_ms),
+        }
+    }
+}
+
+/// `properties`: the request's and event's own fields first, then every event attribute
+/// (spec keys renamed), none lost.
+fn properties<'m>(
+    event: &'m Event<'_>,
+    ctx: &MapContext<'m>,
+    scan: &Scan<'m>,
+    time: &'m EventTime<'_>,
+) -> Fields<'m> {
+    let mut props = Fields::new();
+    let extras = [
+        ("event_uuid", text(&event.event_uuid)),
+        ("event_code", text(&event.event_code)),
+        ("event_type", text(&event.event_type)),
+        ("event_source", text(&event.event_source)),
+        ("moe_request_id", ctx.moe_request_id),
+        ("app_name", ctx.app_name),
+    ];
+    for (key, value) in extras {
+        if let Some(v) = value {
+            props.place(key, None, Val::Str(v), false);
+        }
+    }
+    match time {
+        EventTime::Invalid(raw) => {
+            props.place("moe_event_time_invalid", None, Val::Str(raw), false)
+        }
+        EventTime::Missing => props.place("moe_event_time_missing", None, Val::Bool(true), false),
+        EventTime::At(_) => {}
+    }
+    props.reserve(TRUNCATED_KEY);
+    for (key, attrs) in [
+        ("moe_event_attributes", &event.event_attributes),
+        ("moe_user_attributes", &event.user_attributes),
+        ("moe_device_attributes", &event.device_attributes),
+    ] {
+        if let Attributes::Other(v) = attrs {
+            props.place(key, None, Val::Json(v), true);
+        }
+    }
+    for &(key, raw_key, v, spec) in &scan.renamed {
+        props.place(key, Some(raw_key), Val::Raw(v), !spec);
+    }
+    props
+}
+
+/// `context.traits`: the event's own contact points (`email` from `email_id`, `phone` from
+/// `mobile_number`), then every user attribute; a user attribute that differs from them
+/// is kept as `moe_email` / `moe_phone`.
+fn traits<'m>(event: &'m Event<'_>) -> Fields<'m> {
+    let mut traits = Fields::new();
+    if let Some(email) = text(&event.email_id) {
+        traits.place("email", None, Val::Str(email), false);
+    }
+    if let Some(phone) = text(&event.mobile_number) {
+        traits.place("phone", None, Val::Str(phone), false);
+    }
+    for (k, v) in event.user_attributes.entries() {
+        traits.place(k, None, Val::Raw(v), k != "moengage_user_id");
+    }
+    traits
 }
 
 /// Maps one decoded event. Returns `(messageId, json)`.
@@ -381,159 +773,56 @@ pub fn map_event(
     raw: &RawValue,
     ctx: &MapContext<'_>,
 ) -> Result<(String, String), RejectReason> {
-    let catalog = Catalog::global();
-    let table = PropertyTable::global();
+    map_event_with(event, raw, ctx, IdRule::Uuid)
+}
 
-    // One pass over each attribute map: renames, and the values context needs.
-    let mut found = Found::default();
-    let mut renamed: Vec<(&str, &RawValue, bool)> = Vec::new();
-    if let Attributes::Map(entries) = &event.event_attributes {
-        renamed.reserve(entries.len());
-        for (k, v) in entries {
-            let kind = ctx.keys.classify(table, k);
-            found.note(kind, v);
-            match kind {
-                KeyKind::Spec(spec) => renamed.push((spec, v, true)),
-                _ => renamed.push((k.as_ref(), v, false)),
-            }
-        }
-    }
-    let mut device_found = Found::default();
-    for (k, v) in event.device_attributes.entries() {
-        device_found.note(ctx.keys.classify(table, k), v);
-    }
-    let text = |a: Option<&'_ RawValue>, b: Option<&'_ RawValue>| {
-        a.or(b)
-            .and_then(decode::raw_scalar_text)
-            .map(Cow::into_owned)
-    };
-    let platform = text(found.platform, device_found.platform);
-    let os_version = text(found.os_version, device_found.os_version);
-    let app_version = text(found.app_version, device_found.app_version);
-    let code = event.event_code.as_ref().and_then(|t| t.non_empty());
-    let name = event.event_name.as_ref().and_then(|t| t.non_empty());
-    let (event_name, _how) = catalog
-        .resolve(code, name, platform.as_deref())
+fn map_event_with(
+    event: &Event<'_>,
+    raw: &RawValue,
+    ctx: &MapContext<'_>,
+    rule: IdRule,
+) -> Result<(String, String), RejectReason> {
+    let scan = Scan::new(event, ctx);
+    let (event_name, _how) = Catalog::global()
+        .resolve(
+            text(&event.event_code),
+            text(&event.event_name),
+            scan.platform.as_deref(),
+        )
         .ok_or(RejectReason::NoEventName)?;
-
-    let user_id = event.uid.as_ref().and_then(|t| t.non_empty());
-    let anonymous_id = event
-        .user_attributes
-        .get_text("moengage_user_id")
-        .or_else(|| event.device_attributes.get_text("moengage_device_id"));
-    if user_id.is_none() && anonymous_id.is_none() {
-        return Err(RejectReason::NoIdentity);
-    }
-
-    let message_id = message_id(event, raw);
-    let raw_time = event.event_time.as_ref().and_then(|t| t.non_empty());
-    let (timestamp, bad_time) = match raw_time {
-        Some(t) => match time::parse_event_time(t) {
-            Some(ms) => (time::format_millis(ms), None),
-            None if time::looks_like_iso8601(t) => (t.trim().to_owned(), None),
-            None => (time::format_millis(ctx.received_at_ms), Some(t)),
-        },
-        None => (time::format_millis(ctx.received_at_ms), None),
+    let identity = Identity::of(event).ok_or(RejectReason::NoIdentity)?;
+    let message_id = match rule {
+        IdRule::Uuid => message_id(event, raw),
+        IdRule::Content => content_id(raw.get()),
     };
-    let time_missing = raw_time.is_none();
-
-    // properties: request/event extras first (authoritative), then attributes.
-    let mut props = Fields::default();
-    let mut seen = KeySet::new();
-    let event_uuid = event.event_uuid.as_ref().and_then(|t| t.non_empty());
-    let extras: [(&str, Option<&str>); 6] = [
-        ("event_uuid", event_uuid),
-        ("event_code", code),
-        (
-            "event_type",
-            event.event_type.as_ref().and_then(|t| t.non_empty()),
-        ),
-        (
-            "event_source",
-            event.event_source.as_ref().and_then(|t| t.non_empty()),
-        ),
-        ("moe_request_id", ctx.moe_request_id),
-        ("app_name", ctx.app_name),
-    ];
-    for (k, v) in extras {
-        if let Some(v) = v {
-            props.push(k, Val::Str(v), false);
-            seen.insert(k);
-        }
-    }
-    if let Some(t) = bad_time {
-        props.push("moe_event_time_invalid", Val::Str(t), false);
-        seen.insert("moe_event_time_invalid");
-    }
-    if time_missing {
-        props.push("moe_event_time_missing", Val::Bool(true), false);
-        seen.insert("moe_event_time_missing");
-    }
-    for (key, v, spec) in renamed {
-        if seen.insert(key) {
-            props.push(key, Val::Raw(v), !spec);
-        }
-    }
-    for (key, attrs) in [
-        ("moe_event_attributes", &event.event_attributes),
-        ("moe_user_attributes", &event.user_attributes),
-        ("moe_device_attributes", &event.device_attributes),
-    ] {
-        if let Attributes::Other(v) = attrs {
-            props.push(key, Val::Json(v), true);
-        }
-    }
-
-    // context.traits: user attributes, with the event's own contact points.
-    let email = event.email_id.as_ref().and_then(|t| t.non_empty());
-    let phone = event.mobile_number.as_ref().and_then(|t| t.non_empty());
-    let mut traits = Fields::default();
-    if let Some(e) = email {
-        traits.push("email", Val::Str(e), false);
-    }
-    if let Some(p) = phone {
-        traits.push("phone", Val::Str(p), false);
-    }
-    let mut seen_traits = KeySet::new();
-    if email.is_some() {
-        seen_traits.insert("email");
-    }
-    if phone.is_some() {
-        seen_traits.insert("phone");
-    }
-    for (k, v) in event.user_attributes.entries() {
-        if seen_traits.insert(k.as_ref()) {
-            traits.push(k, Val::Raw(v), k != "moengage_user_id");
-        }
-    }
+    let time = EventTime::read(event.event_time.as_ref(), ctx.received_at_ms);
+    let timestamp = time.timestamp(ctx.received_at_ms);
 
     let device_id = event.device_attributes.get_text("moengage_device_id");
-    let push_token = event.push_id.as_ref().and_then(|t| t.non_empty());
-    let device = (device_id.is_some() || push_token.is_some()).then_some(Device {
-        id: device_id.as_deref(),
-        token: push_token,
-    });
-    let os = (platform.is_some() || os_version.is_some()).then_some(Os {
-        name: platform.as_deref(),
-        version: os_version.as_deref(),
-    });
+    let push_token = text(&event.push_id);
     let mut message = Message {
         kind: "track",
         event: &event_name,
-        user_id,
-        anonymous_id: anonymous_id.as_deref(),
+        user_id: identity.user_id,
+        anonymous_id: identity.anonymous_id.as_deref(),
         message_id: &message_id,
         timestamp: &timestamp,
-        properties: props,
+        properties: properties(event, ctx, &scan, &time),
         context: Context {
             library: Library {
                 name: LIBRARY_NAME,
                 version: LIBRARY_VERSION,
             },
-            traits,
-            device,
-            os,
-            app: app_version.as_deref().map(|version| App { version }),
+            traits: traits(event),
+            device: (device_id.is_some() || push_token.is_some()).then_some(Device {
+                id: device_id.as_deref(),
+                token: push_token,
+            }),
+            os: (scan.platform.is_some() || scan.os_version.is_some()).then_some(Os {
+                name: scan.platform.as_deref(),
+                version: scan.os_version.as_deref(),
+            }),
+            app: scan.app_version.as_deref().map(|version| App { version }),
         },
         integrations: Integrations { moengage: false },
     };
@@ -556,19 +845,22 @@ fn to_json<T: Serialize>(value: &T, capacity: usize) -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
+/// Where truncation lists what it dropped.
+const TRUNCATED_KEY: &str = "moe_truncated";
+
 /// Drops the largest droppable attribute values until the message fits, recording them in
 /// `properties.moe_truncated`.
 fn truncate(message: &mut Message<'_>, mut size: usize) -> Result<String, RejectReason> {
     // (estimated bytes, is_trait, key)
     let mut candidates: Vec<(usize, bool, String)> = Vec::new();
-    for (k, v, droppable) in &message.properties.entries {
-        if *droppable {
-            candidates.push((entry_len(k, v), false, (*k).to_owned()));
+    for f in &message.properties.entries {
+        if f.droppable {
+            candidates.push((entry_len(&f.key, &f.val), false, f.key.to_string()));
         }
     }
-    for (k, v, droppable) in &message.context.traits.entries {
-        if *droppable {
-            candidates.push((entry_len(k, v), true, (*k).to_owned()));
+    for f in &message.context.traits.entries {
+        if f.droppable {
+            candidates.push((entry_len(&f.key, &f.val), true, f.key.to_string()));
         }
     }
     candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(&b.2)));
@@ -579,7 +871,11 @@ fn truncate(message: &mut Message<'_>, mut size: usize) -> Result<String, Reject
         } else {
             &mut message.properties
         };
-        if let Some(pos) = fields.entries.iter().position(|(k, _, d)| *d && *k == key) {
+        if let Some(pos) = fields
+            .entries
+            .iter()
+            .position(|f| f.droppable && f.key == key)
+        {
             fields.entries.remove(pos);
         }
         let path = if is_trait {
@@ -610,13 +906,13 @@ fn truncate(message: &mut Message<'_>, mut size: usize) -> Result<String, Reject
 }
 
 fn with_truncated(message: &mut Message<'_>, dropped: &[String]) -> String {
-    message
-        .properties
-        .entries
-        .retain(|(k, _, _)| *k != "moe_truncated");
-    message
-        .properties
-        .push("moe_truncated", Val::List(dropped.to_vec()), false);
+    let props = &mut message.properties.entries;
+    props.retain(|f| f.key != TRUNCATED_KEY);
+    props.push(Field {
+        key: Cow::Borrowed(TRUNCATED_KEY),
+        val: Val::List(dropped.to_vec()),
+        droppable: false,
+    });
     to_json(message, MAX_MESSAGE_BYTES)
 }
 
@@ -638,7 +934,9 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    const NOW: i64 = 1_700_000_000_000;
+    /// 2025-11-28T12:00:00Z.
+    const NOW: i64 = 1_764_331_200_000;
+    const NOW_ISO: &str = "2025-11-28T12:00:00.000Z";
 
     fn map_one(event: Value) -> Result<Value, RejectReason> {
         let body = json!({"app_name": "App", "moe_request_id": "req-1", "events": [event]});
@@ -755,13 +1053,215 @@ mod tests {
         );
         assert_eq!(
             t(json!("2024-01-02T03:04:05Z"))["timestamp"],
-            "2024-01-02T03:04:05Z"
+            "2024-01-02T03:04:05.000Z"
+        );
+        assert_eq!(
+            t(json!("2024-01-02T08:34:05.25+05:30"))["timestamp"],
+            "2024-01-02T03:04:05.250Z"
         );
         let bad = t(json!("yesterday"));
-        assert_eq!(bad["timestamp"], "2023-11-14T22:13:20.000Z");
+        assert_eq!(bad["timestamp"], NOW_ISO);
         assert_eq!(bad["properties"]["moe_event_time_invalid"], "yesterday");
         let missing = map_one(json!({"event_name": "X", "uid": "u"})).unwrap();
         assert_eq!(missing["properties"]["moe_event_time_missing"], true);
+        assert_eq!(missing["timestamp"], NOW_ISO);
+        let empty = t(json!(""));
+        assert_eq!(empty["properties"]["moe_event_time_missing"], true);
+    }
+
+    #[test]
+    fn implausible_times_are_invalid() {
+        let invalid = |v: Value| {
+            let m = map_one(json!({"event_name": "X", "uid": "u", "event_time": v})).unwrap();
+            assert_eq!(m["timestamp"], NOW_ISO, "{m}");
+            assert!(m["properties"].get("moe_event_time_missing").is_none());
+            m["properties"]["moe_event_time_invalid"].clone()
+        };
+        // MoEngage's doc sample, and the Unix epoch's neighbourhood.
+        assert_eq!(invalid(json!(123)), "123");
+        assert_eq!(invalid(json!(0)), "0");
+        assert_eq!(invalid(json!(1_262_303_999)), "1262303999");
+        // More than 24 h after the time received (seconds and milliseconds).
+        let future = NOW / 1000 + 24 * 3600 + 1;
+        assert_eq!(invalid(json!(future)), future.to_string());
+        assert_eq!(invalid(json!(future * 1000)), (future * 1000).to_string());
+        // ISO strings must be real calendar date-times, and plausible too.
+        assert_eq!(
+            invalid(json!("2024-13-45T99:99:99Z")),
+            "2024-13-45T99:99:99Z"
+        );
+        assert_eq!(
+            invalid(json!("2023-02-29T00:00:00Z")),
+            "2023-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            invalid(json!("1999-12-31T23:59:59Z")),
+            "1999-12-31T23:59:59Z"
+        );
+        // Arrays and objects are invalid, not missing; their JSON is kept, compact.
+        assert_eq!(invalid(json!([])), "[]");
+        assert_eq!(invalid(json!({})), "{}");
+        let m = map_body(
+            "{\"events\":[{\"event_name\":\"X\",\"uid\":\"u\",\"event_time\":[ 1,\n 2 ]}]}",
+            NOW,
+        )
+        .unwrap();
+        let v: Value = serde_json::from_str(&m.messages[0].json).unwrap();
+        assert_eq!(v["properties"]["moe_event_time_invalid"], "[1,2]");
+        // The edges of the window are usable.
+        let at =
+            |v: Value| map_one(json!({"event_name": "X", "uid": "u", "event_time": v})).unwrap();
+        assert_eq!(
+            at(json!(1_262_304_000))["timestamp"],
+            "2010-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            at(json!(NOW / 1000 + 24 * 3600))["timestamp"],
+            "2025-11-29T12:00:00.000Z"
+        );
+    }
+
+    #[test]
+    fn big_numeric_ids_keep_their_digits() {
+        // serde_json's Value cannot hold these numbers exactly: the body is written as text.
+        let body = r#"{"events":[
+            {"event_name":"X","event_uuid":"a","uid":123456789012345678901234567890},
+            {"event_name":"X","event_uuid":"b","uid":123456789012345678901234567891},
+            {"event_name":"X","event_uuid":"c","uid":4000052183.0}]}"#;
+        let out = map_body(body, NOW).unwrap();
+        let uid = |i: usize| {
+            serde_json::from_str::<Value>(&out.messages[i].json).unwrap()["userId"].clone()
+        };
+        assert_eq!(uid(0), "123456789012345678901234567890");
+        assert_eq!(uid(1), "123456789012345678901234567891");
+        assert_eq!(uid(2), "4000052183");
+    }
+
+    #[test]
+    fn repeated_uuids_on_different_events_get_distinct_ids() {
+        let ev = |name: &str, t: i64| {
+            json!({"event_name": name, "event_uuid": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+                   "uid": "u", "event_time": t})
+        };
+        let body = json!({"events": [ev("A", 1_700_000_001), ev("B", 1_700_000_002),
+                                      ev("A", 1_700_000_001), {"event_name": "C", "uid": "u",
+                                      "event_uuid": "other"}]})
+        .to_string();
+        let out = map_body(&body, NOW).unwrap();
+        let ids: Vec<&str> = out.messages.iter().map(|m| m.message_id.as_str()).collect();
+        assert_eq!(out.duplicate_uuids, 3);
+        assert!(ids[0].starts_with(HASHED_ID_PREFIX), "{ids:?}");
+        assert_ne!(ids[0], ids[1]);
+        // Truly identical events share an id (Segment keeps one, which is right).
+        assert_eq!(ids[0], ids[2]);
+        assert_eq!(ids[3], "moe-other");
+        // The messages carry the ids, and the uuid stays a property.
+        for m in &out.messages {
+            let v: Value = serde_json::from_str(&m.json).unwrap();
+            assert_eq!(v["messageId"], m.message_id.as_str());
+        }
+        // Deterministic across re-sends and receive times.
+        let again = map_body(&body, NOW + 1000).unwrap();
+        let ids2: Vec<&str> = again
+            .messages
+            .iter()
+            .map(|m| m.message_id.as_str())
+            .collect();
+        assert_eq!(ids, ids2);
+        // Identical repeats alone are not counted and keep the uuid id.
+        let body = json!({"events": [ev("A", 1_700_000_001), ev("A", 1_700_000_001)]}).to_string();
+        let out = map_body(&body, NOW).unwrap();
+        assert_eq!(out.duplicate_uuids, 0);
+        assert_eq!(
+            out.messages[0].message_id,
+            "moe-3c90c3cc-0d44-4b50-8888-8dd25736052a"
+        );
+        assert_eq!(out.messages[1].message_id, out.messages[0].message_id);
+    }
+
+    #[test]
+    fn unusable_uuids_are_hashed() {
+        let id = |uuid: Value| {
+            map_one(json!({"event_name": "X", "uid": "u", "event_uuid": uuid})).unwrap()
+                ["messageId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(id(json!("abc-123_x.y:z")), "moe-abc-123_x.y:z");
+        assert_eq!(id(json!(12345)), "moe-12345");
+        assert_eq!(id(json!("  padded  ")), "moe-padded");
+        for bad in [
+            "h-0123456789abcdef",
+            "a b",
+            "tab\there",
+            "n\nl",
+            "quote\"",
+            "back\\slash",
+            "caf\u{e9}",
+        ] {
+            let got = id(json!(bad));
+            assert!(
+                got.starts_with(HASHED_ID_PREFIX) && got.len() == 46,
+                "{bad:?}: {got}"
+            );
+        }
+        assert_ne!(id(json!("a b")), id(json!("a  b")));
+    }
+
+    #[test]
+    fn no_value_is_dropped_without_trace() {
+        // Written as text: key order matters here, and json! would sort the keys.
+        let body = r#"{"app_name":"App","events":[{"event_name":"X","uid":"u","event_uuid":"e1",
+            "email_id":"sent@example.com","mobile_number":"+15550001",
+            "user_attributes":{"moe_email":"taken","email":"profile@example.com",
+                               "phone":"+15550001","first_name":"Ann"},
+            "event_attributes":{"event_uuid":"e1","app_name":"Other App",
+                                "Campaign ID":"c-1","campaign_id":"c-2",
+                                "moe_truncated":["mine"]}}]}"#;
+        let out = map_body(body, NOW).unwrap();
+        let m: Value = serde_json::from_str(&out.messages[0].json).unwrap();
+        let t = &m["context"]["traits"];
+        assert_eq!(t["email"], "sent@example.com");
+        assert_eq!(t["moe_email"], "taken");
+        // moe_email is taken by a user attribute: the next free name.
+        assert_eq!(t["moe_email_2"], "profile@example.com");
+        // The same value twice is kept once.
+        assert_eq!(t["phone"], "+15550001");
+        assert!(t.get("moe_phone").is_none());
+        let p = &m["properties"];
+        assert_eq!(p["app_name"], "App");
+        assert_eq!(p["moe_app_name"], "Other App");
+        assert!(p.get("moe_event_uuid").is_none());
+        assert_eq!(p["campaign_id"], "c-1");
+        // Two spellings of one spec property: the second one's raw key is the spec name,
+        // taken, so it moves to moe_campaign_id.
+        assert_eq!(p["moe_campaign_id"], "c-2");
+        // An attribute cannot take the key truncation writes.
+        assert_eq!(p["moe_moe_truncated"], json!(["mine"]));
+        assert!(p.get("moe_truncated").is_none());
+        let body = r#"{"events":[{"event_name":"X","uid":"u",
+            "event_attributes":{"campaign_id":"c-2","Campaign ID":"c-1"}}]}"#;
+        let out = map_body(body, NOW).unwrap();
+        let m: Value = serde_json::from_str(&out.messages[0].json).unwrap();
+        assert_eq!(m["properties"]["campaign_id"], "c-2");
+        assert_eq!(m["properties"]["Campaign ID"], "c-1");
+    }
+
+    #[test]
+    fn pretty_printed_and_compact_bodies_map_to_the_same_bytes() {
+        let compact = r#"{"app_name":"A","events":[{"event_name":"X","uid":"u","event_attributes":{"moe_campaign_tags":["application","b"],"n":{"x":[1.50,{"y":"a b"}]},"v":1.50}}]}"#;
+        let pretty = "{\n\t\"app_name\": \"A\",\n\t\"events\": [\n\t\t{\n\t\t\t\"event_name\": \"X\", \"uid\": \"u\",\n\t\t\t\"event_attributes\": {\n\t\t\t\t\"moe_campaign_tags\": [\n\t\t\t\t\t\"application\",\r\n \"b\"\n\t\t\t\t],\n \"n\" : { \"x\" : [ 1.50 , { \"y\" : \"a b\" } ] } ,\n \"v\": 1.50\n\t\t\t}\n\t\t}\n\t]\n}\n";
+        let a = map_body(compact, NOW).unwrap();
+        let b = map_body(pretty, NOW).unwrap();
+        assert_eq!(a.messages, b.messages);
+        let json = &a.messages[0].json;
+        assert!(
+            json.contains(r#""moe_campaign_tags":["application","b"]"#),
+            "{json}"
+        );
+        assert!(json.contains(r#""n":{"x":[1.50,{"y":"a b"}]}"#), "{json}");
+        assert!(!json.contains('\n') && !json.contains('\t'));
     }
 
     #[test]

@@ -11,6 +11,11 @@ use std::sync::OnceLock;
 /// The rename table, embedded at build time.
 pub const PROPERTIES_TSV: &str = include_str!("../data/properties.tsv");
 
+/// The table's property that also names `context.os.name`.
+pub const PLATFORM: &str = "platform";
+/// The table's property that also names `context.app.version`.
+pub const APP_VERSION: &str = "app_version";
+
 /// Folded alias → Segment property name.
 #[derive(Debug)]
 pub struct PropertyTable {
@@ -56,10 +61,7 @@ impl PropertyTable {
 
     /// The Segment property name for a raw MoEngage attribute key, if it is a known one.
     pub fn rename(&self, raw_key: &str) -> Option<&'static str> {
-        match self.classify(raw_key) {
-            KeyKind::Spec(name) => Some(name),
-            _ => None,
-        }
+        self.classify(raw_key).spec_name()
     }
 
     /// What a raw attribute key is, folding it once (no allocation).
@@ -84,6 +86,8 @@ impl PropertyTable {
             .ok()
             .and_then(|f| self.by_folded.get(f))
         {
+            Some(&PLATFORM) => KeyKind::Platform,
+            Some(&APP_VERSION) => KeyKind::AppVersion,
             Some(name) => KeyKind::Spec(name),
             None => KeyKind::Other,
         }
@@ -104,9 +108,25 @@ impl PropertyTable {
 pub enum KeyKind {
     /// One of the table's Segment properties.
     Spec(&'static str),
+    /// The [`PLATFORM`] property (also `context.os.name`).
+    Platform,
+    /// The [`APP_VERSION`] property (also `context.app.version`).
+    AppVersion,
     /// An "OS Version" spelling (goes to `context.os.version`, and stays a property).
     OsVersion,
     Other,
+}
+
+impl KeyKind {
+    /// The Segment property this key is renamed to, if any.
+    pub fn spec_name(self) -> Option<&'static str> {
+        match self {
+            KeyKind::Spec(name) => Some(name),
+            KeyKind::Platform => Some(PLATFORM),
+            KeyKind::AppVersion => Some(APP_VERSION),
+            KeyKind::OsVersion | KeyKind::Other => None,
+        }
+    }
 }
 
 /// Lower-case ASCII letters and digits only.
@@ -140,12 +160,40 @@ mod tests {
     }
 
     #[test]
+    fn streams_glossary_keys() {
+        // MoEngage's Streams data glossary (as reproduced in mParticle's MoEngage feed docs).
+        let t = PropertyTable::global();
+        for (raw, name) in [
+            ("moe_c_pid", "parent_campaign_id"),
+            ("moe_f_pid", "parent_flow_id"),
+            ("moe_f_pname", "parent_flow_name"),
+            ("moe_locale_id", "locale_id"),
+            ("moe_locale_name", "locale_name"),
+            ("moe_variation_id", "variation_id"),
+            ("moe_campaign_channel", "campaign_channel"),
+            ("campaign_channel", "campaign_channel"),
+            ("platform", "platform"),
+            ("url", "url"),
+        ] {
+            assert_eq!(t.rename(raw), Some(name), "{raw}");
+        }
+    }
+
+    #[test]
+    fn context_properties_are_in_the_table() {
+        let t = PropertyTable::global();
+        assert!(t.is_spec_name(PLATFORM) && t.is_spec_name(APP_VERSION));
+    }
+
+    #[test]
     fn unknown_keys_are_not_renamed() {
         let t = PropertyTable::global();
         assert_eq!(t.rename("OS Version"), None);
         assert_eq!(t.classify("OS Version"), KeyKind::OsVersion);
         assert_eq!(t.classify("os_version"), KeyKind::OsVersion);
         assert_eq!(t.classify("Campaign ID"), KeyKind::Spec("campaign_id"));
+        assert_eq!(t.classify("OS"), KeyKind::Platform);
+        assert_eq!(t.classify("appVersion"), KeyKind::AppVersion);
         assert_eq!(t.classify("foo"), KeyKind::Other);
         assert_eq!(t.rename("moe_campaign_tags"), None);
         assert_eq!(t.rename(""), None);

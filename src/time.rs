@@ -23,17 +23,114 @@ pub fn parse_event_time(text: &str) -> Option<i64> {
     Some(millis as i64)
 }
 
-/// Whether `text` already is an ISO-8601 / RFC 3339 UTC-or-offset timestamp we can pass on.
-pub fn looks_like_iso8601(text: &str) -> bool {
+/// 2010-01-01T00:00:00Z: MoEngage did not exist before; an earlier `event_time` is a unit
+/// mistake or a placeholder (`123` in MoEngage's own samples).
+pub const EARLIEST_PLAUSIBLE_MILLIS: i64 = 1_262_304_000_000;
+/// How far after the time received an event may claim to have happened (clock skew).
+pub const MAX_FUTURE_MILLIS: i64 = 24 * 3600 * 1000;
+
+/// Whether `millis` can be when an event received at `received_at_ms` happened.
+pub fn is_plausible(millis: i64, received_at_ms: i64) -> bool {
+    millis >= EARLIEST_PLAUSIBLE_MILLIS
+        && millis <= received_at_ms.saturating_add(MAX_FUTURE_MILLIS)
+}
+
+/// Reads an ISO-8601 / RFC 3339 date-time with an offset (`2024-01-31T12:00:00Z`,
+/// `2024-01-31 12:00:00.123+05:30`, `…+0530`) into epoch milliseconds. Every field must be
+/// in range for a real calendar date (leap years included); fractions beyond milliseconds
+/// are cut. `None` for anything else.
+pub fn parse_iso8601(text: &str) -> Option<i64> {
     let b = text.trim().as_bytes();
-    b.len() >= 20
-        && b.len() <= 35
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && (b[10] == b'T' || b[10] == b't' || b[10] == b' ')
-        && b[13] == b':'
-        && b.iter().all(|c| c.is_ascii_graphic() || *c == b' ')
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = b.get(range)?;
+        digits.iter().try_fold(0i64, |acc, d| {
+            d.is_ascii_digit().then(|| acc * 10 + i64::from(d - b'0'))
+        })
+    };
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0;
+    if b[i] == b'.' {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start || i - start > 9 {
+            return None;
+        }
+        let digits = &b[start..i];
+        for k in 0..3 {
+            millis = millis * 10 + digits.get(k).map_or(0, |d| i64::from(d - b'0'));
+        }
+    }
+    let offset_minutes = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            let (h, m) = match rest {
+                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => {
+                    let two = |a: u8, c: u8| {
+                        (a.is_ascii_digit() && c.is_ascii_digit())
+                            .then(|| i64::from(a - b'0') * 10 + i64::from(c - b'0'))
+                    };
+                    (two(*h1, *h2)?, two(*m1, *m2)?)
+                }
+                _ => return None,
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let total = h * 60 + m;
+            if *sign == b'-' { -total } else { total }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    Some(secs * 1000 + millis)
+}
+
+fn is_leap(year: i64) -> bool {
+    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Howard Hinnant's days-from-civil: (year, month, day) → days since 1970-01-01.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 /// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
@@ -104,10 +201,60 @@ mod tests {
     }
 
     #[test]
-    fn iso_detection() {
-        assert!(looks_like_iso8601("2024-01-31T12:00:00Z"));
-        assert!(looks_like_iso8601("2024-01-31T12:00:00.123+05:30"));
-        assert!(!looks_like_iso8601("2024-01-31"));
-        assert!(!looks_like_iso8601("1700000000"));
+    fn iso_date_times() {
+        let ms = |t| parse_iso8601(t);
+        assert_eq!(ms("2024-01-31T12:00:00Z"), Some(1_706_702_400_000));
+        assert_eq!(ms(" 2024-01-31t12:00:00.1234z "), Some(1_706_702_400_123));
+        assert_eq!(ms("2024-01-31T17:30:00.5+05:30"), Some(1_706_702_400_500));
+        assert_eq!(ms("2024-01-31 07:00:00-0500"), Some(1_706_702_400_000));
+        assert_eq!(ms("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
+        assert_eq!(ms("2000-02-29T00:00:00Z"), Some(951_782_400_000));
+        for bad in [
+            "2024-13-45T99:99:99Z",
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-00-10T00:00:00Z",
+            "2024-01-00T00:00:00Z",
+            "2024-01-31T24:00:00Z",
+            "2024-01-31T12:60:00Z",
+            "2024-01-31T12:00:60Z",
+            "2024-01-31T12:00:00",
+            "2024-01-31T12:00:00+24:00",
+            "2024-01-31T12:00:00+05:60",
+            "2024-01-31T12:00:00+5:30",
+            "2024-01-31T12:00:00.Z",
+            "2024-01-31T12:00:00.1234567890Z",
+            "2024-01-31T12:00:00Zjunk",
+            "2024-1-31T12:00:00Z",
+            "2024-01-31",
+            "1700000000",
+            "２０２４-01-31T12:00:00Z",
+        ] {
+            assert_eq!(ms(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn round_trips_through_the_formatter() {
+        for t in [
+            0,
+            951_782_400_000,
+            1_700_000_000_123,
+            4_107_542_399_000,
+            MAX_MILLIS,
+        ] {
+            assert_eq!(parse_iso8601(&format_millis(t)), Some(t), "{t}");
+        }
+    }
+
+    #[test]
+    fn plausibility_window() {
+        let now = 1_764_331_200_000;
+        assert!(is_plausible(EARLIEST_PLAUSIBLE_MILLIS, now));
+        assert!(!is_plausible(EARLIEST_PLAUSIBLE_MILLIS - 1, now));
+        assert!(!is_plausible(123_000, now));
+        assert!(is_plausible(now + MAX_FUTURE_MILLIS, now));
+        assert!(!is_plausible(now + MAX_FUTURE_MILLIS + 1, now));
     }
 }

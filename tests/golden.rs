@@ -8,8 +8,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use moengage_segment::decode::lossy_utf8;
-use moengage_segment::map::{MAX_MESSAGE_BYTES, map_body};
+use moengage_segment::json::compact_json;
+use moengage_segment::map::{MAX_MESSAGE_BYTES, MapOutput, map_body};
 use serde_json::{Value, json};
+
+mod pretty;
+use pretty::pretty;
 
 /// The fixed "received at" instant, so events without a usable event_time are reproducible.
 const RECEIVED_AT_MS: i64 = 1_764_331_200_000; // 2025-11-28T12:00:00Z
@@ -31,11 +35,26 @@ fn inputs() -> Vec<PathBuf> {
     v
 }
 
-fn actual(input: &Path) -> Value {
+fn mapped(input: &Path) -> MapOutput {
     let bytes = fs::read(input).unwrap();
     let text = lossy_utf8(&bytes);
     let out = map_body(&text, RECEIVED_AT_MS)
         .unwrap_or_else(|e| panic!("{}: not a Streams body: {e}", input.display()));
+    for m in &out.messages {
+        // Compact whatever the input's formatting: no whitespace outside strings.
+        assert!(
+            matches!(compact_json(&m.json), std::borrow::Cow::Borrowed(_)),
+            "{}: {} is not compact: {}",
+            input.display(),
+            m.message_id,
+            m.json
+        );
+    }
+    out
+}
+
+fn actual(input: &Path) -> Value {
+    let out = mapped(input);
     let messages: Vec<Value> = out
         .messages
         .iter()
@@ -45,6 +64,7 @@ fn actual(input: &Path) -> Value {
         "received": out.received,
         "messages": messages,
         "rejected": out.rejected,
+        "duplicate_uuids": out.duplicate_uuids,
     })
 }
 
@@ -57,14 +77,17 @@ fn check_invariants(name: &str, got: &Value) {
         got["received"].as_u64().unwrap() as usize,
         "{name}: every event is either mapped or rejected"
     );
-    let mut ids = std::collections::HashSet::new();
+    let mut ids = std::collections::HashMap::new();
     for m in msgs {
         let what = format!("{name}: {}", m["messageId"]);
         assert_eq!(m["type"], "track", "{what}");
         assert!(m["event"].as_str().is_some_and(|e| !e.is_empty()), "{what}");
         let id = m["messageId"].as_str().unwrap();
         assert!(id.starts_with("moe-") && id.len() <= 100, "{what}");
-        assert!(ids.insert(id.to_owned()), "{what}: duplicate messageId");
+        // Only truly identical events may share an id (Segment keeps one of them).
+        if let Some(first) = ids.insert(id.to_owned(), m.clone()) {
+            assert_eq!(&first, m, "{what}: one messageId on different messages");
+        }
         assert!(
             m["timestamp"].as_str().is_some_and(|t| t.len() >= 20),
             "{what}"
@@ -152,5 +175,25 @@ fn not_streams_bodies_are_rejected_whole() {
 fn redelivery_yields_identical_messages() {
     for input in inputs() {
         assert_eq!(actual(&input), actual(&input), "{}", input.display());
+    }
+}
+
+#[test]
+fn formatting_never_changes_what_is_delivered() {
+    for input in inputs() {
+        let bytes = fs::read(&input).unwrap();
+        let text = lossy_utf8(&bytes);
+        let compact = map_body(&text, RECEIVED_AT_MS).unwrap();
+        let spaced = pretty(&text);
+        assert_ne!(spaced, text.as_ref());
+        let pretty = map_body(&spaced, RECEIVED_AT_MS).unwrap();
+        assert_eq!(
+            compact.messages,
+            pretty.messages,
+            "{}: pretty-printing changed the messages",
+            input.display()
+        );
+        assert_eq!(compact.rejected, pretty.rejected, "{}", input.display());
+        assert_eq!(compact.duplicate_uuids, pretty.duplicate_uuids);
     }
 }

@@ -511,6 +511,33 @@ async fn rejected_events_are_reported_and_the_rest_delivered() {
 }
 
 #[tokio::test]
+async fn one_uuid_on_different_events_delivers_each_of_them() {
+    // MoEngage's doc samples put one placeholder uuid on every event: each different event
+    // must reach Segment under its own messageId (Segment dedups on it).
+    let (h, us, _, _) = setup("us").await;
+    let uuid = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+    let body = json!({"moe_request_id": uuid, "events": [
+        {"event_name": "Email Sent", "event_uuid": uuid, "uid": "u1", "event_time": 1_764_331_000},
+        {"event_name": "Email Opened", "event_uuid": uuid, "uid": "u1", "event_time": 1_764_331_100},
+        {"event_name": "Email Clicked", "event_uuid": uuid, "uid": "u1", "event_time": 1_764_331_200}]})
+    .to_string();
+    let resp = h.handle(post(body.clone())).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let b = body_json(&resp).await;
+    assert_eq!(
+        (b["forwarded"].as_u64(), b["duplicate_uuids"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let accepted = us.accepted();
+    assert_eq!(accepted.len(), 3, "{accepted:?}");
+    assert!(accepted.keys().all(|id| id.starts_with("moe-h-")));
+    // A re-send yields the same three ids (Segment deduplicates the re-send).
+    h.handle(post(body)).await;
+    assert_eq!(us.accepted().len(), 3);
+    assert!(us.accepted().values().all(|n| *n == 2));
+}
+
+#[tokio::test]
 async fn empty_event_list_is_200_with_no_segment_call() {
     let (h, us, _, _) = setup("us").await;
     let resp = h

@@ -20,15 +20,21 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use moengage_segment::cli_map::write_output;
 use moengage_segment::decode::lossy_utf8;
 use moengage_segment::invoke::request_from_event;
+use moengage_segment::json::{canonical_json, compact_json};
 use moengage_segment::map::{
-    MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_CHARS, MESSAGE_ID_PREFIX, MapOutput, RejectReason, map_body,
+    HASHED_ID_PREFIX, MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_CHARS, MESSAGE_ID_PREFIX, MapOutput,
+    RejectReason, is_usable_uuid, map_body,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+
+mod pretty;
+use pretty::pretty;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration and shared data
@@ -264,6 +270,10 @@ fn check_message(json: &str, message_id: &str) -> Result<(), String> {
     let short = || json.chars().take(300).collect::<String>();
     if json.len() > MAX_MESSAGE_BYTES {
         return Err(format!("{} bytes > {MAX_MESSAGE_BYTES}", json.len()));
+    }
+    // Compact (no whitespace outside strings), so also one line.
+    if compact_json(json) != json {
+        return Err(format!("not compact: {}", short()));
     }
     let m: Msg = serde_json::from_str(json).map_err(|e| format!("not JSON ({e}): {}", short()))?;
     let _ = m.properties;
@@ -1136,6 +1146,8 @@ enum UuidKind {
     Number,
     Long,
     Unicode,
+    /// One uuid on every event, as in MoEngage's doc samples.
+    Placeholder,
 }
 
 fn uuid_kind() -> impl Strategy<Value = UuidKind> {
@@ -1146,6 +1158,7 @@ fn uuid_kind() -> impl Strategy<Value = UuidKind> {
         1 => Just(UuidKind::Number),
         1 => Just(UuidKind::Long),
         1 => Just(UuidKind::Unicode),
+        2 => Just(UuidKind::Placeholder),
     ]
 }
 
@@ -1164,6 +1177,7 @@ impl UuidKind {
             }
             UuidKind::Long => format!("{index}-{}", "u".repeat(120)),
             UuidKind::Unicode => format!("é-{index}-😀"),
+            UuidKind::Placeholder => "3c90c3cc-0d44-4b50-8888-8dd25736052a".to_owned(),
         };
         Some((json!(s), s))
     }
@@ -1328,6 +1342,20 @@ fn same_output(a: &MapOutput, b: &MapOutput) -> bool {
         && a.moe_request_id == b.moe_request_id
         && a.messages == b.messages
         && a.rejected == b.rejected
+        && a.duplicate_uuids == b.duplicate_uuids
+}
+
+proptest! {
+    #![proptest_config(config(1024, 65_536))]
+
+    /// The canonical form behind content hashes is exactly serde_json's `Value` round trip
+    /// (so the ids of events without a uuid did not change), and fails where it fails.
+    #[test]
+    fn canonical_json_is_the_value_round_trip(j in json_value(), spaced in any::<bool>()) {
+        let text = if spaced { pretty(&j.to_text()) } else { j.to_text() };
+        let want = serde_json::from_str::<Value>(&text).ok().map(|v| v.to_string());
+        prop_assert_eq!(canonical_json(&text).ok(), want, "{}", text);
+    }
 }
 
 proptest! {
@@ -1360,20 +1388,55 @@ proptest! {
             prop_assert_eq!(Some(want), got.as_ref(), "event {}", i);
         }
 
-        // messageIds: from the uuid when it fits, unique when the uuids are.
-        let mut ids = HashSet::new();
+        // messageIds: from the uuid when it can stand in one as it is and no different event
+        // of the request carries it too; hashed otherwise; one id on two messages only when
+        // they are identical.
+        let mut uuid_count: std::collections::HashMap<&str, usize> = Default::default();
         for m in &out.messages {
             if let Some(uuid) = &m.event_uuid {
-                prop_assert!(ids.insert(m.message_id.as_str()), "duplicate {}", m.message_id);
-                if uuid.len() + MESSAGE_ID_PREFIX.len() <= MAX_MESSAGE_ID_CHARS {
-                    prop_assert_eq!(&m.message_id, &format!("{MESSAGE_ID_PREFIX}{uuid}"));
-                } else {
-                    prop_assert!(m.message_id.starts_with("moe-h-"), "{}", m.message_id);
-                }
-            } else {
-                prop_assert!(m.message_id.starts_with("moe-h-"), "{}", m.message_id);
+                *uuid_count.entry(uuid.as_str()).or_default() += 1;
             }
         }
+        let mut by_id: std::collections::HashMap<&str, &str> = Default::default();
+        let mut content_ids = 0;
+        for m in &out.messages {
+            if let Some(first) = by_id.insert(m.message_id.as_str(), m.json.as_str()) {
+                prop_assert_eq!(first, m.json.as_str(), "one id on different messages");
+            }
+            match &m.event_uuid {
+                Some(uuid) if is_usable_uuid(uuid) && uuid_count[uuid.as_str()] == 1 => {
+                    prop_assert_eq!(&m.message_id, &format!("{MESSAGE_ID_PREFIX}{uuid}"));
+                }
+                Some(uuid) if is_usable_uuid(uuid) => {
+                    if m.message_id != format!("{MESSAGE_ID_PREFIX}{uuid}") {
+                        prop_assert!(m.message_id.starts_with(HASHED_ID_PREFIX));
+                        content_ids += 1;
+                    }
+                }
+                _ => prop_assert!(m.message_id.starts_with(HASHED_ID_PREFIX), "{}", m.message_id),
+            }
+        }
+        prop_assert!(out.duplicate_uuids >= content_ids);
+        if uuid_count.values().all(|n| *n == 1) {
+            prop_assert_eq!(out.duplicate_uuids, 0);
+        }
+
+        // Formatting never changes what is delivered, and `moe2seg map` prints JSON Lines:
+        // one compact message per line.
+        let spaced = map_body(&pretty(&body), received_at).unwrap();
+        prop_assert!(same_output(&out, &spaced), "pretty-printing changed the output");
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        write_output(&spaced, &mut stdout, &mut stderr).unwrap();
+        let stdout = String::from_utf8(stdout).unwrap();
+        let lines: Vec<&str> = stdout.lines().collect();
+        prop_assert_eq!(lines.len(), out.messages.len());
+        for (line, m) in lines.iter().zip(&out.messages) {
+            let v: Value = serde_json::from_str(line).map_err(|e| {
+                TestCaseError::fail(format!("line {}: {e}: {line}", m.index))
+            })?;
+            prop_assert_eq!(&v["messageId"], &json!(m.message_id));
+        }
+        prop_assert_eq!(String::from_utf8(stderr).unwrap().lines().count(), out.rejected.len());
 
         // Determinism: the same body and time give the same output; another time changes
         // no messageId.
