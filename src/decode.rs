@@ -358,8 +358,8 @@ impl<'a> Attributes<'a> {
 /// A raw JSON scalar as text: strings unescaped, numbers rendered; `None` for other kinds
 /// and for empty strings.
 pub fn raw_scalar_text(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text: Text<'_> = serde_json::from_str(raw.get()).ok()?;
-    let out = match text {
+    // A raw value is one valid JSON value already: no deserializer needed.
+    let out = match Text::from_raw(raw.get()).ok()? {
         Text::Str(Cow::Borrowed(s)) => Cow::Borrowed(s.trim()),
         Text::Str(Cow::Owned(s)) => Cow::Owned(s.trim().to_owned()),
         Text::Num(s) => Cow::Owned(s),

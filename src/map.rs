@@ -386,63 +386,32 @@ struct Field<'m> {
     droppable: bool,
 }
 
-/// Where each key of a JSON object is: linear while small, hashed (randomly seeded) when
-/// large.
-#[derive(Debug)]
-struct KeyIndex<'m> {
-    small: Vec<(Cow<'m, str>, usize)>,
-    large: Option<HashMap<Cow<'m, str>, usize>>,
-}
-
-impl<'m> KeyIndex<'m> {
-    const SMALL: usize = 32;
-    /// The position of a key that is taken but holds nothing yet (added later).
-    const RESERVED: usize = usize::MAX;
-
-    fn new() -> Self {
-        KeyIndex {
-            small: Vec::with_capacity(Self::SMALL),
-            large: None,
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<usize> {
-        match &self.large {
-            Some(map) => map.get(key).copied(),
-            None => self
-                .small
-                .iter()
-                .find(|(k, _)| k.as_ref() == key)
-                .map(|(_, p)| *p),
-        }
-    }
-
-    fn insert(&mut self, key: Cow<'m, str>, pos: usize) {
-        if let Some(map) = &mut self.large {
-            map.insert(key, pos);
-            return;
-        }
-        self.small.push((key, pos));
-        if self.small.len() > Self::SMALL {
-            self.large = Some(self.small.drain(..).collect());
-        }
-    }
-}
-
 /// An ordered JSON object whose keys are unique.
 #[derive(Debug)]
 struct Fields<'m> {
     entries: Vec<Field<'m>>,
-    index: KeyIndex<'m>,
+    /// Keys taken for fields added later, so no input value can claim them.
+    reserved: Vec<&'m str>,
+    /// Key → position, once the object is too large for a linear search (randomly seeded:
+    /// the keys come from the request).
+    large: Option<HashMap<Cow<'m, str>, usize>>,
+    /// A one-word filter of the keys present ([`key_bit`]): a key whose bit is clear is
+    /// free without a search, which is the usual case.
+    mask: u64,
     /// The next `_<n>` tried for a displaced value whose `moe_<key>` is taken as well.
     next_suffix: u32,
 }
 
 impl<'m> Fields<'m> {
-    fn new() -> Self {
+    /// Objects up to this many keys are searched linearly.
+    const SMALL: usize = 32;
+
+    fn with_capacity(n: usize) -> Self {
         Fields {
-            entries: Vec::new(),
-            index: KeyIndex::new(),
+            entries: Vec::with_capacity(n),
+            reserved: Vec::new(),
+            large: None,
+            mask: 0,
             next_suffix: 2,
         }
     }
@@ -451,28 +420,52 @@ impl<'m> Fields<'m> {
         self.entries.is_empty()
     }
 
-    /// Takes `key` for a field added later, so no input value can claim it.
+    /// Takes `key` for a field added later.
     fn reserve(&mut self, key: &'m str) {
-        self.index.insert(Cow::Borrowed(key), KeyIndex::RESERVED);
+        self.mask |= key_bit(key);
+        self.reserved.push(key);
     }
 
-    /// Where `key` is free or already holds this very value (then nothing needs adding).
+    fn find(&self, key: &str) -> Option<usize> {
+        match &self.large {
+            Some(map) => map.get(key).copied(),
+            None if self.mask & key_bit(key) == 0 => None,
+            None => self.entries.iter().position(|f| f.key == key),
+        }
+    }
+
+    /// Whether `key` is free, already holds this very value (nothing needs adding), or is
+    /// taken.
     fn slot(&self, key: &str, val: &Val<'_>) -> Slot {
-        match self.index.get(key) {
+        if self.reserved.contains(&key) {
+            return Slot::Taken;
+        }
+        match self.find(key) {
             None => Slot::Free,
-            Some(KeyIndex::RESERVED) => Slot::Taken,
             Some(pos) if self.entries[pos].val.same_as(val) => Slot::Same,
             Some(_) => Slot::Taken,
         }
     }
 
     fn push(&mut self, key: Cow<'m, str>, val: Val<'m>, droppable: bool) {
-        self.index.insert(key.clone(), self.entries.len());
+        self.mask |= key_bit(&key);
+        if let Some(map) = &mut self.large {
+            map.insert(key.clone(), self.entries.len());
+        }
         self.entries.push(Field {
             key,
             val,
             droppable,
         });
+        if self.large.is_none() && self.entries.len() > Self::SMALL {
+            let map = self
+                .entries
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.key.clone(), i))
+                .collect();
+            self.large = Some(map);
+        }
     }
 
     /// Adds `val` under `key`. When `key` already holds the same value nothing is added
@@ -480,6 +473,16 @@ impl<'m> Fields<'m> {
     /// attribute's own raw key) if that is free, else under `moe_<key>`, `moe_<key>_<n>`:
     /// never dropped. A displaced value is droppable by truncation.
     fn place(&mut self, key: &'m str, alt: Option<&'m str>, val: Val<'m>, droppable: bool) {
+        // The usual case: a key no field has (nor reserved), told by its filter bit alone.
+        if self.large.is_none() && self.mask & key_bit(key) == 0 {
+            return self.push(Cow::Borrowed(key), val, droppable);
+        }
+        self.place_slow(key, alt, val, droppable);
+    }
+
+    /// [`Fields::place`] when the key may be taken.
+    #[cold]
+    fn place_slow(&mut self, key: &'m str, alt: Option<&'m str>, val: Val<'m>, droppable: bool) {
         match self.slot(key, &val) {
             Slot::Free => return self.push(Cow::Borrowed(key), val, droppable),
             Slot::Same => return,
@@ -505,6 +508,22 @@ impl<'m> Fields<'m> {
             }
         }
     }
+}
+
+/// One of 64 bits for a key, from its length and three of its bytes (cheap, and different
+/// for most keys of one object).
+fn key_bit(key: &str) -> u64 {
+    let b = key.as_bytes();
+    let (first, mid, last) = match b {
+        [] => (0, 0, 0),
+        _ => (b[0], b[b.len() / 2], b[b.len() - 1]),
+    };
+    let h = (b.len() as u32)
+        .wrapping_mul(0x9e37)
+        .wrapping_add(u32::from(first).wrapping_mul(131))
+        .wrapping_add(u32::from(mid).wrapping_mul(31))
+        .wrapping_add(u32::from(last).wrapping_mul(7));
+    1 << (h.wrapping_mul(0x2545_f491) >> 26)
 }
 
 enum Slot {
@@ -713,7 +732,7 @@ fn properties<'m>(
     scan: &Scan<'m>,
     time: &'m EventTime<'_>,
 ) -> Fields<'m> {
-    let mut props = Fields::new();
+    let mut props = Fields::with_capacity(10 + scan.renamed.len());
     let extras = [
         ("event_uuid", text(&event.event_uuid)),
         ("event_code", text(&event.event_code)),
@@ -754,7 +773,7 @@ fn properties<'m>(
 /// `mobile_number`), then every user attribute; a user attribute that differs from them
 /// is kept as `moe_email` / `moe_phone`.
 fn traits<'m>(event: &'m Event<'_>) -> Fields<'m> {
-    let mut traits = Fields::new();
+    let mut traits = Fields::with_capacity(2 + event.user_attributes.entries().len());
     if let Some(email) = text(&event.email_id) {
         traits.place("email", None, Val::Str(email), false);
     }
@@ -1246,6 +1265,27 @@ mod tests {
         let m: Value = serde_json::from_str(&out.messages[0].json).unwrap();
         assert_eq!(m["properties"]["campaign_id"], "c-2");
         assert_eq!(m["properties"]["Campaign ID"], "c-1");
+    }
+
+    #[test]
+    fn clashes_in_large_objects_are_found() {
+        // Past 32 keys the object is indexed by a map: clashes are found there too.
+        let mut ua = serde_json::Map::new();
+        for i in 0..40 {
+            ua.insert(format!("attr_{i}"), json!(i));
+        }
+        ua.insert("email".into(), json!("profile@example.com"));
+        let m = map_one(
+            json!({"event_name": "X", "uid": "u", "email_id": "sent@example.com",
+            "user_attributes": ua, "event_attributes": ua}),
+        )
+        .unwrap();
+        let t = &m["context"]["traits"];
+        assert_eq!(t["email"], "sent@example.com");
+        assert_eq!(t["moe_email"], "profile@example.com");
+        assert_eq!(t["attr_39"], 39);
+        assert_eq!(t.as_object().unwrap().len(), 42);
+        assert_eq!(m["properties"]["attr_0"], 0);
     }
 
     #[test]
