@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::json::compact_json;
+use crate::json::{KeyText, compact_json};
 
 /// Why a body is not a Streams request.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -378,7 +378,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(k) = map.next_key::<Key<'de>>()? {
+                while let Some(k) = map.next_key::<KeyText<'de>>()? {
                     let v: &'de RawValue = map.next_value()?;
                     out.push((k.0, compact_raw(v)));
                 }
@@ -414,31 +414,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
             }
         }
         d.deserialize_any(V)
-    }
-}
-
-/// A map key borrowed when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
 

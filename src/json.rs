@@ -28,12 +28,12 @@ pub fn compact_json(raw: &str) -> Cow<'_, str> {
     {
         return Cow::Borrowed(raw);
     }
-    // Find the first whitespace byte outside a string without allocating.
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut first = None;
+    // One pass over the strings' state; the copy starts at the first whitespace byte
+    // outside a string (values with spaces only inside strings are never copied).
+    let (mut in_string, mut escaped) = (false, false);
+    let mut out: Option<Vec<u8>> = None;
     for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
+        let keep = if in_string {
             if escaped {
                 escaped = false;
             } else if b == b'\\' {
@@ -41,35 +41,27 @@ pub fn compact_json(raw: &str) -> Cow<'_, str> {
             } else if b == b'"' {
                 in_string = false;
             }
+            true
         } else if b == b'"' {
             in_string = true;
-        } else if is_json_whitespace(b) {
-            first = Some(i);
-            break;
+            true
+        } else {
+            !is_json_whitespace(b)
+        };
+        match &mut out {
+            Some(o) if keep => o.push(b),
+            Some(_) => {}
+            None if keep => {}
+            None => {
+                let mut o = Vec::with_capacity(bytes.len());
+                o.extend_from_slice(&bytes[..i]);
+                out = Some(o);
+            }
         }
     }
-    let Some(first) = first else {
+    let Some(out) = out else {
         return Cow::Borrowed(raw);
     };
-    let mut out = Vec::with_capacity(bytes.len());
-    out.extend_from_slice(&bytes[..first]);
-    for &b in &bytes[first..] {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-            out.push(b);
-        } else if !is_json_whitespace(b) {
-            out.push(b);
-        }
-    }
     // Only ASCII bytes were removed from valid UTF-8, so `out` is valid UTF-8.
     match String::from_utf8(out) {
         Ok(s) => Cow::Owned(s),
@@ -194,7 +186,7 @@ impl<'de> Visitor<'de> for Canonical<'_> {
 }
 
 /// An object key, borrowed when it has no escapes.
-struct KeyText<'a>(Cow<'a, str>);
+pub(crate) struct KeyText<'a>(pub(crate) Cow<'a, str>);
 
 impl<'de: 'a, 'a> serde::Deserialize<'de> for KeyText<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
