@@ -156,12 +156,12 @@ pub fn map_request(req: &StreamsRequest<'_>, received_at_ms: i64) -> MapOutput {
 }
 
 /// How an event's `messageId` is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum IdRule {
     /// From its `event_uuid` ([`message_id`]).
     Uuid,
-    /// From its content ([`content_id`]): for events sharing a uuid with a different event.
-    Content,
+    /// This one: its [`content_id`], for an event sharing a uuid with a different event.
+    Given(String),
 }
 
 fn map_one(
@@ -171,7 +171,7 @@ fn map_one(
     rule: IdRule,
 ) -> Result<Mapped, Rejected> {
     match decode::decode_event(raw) {
-        Ok(event) => match map_event_with(&event, raw, ctx, rule) {
+        Ok(event) => match map_event(&event, raw, ctx, rule) {
             Ok((message_id, json)) => Ok(Mapped {
                 index,
                 event_uuid: uuid_of(&event),
@@ -220,17 +220,17 @@ fn separate_repeated_uuids(out: &mut MapOutput, req: &StreamsRequest<'_>, ctx: &
     }
     let mut remapped: Vec<(usize, Result<Mapped, Rejected>)> = Vec::new();
     for members in groups.values() {
-        let raw_of = |pos: &usize| req.events[out.messages[*pos].index].get();
-        let canon: Vec<String> = members.iter().map(|p| canonical(raw_of(p))).collect();
-        if canon.iter().all(|c| *c == canon[0]) {
+        let raw_of = |pos: &usize| req.events[out.messages[*pos].index];
+        let ids: Vec<String> = members
+            .iter()
+            .map(|p| content_id(raw_of(p).get()))
+            .collect();
+        if ids.iter().all(|id| *id == ids[0]) {
             continue;
         }
-        for pos in members {
+        for (pos, id) in members.iter().zip(ids) {
             let index = out.messages[*pos].index;
-            remapped.push((
-                *pos,
-                map_one(index, req.events[index], ctx, IdRule::Content),
-            ));
+            remapped.push((*pos, map_one(index, raw_of(pos), ctx, IdRule::Given(id))));
         }
     }
     if remapped.is_empty() {
@@ -787,15 +787,7 @@ fn traits<'m>(event: &'m Event<'_>) -> Fields<'m> {
 }
 
 /// Maps one decoded event. Returns `(messageId, json)`.
-pub fn map_event(
-    event: &Event<'_>,
-    raw: &RawValue,
-    ctx: &MapContext<'_>,
-) -> Result<(String, String), RejectReason> {
-    map_event_with(event, raw, ctx, IdRule::Uuid)
-}
-
-fn map_event_with(
+fn map_event(
     event: &Event<'_>,
     raw: &RawValue,
     ctx: &MapContext<'_>,
@@ -812,7 +804,7 @@ fn map_event_with(
     let identity = Identity::of(event).ok_or(RejectReason::NoIdentity)?;
     let message_id = match rule {
         IdRule::Uuid => message_id(event, raw),
-        IdRule::Content => content_id(raw.get()),
+        IdRule::Given(id) => id,
     };
     let time = EventTime::read(event.event_time.as_ref(), ctx.received_at_ms);
     let timestamp = time.timestamp(ctx.received_at_ms);
