@@ -357,7 +357,6 @@ impl Val<'_> {
             }
         };
         match (self, other) {
-            (Val::Str(a), Val::Str(b)) => a.trim() == b.trim(),
             (Val::Raw(a), Val::Raw(b)) => a.get() == b.get(),
             (Val::Bool(a), Val::Bool(b)) => a == b,
             (Val::Json(a), Val::Json(b)) => a == b,
@@ -480,31 +479,28 @@ impl<'m> Fields<'m> {
         self.place_slow(key, alt, val, droppable);
     }
 
-    /// [`Fields::place`] when the key may be taken.
+    /// [`Fields::place`] when the key may be taken: tries `key`, then `alt`, then
+    /// `moe_<key>`, then `moe_<key>_<n>`.
     #[cold]
     fn place_slow(&mut self, key: &'m str, alt: Option<&'m str>, val: Val<'m>, droppable: bool) {
-        match self.slot(key, &val) {
-            Slot::Free => return self.push(Cow::Borrowed(key), val, droppable),
-            Slot::Same => return,
-            Slot::Taken => {}
-        }
-        if let Some(alt) = alt.filter(|a| *a != key) {
-            match self.slot(alt, &val) {
-                Slot::Free => return self.push(Cow::Borrowed(alt), val, true),
-                Slot::Same => return,
-                Slot::Taken => {}
-            }
-        }
-        let mut name = format!("moe_{key}");
+        let mut names = [
+            Some(Cow::Borrowed(key)),
+            alt.filter(|a| *a != key).map(Cow::Borrowed),
+            Some(Cow::Owned(format!("moe_{key}"))),
+        ]
+        .into_iter()
+        .flatten();
+        let mut displaced = false;
         loop {
+            let name = names.next().unwrap_or_else(|| {
+                self.next_suffix += 1;
+                Cow::Owned(format!("moe_{key}_{}", self.next_suffix - 1))
+            });
             match self.slot(&name, &val) {
-                Slot::Free => return self.push(Cow::Owned(name), val, true),
+                Slot::Free => return self.push(name, val, droppable || displaced),
                 Slot::Same => return,
                 // Each failed try meets a distinct existing key: linear overall.
-                Slot::Taken => {
-                    name = format!("moe_{key}_{}", self.next_suffix);
-                    self.next_suffix += 1;
-                }
+                Slot::Taken => displaced = true,
             }
         }
     }
