@@ -199,22 +199,19 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         }
     }
 
-    /// When this invocation must have answered by.
+    /// When this invocation must have answered by: the Lambda deadline less the margin. A
+    /// deadline that is not a plausible future epoch (in the past, or more than 15 minutes
+    /// away: `cargo lambda watch` sends `600000`, a duration) falls back to the default budget.
     fn deadline(&self, req: &Request) -> Instant {
-        let now = Instant::now();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
         let budget = req
             .lambda_context_ref()
-            .map(|c| c.deadline)
-            .filter(|d| *d > 0)
-            .map(|deadline_ms| {
-                let now_ms = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0);
-                Duration::from_millis(deadline_ms.saturating_sub(now_ms))
-            })
+            .and_then(|c| plausible_budget(c.deadline, now_ms))
             .unwrap_or(self.default_budget);
-        now + budget.saturating_sub(self.deadline_margin)
+        Instant::now() + budget.saturating_sub(self.deadline_margin)
     }
 
     /// Handles one request. Never fails: every outcome is an HTTP answer.
@@ -479,6 +476,15 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
     }
 }
 
+/// Lambda's longest timeout: a deadline further away than this is not a deadline.
+const MAX_LAMBDA_BUDGET: Duration = Duration::from_secs(15 * 60);
+
+/// The time left before `deadline_ms` (epoch ms), when that is a plausible Lambda deadline.
+fn plausible_budget(deadline_ms: u64, now_ms: u64) -> Option<Duration> {
+    let left = Duration::from_millis(deadline_ms.checked_sub(now_ms)?);
+    (!left.is_zero() && left <= MAX_LAMBDA_BUDGET).then_some(left)
+}
+
 /// The dead-letter records of every undelivered message.
 fn parcels(out: &MapOutput, report: &DeliveryReport) -> Result<Vec<String>, ParkError> {
     let parked_at = time::format_millis(time::now_millis());
@@ -582,4 +588,28 @@ fn respond(
             "moe_request_id": out.moe_request_id,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plausible_deadlines_are_trusted() {
+        let now = 1_764_331_200_000;
+        assert_eq!(
+            plausible_budget(now + 3_000, now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            plausible_budget(now + 900_000, now),
+            Some(Duration::from_secs(900))
+        );
+        // cargo lambda's emulator sends a duration, not an epoch.
+        assert_eq!(plausible_budget(600_000, now), None);
+        assert_eq!(plausible_budget(now, now), None);
+        assert_eq!(plausible_budget(now - 1, now), None);
+        assert_eq!(plausible_budget(now + 900_001, now), None);
+        assert_eq!(plausible_budget(u64::MAX, now), None);
+    }
 }
