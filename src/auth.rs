@@ -14,6 +14,12 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
+/// Whether the request presents any credential at all (an `Authorization` or `X-Api-Key`
+/// header): without one it is refused before the secret is read.
+pub fn presents_credentials(headers: &HeaderMap) -> bool {
+    headers.contains_key(http::header::AUTHORIZATION) || headers.contains_key("x-api-key")
+}
+
 /// Whether the request carries valid credentials.
 pub fn authorized(headers: &HeaderMap, auth: &WebhookAuth) -> bool {
     let mut ok = false;
@@ -30,7 +36,11 @@ pub fn authorized(headers: &HeaderMap, auth: &WebhookAuth) -> bool {
                 let Some(colon) = decoded.iter().position(|b| *b == b':') else {
                     continue;
                 };
-                let (u, p) = (&decoded[..colon], &decoded[colon + 1..]);
+                // Trimmed, as the stored pair is.
+                let (u, p) = (
+                    decoded[..colon].trim_ascii(),
+                    decoded[colon + 1..].trim_ascii(),
+                );
                 // Evaluate both halves so timing does not reveal which one was wrong.
                 let good = ct_eq(u, user.expose().as_bytes()) & ct_eq(p, pass.expose().as_bytes());
                 ok |= good;
@@ -43,7 +53,7 @@ pub fn authorized(headers: &HeaderMap, auth: &WebhookAuth) -> bool {
     }
     if let Some(token) = &auth.token {
         for value in headers.get_all("x-api-key") {
-            ok |= ct_eq(value.as_bytes(), token.expose().as_bytes());
+            ok |= ct_eq(value.as_bytes().trim_ascii(), token.expose().as_bytes());
         }
     }
     ok

@@ -12,6 +12,9 @@ pub const SEGMENT_US: &str = "https://api.segment.io";
 pub const SEGMENT_EU: &str = "https://events.eu1.segmentapis.com";
 /// Default request body limit (Lambda's synchronous payload limit is 6 MB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// Highest `MAX_BODY_BYTES` accepted: nothing larger reaches a Lambda function, and the
+/// memory bounds (README, "Limits") are measured at this size.
+pub const MAX_MAX_BODY_BYTES: usize = DEFAULT_MAX_BODY_BYTES;
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 
 /// A credential. Its `Debug` never shows the value and it has no `Display`.
@@ -136,8 +139,11 @@ impl Settings {
         let write_key = non_empty(write_key).ok_or(ConfigError::Missing("segment_write_key"))?;
         let region = non_empty(region).ok_or(ConfigError::Missing("segment_region"))?;
         let region = Region::parse(&region).ok_or(ConfigError::BadRegion)?;
+        // Stored credentials are compared trimmed, as presented ones are: a value pasted with
+        // a stray space or newline must still match.
+        let trimmed = |v: String| Secret(v.trim().to_owned());
         let basic = match (non_empty(username), non_empty(password)) {
-            (Some(u), Some(p)) => Some((Secret(u), Secret(p))),
+            (Some(u), Some(p)) => Some((trimmed(u), trimmed(p))),
             (Some(_), None) => {
                 return Err(ConfigError::HalfBasicPair(
                     "webhook_username",
@@ -152,7 +158,7 @@ impl Settings {
             }
             (None, None) => None,
         };
-        let token = non_empty(token).map(Secret);
+        let token = non_empty(token).map(trimmed);
         if basic.is_none() && token.is_none() {
             return Err(ConfigError::NoWebhookCredentials);
         }
@@ -261,8 +267,13 @@ impl Env {
             SettingsSource::None
         };
         let max_body_bytes = env_num("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
-        if max_body_bytes == 0 {
-            return Err(ConfigError::BadEnv("MAX_BODY_BYTES", "must be > 0".into()));
+        if !(1..=MAX_MAX_BODY_BYTES).contains(&max_body_bytes) {
+            return Err(ConfigError::BadEnv(
+                "MAX_BODY_BYTES",
+                format!(
+                    "{max_body_bytes} is out of range: 1 to {MAX_MAX_BODY_BYTES} (Lambda's request payload limit)"
+                ),
+            ));
         }
         Ok(Env {
             source,
@@ -356,6 +367,19 @@ mod tests {
         for v in ["SUPERSECRETKEY", "USERNAME1", "PASSWORD1", "TOKENVALUE"] {
             assert!(!dbg.contains(v), "{dbg}");
         }
+    }
+
+    #[test]
+    fn stored_credentials_are_trimmed() {
+        let s = Settings::from_secret_json(
+            r#"{"segment_write_key":" wk\n","segment_region":"us","webhook_username":" u ",
+                "webhook_password":"p\t","webhook_token":" tok "}"#,
+        )
+        .unwrap();
+        assert_eq!(s.write_key.expose(), "wk");
+        let (u, p) = s.webhook.basic.unwrap();
+        assert_eq!((u.expose(), p.expose()), ("u", "p"));
+        assert_eq!(s.webhook.token.unwrap().expose(), "tok");
     }
 
     #[test]

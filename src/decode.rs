@@ -30,7 +30,17 @@ pub enum DecodeError {
     NoEvents,
     #[error("\"events\" is not an array")]
     EventsNotArray,
+    #[error("the request has {count} events; at most {limit} are accepted per request")]
+    TooManyEvents { count: usize, limit: usize },
 }
+
+/// Most events one request may hold (MoEngage sends about 100): bounds the work and memory
+/// of one invocation.
+pub const MAX_EVENTS: usize = 10_000;
+
+/// Most keys one attribute map may hold: more could never fit one 32 KB Segment message
+/// (`"k":0,` is 6 bytes), and each costs memory while the event is mapped.
+pub const MAX_ATTRIBUTES: usize = 10_000;
 
 /// Turns request bytes into text, replacing invalid UTF-8 sequences with U+FFFD.
 /// Borrows when the bytes are valid UTF-8 (the usual case).
@@ -64,9 +74,11 @@ struct Envelope<'a> {
     events: Option<EventList<'a>>,
 }
 
-/// The `events` field: an array of raw events, or a marker that it was something else.
+/// The `events` field: an array of raw events, or a marker that it was something else or
+/// too long ([`MAX_EVENTS`]).
 enum EventList<'a> {
     Array(Vec<&'a RawValue>),
+    TooMany(usize),
     NotArray,
 }
 
@@ -79,8 +91,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for EventList<'a> {
                 f.write_str("an array of events")
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(128));
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(128).min(MAX_EVENTS));
                 while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                    if v.len() == MAX_EVENTS {
+                        // Count the rest without keeping them.
+                        let mut count = v.len() + 1;
+                        while seq.next_element::<IgnoredAny>()?.is_some() {
+                            count += 1;
+                        }
+                        return Ok(EventList::TooMany(count));
+                    }
                     v.push(raw);
                 }
                 Ok(EventList::Array(v))
@@ -129,6 +149,10 @@ pub fn decode_request(body: &str) -> Result<StreamsRequest<'_>, DecodeError> {
     match env.events {
         None => Err(DecodeError::NoEvents),
         Some(EventList::NotArray) => Err(DecodeError::EventsNotArray),
+        Some(EventList::TooMany(count)) => Err(DecodeError::TooManyEvents {
+            count,
+            limit: MAX_EVENTS,
+        }),
         Some(EventList::Array(events)) => Ok(StreamsRequest {
             app_name: env.app_name,
             source: env.source,
@@ -329,8 +353,10 @@ pub enum Attributes<'a> {
     #[default]
     Absent,
     Map(Vec<(Cow<'a, str>, RawJson<'a>)>),
-    /// Present but not an object (kept so nothing is lost).
-    Other(serde_json::Value),
+    /// Present but not an object (its compact JSON, kept so nothing is lost).
+    Other(RawJson<'a>),
+    /// An object of more than [`MAX_ATTRIBUTES`] keys (how many): the event is rejected.
+    TooMany(usize),
 }
 
 impl<'a> Attributes<'a> {
@@ -379,6 +405,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
                 while let Some(k) = map.next_key::<KeyText<'de>>()? {
+                    if out.len() == MAX_ATTRIBUTES {
+                        let mut count = out.len() + 1;
+                        map.next_value::<IgnoredAny>()?;
+                        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+                            count += 1;
+                        }
+                        return Ok(Attributes::TooMany(count));
+                    }
                     let v: &'de RawValue = map.next_value()?;
                     out.push((k.0, compact_raw(v)));
                 }
@@ -390,28 +424,42 @@ impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
             fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
                 Ok(Attributes::Absent)
             }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                other(serde_json::to_string(v).map_err(E::custom)?)
+            }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Attributes::Other(serde_json::Value::String(v.to_owned())))
+                other(serde_json::to_string(v).map_err(E::custom)?)
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                Ok(Attributes::Other(v.into()))
+                other(v.to_string())
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Attributes::Other(v.into()))
+                other(v.to_string())
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Attributes::Other(v.into()))
+                other(v.to_string())
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Attributes::Other(v.into()))
+                other(serde_json::to_string(&v).map_err(E::custom)?)
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::new();
-                while let Some(v) = seq.next_element::<serde_json::Value>()? {
-                    items.push(v);
+                // Kept as compact JSON text, never as a tree (a `Value` per element costs
+                // 16 times the bytes of `[1,1,1,…]`).
+                let mut text = String::from("[");
+                while let Some(v) = seq.next_element::<&'de RawValue>()? {
+                    if text.len() > 1 {
+                        text.push(',');
+                    }
+                    text.push_str(compact_raw(v).get());
                 }
-                Ok(Attributes::Other(serde_json::Value::Array(items)))
+                text.push(']');
+                other(text)
             }
+        }
+        fn other<'a, E: de::Error>(json: String) -> Result<Attributes<'a>, E> {
+            RawValue::from_string(json)
+                .map(|r| Attributes::Other(Cow::Owned(r)))
+                .map_err(E::custom)
         }
         d.deserialize_any(V)
     }
@@ -460,6 +508,53 @@ mod tests {
     }
 
     #[test]
+    fn event_count_is_bounded() {
+        let body = |n: usize| format!("{{\"events\":[{}]}}", vec!["1"; n].join(","));
+        assert_eq!(
+            decode_request(&body(MAX_EVENTS)).unwrap().events.len(),
+            MAX_EVENTS
+        );
+        assert_eq!(
+            decode_request(&body(MAX_EVENTS + 5)).unwrap_err(),
+            DecodeError::TooManyEvents {
+                count: MAX_EVENTS + 5,
+                limit: MAX_EVENTS
+            }
+        );
+        // The rest of the body is still read: a syntax error after the limit is reported.
+        let broken = format!("{{\"events\":[{},]}}", vec!["1"; MAX_EVENTS + 1].join(","));
+        assert!(matches!(
+            decode_request(&broken).unwrap_err(),
+            DecodeError::NotJson(_)
+        ));
+    }
+
+    #[test]
+    fn attribute_maps_are_bounded_and_never_trees() {
+        let map = |n: usize| {
+            let entries: Vec<String> = (0..n).map(|i| format!("\"k{i}\":{i}")).collect();
+            format!("{{\"event_attributes\":{{{}}}}}", entries.join(","))
+        };
+        let ok = map(MAX_ATTRIBUTES);
+        let e = decode_event(serde_json::from_str(&ok).unwrap()).unwrap();
+        assert_eq!(e.event_attributes.entries().len(), MAX_ATTRIBUTES);
+        let over = map(MAX_ATTRIBUTES + 2);
+        let e = decode_event(serde_json::from_str(&over).unwrap()).unwrap();
+        assert!(matches!(e.event_attributes, Attributes::TooMany(n) if n == MAX_ATTRIBUTES + 2));
+        let e = decode_event(
+            serde_json::from_str(
+                r#"{"event_attributes":[ 1, {"a" : [2, 3]}, "x y" ],"user_attributes":1.50}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            matches!(&e.event_attributes, Attributes::Other(v) if v.get() == r#"[1,{"a":[2,3]},"x y"]"#)
+        );
+        assert!(matches!(&e.user_attributes, Attributes::Other(v) if v.get() == "1.5"));
+    }
+
+    #[test]
     fn lenient_scalars() {
         let e = decode_event(
             serde_json::from_str(
@@ -496,7 +591,7 @@ mod tests {
         assert_eq!(ea[1].1.get(), r#"{"n":null}"#);
         assert_eq!(ea[2].0, "cA");
         assert_eq!(ea[2].1.get(), "1.50");
-        assert!(matches!(&e.user_attributes, Attributes::Other(v) if v == "oops"));
+        assert!(matches!(&e.user_attributes, Attributes::Other(v) if v.get() == "\"oops\""));
         assert!(matches!(e.device_attributes, Attributes::Absent));
     }
 

@@ -6,7 +6,7 @@
 //! | 400 | the body is not a Streams request (or not valid gzip) |
 //! | 401 | missing or wrong credentials (nothing forwarded) |
 //! | 405 | not POST |
-//! | 413 | body (or its gzip expansion) over the limit |
+//! | 413 | body (or its gzip expansion) over the limit, too many events, or mapped too large |
 //! | 415 | a `Content-Encoding` other than gzip/identity |
 //! | 500 | the secret is invalid (fail closed, nothing forwarded) |
 //! | 502 | Segment permanently refused a batch (4xx other than 401/403) |
@@ -14,6 +14,11 @@
 //!
 //! MoEngage re-sends the whole batch after any non-2xx; `messageId`s are deterministic, so
 //! events Segment already took are deduplicated there.
+//!
+//! Every answer is bounded (at most [`MAX_LISTED_REJECTIONS`] rejections are listed, with
+//! `rejected_count`), and every 5xx body is a stable code with a fixed message: details
+//! (secret ARNs, SDK errors, Segment's answers) go to the logs only. A request without any
+//! credential is answered 401 before the secret is even read.
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -22,13 +27,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_http::http::{HeaderMap, Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::auth;
 use crate::config::{Endpoints, Region, Settings};
 use crate::decode::{self, DecodeError};
 use crate::deliver::{ChunkOutcome, Deliver, DeliveryReport, Target};
-use crate::map::{self, MapOutput, Mapped};
+use crate::map::{self, MapError, MapOutput, Mapped, Rejected};
 use crate::metrics::{InvocationMetrics, MetricsSink};
 use crate::park::{NoPark, Parcel, Park, ParkError};
 use crate::secrets::{SecretSource, SettingsCache, SettingsError};
@@ -43,12 +48,16 @@ pub enum HttpError {
     Unauthorized,
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
+    #[error("the request has {count} events; at most {limit} are accepted per request")]
+    TooManyEvents { count: usize, limit: usize },
+    #[error("the request maps to more than {0} bytes of Segment messages")]
+    MappedTooLarge(usize),
     #[error("unsupported Content-Encoding {0:?} (gzip or none)")]
     UnsupportedEncoding(String),
     #[error("the body is not valid gzip: {0}")]
     BadGzip(String),
     #[error("not a MoEngage Streams request: {0}")]
-    NotStreams(#[from] DecodeError),
+    NotStreams(DecodeError),
     #[error("configuration error: {0}")]
     Misconfigured(String),
     #[error("settings unavailable: {0}")]
@@ -60,7 +69,9 @@ impl HttpError {
         match self {
             HttpError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
-            HttpError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::TooLarge(_)
+            | HttpError::TooManyEvents { .. }
+            | HttpError::MappedTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             HttpError::BadGzip(_) | HttpError::NotStreams(_) => StatusCode::BAD_REQUEST,
             HttpError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -73,11 +84,136 @@ impl HttpError {
             HttpError::MethodNotAllowed(_) => "method_not_allowed",
             HttpError::Unauthorized => "unauthorized",
             HttpError::TooLarge(_) => "payload_too_large",
+            HttpError::TooManyEvents { .. } => "too_many_events",
+            HttpError::MappedTooLarge(_) => "mapped_too_large",
             HttpError::UnsupportedEncoding(_) => "unsupported_encoding",
             HttpError::BadGzip(_) => "bad_gzip",
             HttpError::NotStreams(_) => "not_streams_request",
             HttpError::Misconfigured(_) => "misconfigured",
             HttpError::SettingsUnavailable(_) => "settings_unavailable",
+        }
+    }
+
+    /// What the caller is told: the error for a 4xx (about their request, bounded), a fixed
+    /// sentence for a 5xx (the details, which can name ARNs, accounts or secret fields, are
+    /// logged only).
+    pub fn public_message(&self) -> String {
+        match self {
+            HttpError::Misconfigured(_) => {
+                "the function is misconfigured; its logs say why".to_owned()
+            }
+            HttpError::SettingsUnavailable(_) => {
+                "the function's settings cannot be read right now; retry later".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<DecodeError> for HttpError {
+    fn from(e: DecodeError) -> Self {
+        match e {
+            DecodeError::TooManyEvents { count, limit } => {
+                HttpError::TooManyEvents { count, limit }
+            }
+            e => HttpError::NotStreams(e),
+        }
+    }
+}
+
+impl From<MapError> for HttpError {
+    fn from(e: MapError) -> Self {
+        match e {
+            MapError::Decode(e) => e.into(),
+            MapError::MappedTooLarge { limit } => HttpError::MappedTooLarge(limit),
+        }
+    }
+}
+
+/// Rejections an answer lists (the rest are counted in `rejected_count`).
+pub const MAX_LISTED_REJECTIONS: usize = 100;
+/// Rejections logged one line each (the rest are counted in the summary line).
+pub const MAX_LOGGED_REJECTIONS: usize = 10;
+/// Time kept for parking at most, out of what is left after delivery.
+pub const PARK_RESERVE: Duration = Duration::from_secs(3);
+
+/// A header value as an error may echo it: at most 40 characters.
+fn excerpt(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        None => s.to_owned(),
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+    }
+}
+
+/// The JSON answer: an error code and message, a summary of the request, or both.
+#[derive(Debug, Serialize)]
+struct Answer<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(flatten)]
+    summary: Option<Summary<'a>>,
+}
+
+impl Answer<'_> {
+    fn error(e: &HttpError) -> Answer<'static> {
+        Answer {
+            error: Some(e.code()),
+            message: Some(e.public_message()),
+            summary: None,
+        }
+    }
+
+    fn to_json(&self) -> String {
+        // Plain strings and numbers: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+/// What became of a mapped request's events.
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    received: usize,
+    forwarded: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parked: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    undelivered: Option<usize>,
+    /// The first [`MAX_LISTED_REJECTIONS`].
+    rejected: Vec<RejectedView<'a>>,
+    rejected_count: usize,
+    duplicate_uuids: usize,
+    moe_request_id: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct RejectedView<'a> {
+    event_uuid: Option<&'a str>,
+    reason: &'static str,
+    index: usize,
+}
+
+impl<'a> Summary<'a> {
+    fn of(out: &'a MapOutput, report: &DeliveryReport) -> Self {
+        Summary {
+            received: out.received,
+            forwarded: report.delivered(),
+            parked: None,
+            undelivered: None,
+            rejected: out
+                .rejected
+                .iter()
+                .take(MAX_LISTED_REJECTIONS)
+                .map(|r: &Rejected| RejectedView {
+                    event_uuid: r.event_uuid.as_deref(),
+                    reason: r.reason.as_str(),
+                    index: r.index,
+                })
+                .collect(),
+            rejected_count: out.rejected.len(),
+            duplicate_uuids: out.duplicate_uuids,
+            moe_request_id: out.moe_request_id.as_deref(),
         }
     }
 }
@@ -221,10 +357,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         let mut tally = Tally::default();
         let (status, body, error) = match self.process(&req, deadline, &mut tally).await {
             Ok((status, body)) => (status, body, None),
-            Err(e) => {
-                let body = json!({"error": e.code(), "message": e.to_string()});
-                (e.status(), body, Some(e))
-            }
+            Err(e) => (e.status(), Answer::error(&e).to_json(), Some(e)),
         };
         let level_error = status.is_server_error();
         macro_rules! summary {
@@ -273,7 +406,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         if status == StatusCode::UNAUTHORIZED {
             resp = resp.header(header::WWW_AUTHENTICATE, "Basic realm=\"moengage-segment\"");
         }
-        resp.body(Body::Text(body.to_string()))
+        resp.body(Body::Text(body))
             .unwrap_or_else(|_| Response::new(Body::Empty))
     }
 
@@ -282,12 +415,17 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         req: &Request,
         deadline: Instant,
         tally: &mut Tally,
-    ) -> Result<(StatusCode, serde_json::Value), HttpError> {
+    ) -> Result<(StatusCode, String), HttpError> {
         if req.method() != Method::POST {
-            return Err(HttpError::MethodNotAllowed(req.method().to_string()));
+            return Err(HttpError::MethodNotAllowed(excerpt(req.method().as_str())));
         }
         let settings: Option<Arc<Settings>> = match &self.settings {
             SettingsMode::Secret(cache) => {
+                // A caller without any credential learns nothing, not even whether the
+                // secret can be read.
+                if !auth::presents_credentials(req.headers()) {
+                    return Err(HttpError::Unauthorized);
+                }
                 let s = cache.get().await.inspect_err(|e| {
                     tracing::error!(error = %e, "cannot use the configured secret");
                 })?;
@@ -310,6 +448,8 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         let body = self.body_bytes(req.headers(), req.body().as_ref())?;
         let text = decode::lossy_utf8(&body);
         let out = map::map_body(&text, time::now_millis())?;
+        drop(text);
+        drop(body);
         tally.moe_request_id = out.moe_request_id.clone();
         tally.received = out.received;
         tally.rejected = out.rejected.len();
@@ -320,14 +460,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
                 "events share an event_uuid with a different event; they get content-derived messageIds"
             );
         }
-        for r in &out.rejected {
-            tracing::warn!(
-                event_uuid = r.event_uuid.as_deref().unwrap_or(""),
-                index = r.index,
-                reason = r.reason.as_str(),
-                "event rejected"
-            );
-        }
+        log_rejections(&out.rejected);
         let region = match (&settings, &self.settings) {
             (Some(s), _) => s.region,
             (None, SettingsMode::DryRun { region }) => *region,
@@ -335,18 +468,29 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
                 return Err(HttpError::Misconfigured("no settings".into()));
             }
         };
+        // Parking must fit before the deadline too: delivery stops early enough to leave it
+        // a slice of the time.
+        let deliver_by = match &self.park {
+            Some(_) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                deadline
+                    .checked_sub(PARK_RESERVE.min(left / 3))
+                    .unwrap_or(deadline)
+            }
+            None => deadline,
+        };
         let report = self
-            .deliver_all(settings, region, &out.messages, deadline)
+            .deliver_all(settings, region, &out.messages, deliver_by)
             .await;
         tally.forwarded = report.delivered();
         tally.undelivered = report.undelivered();
         tally.retries = report.retries;
         tally.segment_latency = report.latency;
         tally.requests = report.requests();
+        log_failures(&report);
         let mut parked = 0;
         if let (Some(park), true) = (&self.park, report.undelivered() > 0) {
-            let parcels = parcels(&out, &report);
-            let result = match parcels {
+            let result = match parcels(&out, &report) {
                 Ok(bodies) => {
                     let n = bodies.len();
                     park.park(bodies).await.map(|()| n)
@@ -364,15 +508,23 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "parking failed; answering 503 so MoEngage re-sends");
-                    let (_, mut body) = respond(&out, &report, 0);
-                    body["error"] = json!("parking_failed");
-                    body["message"] =
-                        json!(format!("{} ({e})", body["message"].as_str().unwrap_or("")));
-                    return Ok((StatusCode::SERVICE_UNAVAILABLE, body));
+                    let answer = Answer {
+                        error: Some("parking_failed"),
+                        message: Some(
+                            "events Segment did not take could not be parked either; MoEngage will re-send"
+                                .to_owned(),
+                        ),
+                        summary: Some(Summary {
+                            undelivered: Some(report.undelivered()),
+                            ..Summary::of(&out, &report)
+                        }),
+                    };
+                    return Ok((StatusCode::SERVICE_UNAVAILABLE, answer.to_json()));
                 }
             }
         }
-        Ok(respond(&out, &report, parked))
+        let (status, answer) = respond(&out, &report, parked);
+        Ok((status, answer.to_json()))
     }
 
     /// Delivers, re-reading the secret once if Segment says the write key is wrong.
@@ -461,14 +613,16 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
             "gzip" | "x-gzip" => {}
             "" | "identity" if gzip_magic => {}
             "" | "identity" => return Ok(Cow::Borrowed(raw)),
-            other => return Err(HttpError::UnsupportedEncoding(other.to_owned())),
+            other => return Err(HttpError::UnsupportedEncoding(excerpt(other))),
         }
-        let limit = self.max_body_bytes.saturating_mul(8);
+        // The expansion is held to the same limit as the body: a 2 KB gzip bomb must not
+        // become gigabytes.
+        let limit = self.max_body_bytes;
         let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(limit));
         flate2::read::MultiGzDecoder::new(raw)
-            .take(limit as u64 + 1)
+            .take(u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1))
             .read_to_end(&mut out)
-            .map_err(|e| HttpError::BadGzip(e.to_string()))?;
+            .map_err(|e| HttpError::BadGzip(excerpt(&e.to_string())))?;
         if out.len() > limit {
             return Err(HttpError::TooLarge(limit));
         }
@@ -523,51 +677,35 @@ fn parcels(out: &MapOutput, report: &DeliveryReport) -> Result<Vec<String>, Park
     Ok(bodies)
 }
 
-/// The answer for a request whose body was mapped: 200 when every deliverable event is in
-/// Segment or among the `parked` ones, else the failure that kept events out.
-fn respond(
-    out: &MapOutput,
-    report: &DeliveryReport,
-    parked: usize,
-) -> (StatusCode, serde_json::Value) {
-    let rejected: Vec<serde_json::Value> = out
-        .rejected
-        .iter()
-        .map(|r| json!({"event_uuid": r.event_uuid, "reason": r.reason, "index": r.index}))
-        .collect();
-    let failed: Vec<&ChunkOutcome> = report
-        .chunks
-        .iter()
-        .map(|c| &c.outcome)
-        .filter(|o| **o != ChunkOutcome::Delivered)
-        .collect();
-    if failed.is_empty() || parked == report.undelivered() {
-        return (
-            StatusCode::OK,
-            json!({
-                "received": out.received,
-                "forwarded": report.delivered(),
-                "parked": parked,
-                "rejected": rejected,
-                "duplicate_uuids": out.duplicate_uuids,
-                "moe_request_id": out.moe_request_id,
-            }),
+/// Logs the first [`MAX_LOGGED_REJECTIONS`] rejected events one line each (the summary line
+/// counts them all).
+fn log_rejections(rejected: &[Rejected]) {
+    for r in rejected.iter().take(MAX_LOGGED_REJECTIONS) {
+        tracing::warn!(
+            event_uuid = r.event_uuid.as_deref().unwrap_or(""),
+            index = r.index,
+            reason = r.reason.as_str(),
+            detail = r.detail.as_deref().map(excerpt).unwrap_or_default(),
+            "event rejected"
         );
     }
-    let refused_only = failed
+    if rejected.len() > MAX_LOGGED_REJECTIONS {
+        tracing::warn!(
+            not_logged = rejected.len() - MAX_LOGGED_REJECTIONS,
+            "more events rejected; only the first {MAX_LOGGED_REJECTIONS} are logged one by one"
+        );
+    }
+}
+
+/// Logs what kept batches out of Segment (the answer only carries a stable code).
+fn log_failures(report: &DeliveryReport) {
+    let failed: Vec<&crate::deliver::ChunkResult> = report
+        .chunks
         .iter()
-        .all(|o| matches!(o, ChunkOutcome::Refused { .. }));
-    let (status, code) = if refused_only {
-        (StatusCode::BAD_GATEWAY, "segment_refused")
-    } else if failed
-        .iter()
-        .any(|o| matches!(o, ChunkOutcome::Unauthorized(_)))
-    {
-        (StatusCode::SERVICE_UNAVAILABLE, "segment_unauthorized")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "segment_unavailable")
-    };
-    let message = match failed[0] {
+        .filter(|c| c.outcome != ChunkOutcome::Delivered)
+        .collect();
+    let Some(first) = failed.first() else { return };
+    let detail = match &first.outcome {
         ChunkOutcome::Refused { status, detail } => format!("Segment answered {status}: {detail}"),
         ChunkOutcome::Unauthorized(s) => format!("Segment answered {s}: the write key was refused"),
         ChunkOutcome::GaveUp { last_error } => {
@@ -575,19 +713,73 @@ fn respond(
         }
         ChunkOutcome::Delivered => String::new(),
     };
-    (
-        status,
-        json!({
-            "error": code,
-            "message": message,
-            "received": out.received,
-            "forwarded": report.delivered(),
-            "undelivered": report.undelivered(),
-            "rejected": rejected,
-            "duplicate_uuids": out.duplicate_uuids,
-            "moe_request_id": out.moe_request_id,
+    tracing::error!(
+        failed_batches = failed.len(),
+        undelivered = report.undelivered(),
+        detail,
+        "events not delivered to Segment"
+    );
+}
+
+/// The answer for a request whose body was mapped: 200 when every deliverable event is in
+/// Segment or among the `parked` ones, else the failure that kept events out.
+fn respond<'a>(
+    out: &'a MapOutput,
+    report: &DeliveryReport,
+    parked: usize,
+) -> (StatusCode, Answer<'a>) {
+    let summary = Summary::of(out, report);
+    let failed: Vec<&ChunkOutcome> = report
+        .chunks
+        .iter()
+        .map(|c| &c.outcome)
+        .filter(|o| **o != ChunkOutcome::Delivered)
+        .collect();
+    if failed.is_empty() || parked == report.undelivered() {
+        let answer = Answer {
+            error: None,
+            message: None,
+            summary: Some(Summary {
+                parked: Some(parked),
+                ..summary
+            }),
+        };
+        return (StatusCode::OK, answer);
+    }
+    let refused_only = failed
+        .iter()
+        .all(|o| matches!(o, ChunkOutcome::Refused { .. }));
+    let (status, code, message) = if refused_only {
+        (
+            StatusCode::BAD_GATEWAY,
+            "segment_refused",
+            "Segment refused events for good; they were not delivered (the function's logs say why)",
+        )
+    } else if failed
+        .iter()
+        .any(|o| matches!(o, ChunkOutcome::Unauthorized(_)))
+    {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "segment_unauthorized",
+            "Segment refused the write key; update the secret",
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "segment_unavailable",
+            "Segment did not take every event before the deadline; MoEngage will re-send",
+        )
+    };
+    let answer = Answer {
+        error: Some(code),
+        message: Some(message.to_owned()),
+        summary: Some(Summary {
+            undelivered: Some(report.undelivered()),
+            ..summary
         }),
-    )
+    };
+    (status, answer)
 }
 
 #[cfg(test)]

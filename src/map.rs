@@ -29,6 +29,12 @@ pub const MAX_MESSAGE_ID_CHARS: usize = 100;
 pub const MESSAGE_ID_PREFIX: &str = "moe-";
 /// Namespace of the hashed `messageId`s, inside [`MESSAGE_ID_PREFIX`].
 pub const HASHED_ID_PREFIX: &str = "moe-h-";
+/// Most bytes of Segment messages one request may map to (a 6 MB body of ordinary events
+/// maps to about its own size): bounds the memory of one invocation.
+pub const MAX_MAPPED_BYTES: usize = 16 * 1024 * 1024;
+/// Request-level strings copied into every message (`moe_request_id`, `app_name`) are cut
+/// to this many characters ([`cap_request_text`]).
+pub const MAX_REQUEST_TEXT_CHARS: usize = 256;
 pub const LIBRARY_NAME: &str = "moengage-segment";
 pub const LIBRARY_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -44,6 +50,8 @@ pub enum RejectReason {
     NoIdentity,
     /// Over 32 KB even after dropping every non-spec attribute value.
     TooLarge,
+    /// An attribute map with more than [`decode::MAX_ATTRIBUTES`] keys.
+    TooManyAttributes,
 }
 
 impl RejectReason {
@@ -53,6 +61,7 @@ impl RejectReason {
             RejectReason::NoEventName => "no_event_name",
             RejectReason::NoIdentity => "no_identity",
             RejectReason::TooLarge => "too_large",
+            RejectReason::TooManyAttributes => "too_many_attributes",
         }
     }
 }
@@ -91,9 +100,11 @@ pub struct MapOutput {
 }
 
 /// Remembers what each raw attribute key is, for one request: the same keys recur in every
-/// event of a batch, and a hash lookup is cheaper than folding the key each time.
+/// event of a batch, and a hash lookup is cheaper than folding the key each time. The keys
+/// come from the request: the map is randomly seeded (std's SipHash), so crafted keys cannot
+/// collide on purpose.
 #[derive(Debug, Default)]
-pub struct KeyCache(std::cell::RefCell<crate::fasthash::FxHashMap<Box<str>, KeyKind>>);
+pub struct KeyCache(std::cell::RefCell<HashMap<Box<str>, KeyKind>>);
 
 impl KeyCache {
     /// Bound on remembered keys (a body full of unique keys must not grow it without end).
@@ -112,10 +123,21 @@ impl KeyCache {
     }
 }
 
+/// Why a body cannot be mapped at all.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MapError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("the request maps to more than {limit} bytes of Segment messages")]
+    MappedTooLarge { limit: usize },
+}
+
 /// Request-level values every message carries.
 #[derive(Debug, Clone, Copy)]
 pub struct MapContext<'r> {
+    /// Cut to [`MAX_REQUEST_TEXT_CHARS`].
     pub app_name: Option<&'r str>,
+    /// Cut to [`MAX_REQUEST_TEXT_CHARS`].
     pub moe_request_id: Option<&'r str>,
     /// When the request was received (epoch ms): the timestamp of events without a usable
     /// `event_time`, and the reference for a plausible one.
@@ -124,18 +146,20 @@ pub struct MapContext<'r> {
 }
 
 /// Decodes and maps a whole Streams body.
-pub fn map_body(body: &str, received_at_ms: i64) -> Result<MapOutput, DecodeError> {
+pub fn map_body(body: &str, received_at_ms: i64) -> Result<MapOutput, MapError> {
     let req = decode::decode_request(body)?;
-    Ok(map_request(&req, received_at_ms))
+    map_request(&req, received_at_ms)
 }
 
-/// Maps every event of a decoded request.
-pub fn map_request(req: &StreamsRequest<'_>, received_at_ms: i64) -> MapOutput {
+/// Maps every event of a decoded request, within [`MAX_MAPPED_BYTES`].
+pub fn map_request(req: &StreamsRequest<'_>, received_at_ms: i64) -> Result<MapOutput, MapError> {
     let keys = KeyCache::default();
+    let app_name = text(&req.app_name).map(cap_request_text);
+    let moe_request_id = text(&req.moe_request_id).map(cap_request_text);
     let ctx = MapContext {
         keys: &keys,
-        app_name: text(&req.app_name),
-        moe_request_id: text(&req.moe_request_id),
+        app_name: app_name.as_deref(),
+        moe_request_id: moe_request_id.as_deref(),
         received_at_ms,
     };
     let mut out = MapOutput {
@@ -145,14 +169,34 @@ pub fn map_request(req: &StreamsRequest<'_>, received_at_ms: i64) -> MapOutput {
         rejected: Vec::new(),
         duplicate_uuids: 0,
     };
+    let mut mapped_bytes = 0usize;
     for (index, raw) in req.events.iter().enumerate() {
         match map_one(index, raw, &ctx, IdRule::Uuid) {
-            Ok(m) => out.messages.push(m),
+            Ok(m) => {
+                mapped_bytes = mapped_bytes.saturating_add(m.json.len());
+                if mapped_bytes > MAX_MAPPED_BYTES {
+                    return Err(MapError::MappedTooLarge {
+                        limit: MAX_MAPPED_BYTES,
+                    });
+                }
+                out.messages.push(m);
+            }
             Err(r) => out.rejected.push(r),
         }
     }
     separate_repeated_uuids(&mut out, req, &ctx);
-    out
+    Ok(out)
+}
+
+/// A request-level string as every message carries it: as sent up to
+/// [`MAX_REQUEST_TEXT_CHARS`]; a longer one is cut and marked, with a hash of the whole so
+/// distinct long values stay distinct: `<first 200 chars>…(sha256:<16 hex>)`.
+pub fn cap_request_text(s: &str) -> Cow<'_, str> {
+    if s.len() <= MAX_REQUEST_TEXT_CHARS || s.chars().count() <= MAX_REQUEST_TEXT_CHARS {
+        return Cow::Borrowed(s);
+    }
+    let head: String = s.chars().take(200).collect();
+    Cow::Owned(format!("{head}…(sha256:{})", sha256_hex(s.as_bytes(), 16)))
 }
 
 /// How an event's `messageId` is chosen.
@@ -179,7 +223,7 @@ fn map_one(
                 json,
             }),
             Err(reason) => Err(Rejected {
-                event_uuid: uuid_of(&event),
+                event_uuid: text(&event.event_uuid).map(short_uuid),
                 reason,
                 index,
                 detail: None,
@@ -271,14 +315,22 @@ fn uuid_of(event: &Event<'_>) -> Option<String> {
 /// Best effort: the `event_uuid` of an event whose other fields could not be read.
 fn salvage_uuid(raw: &RawValue) -> Option<String> {
     #[derive(serde::Deserialize)]
-    struct Only {
-        event_uuid: Option<serde_json::Value>,
+    struct Only<'a> {
+        #[serde(borrow)]
+        event_uuid: Option<&'a RawValue>,
     }
-    let only: Only = serde_json::from_str(raw.get()).ok()?;
-    match only.event_uuid? {
-        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
-        _ => None,
+    let only: Only<'_> = serde_json::from_str(raw.get()).ok()?;
+    let uuid = Text::from_raw(only.event_uuid?.get()).ok()?;
+    uuid.non_empty().map(short_uuid)
+}
+
+/// Rejected events' uuids, as answers and logs show them: at most 100 characters (the
+/// answer lists up to 100 rejections, so its size stays bounded whatever the uuids).
+fn short_uuid(uuid: &str) -> String {
+    const MAX: usize = 100;
+    match uuid.char_indices().nth(MAX) {
+        None => uuid.to_owned(),
+        Some((cut, _)) => format!("{}…", &uuid[..cut]),
     }
 }
 
@@ -339,10 +391,10 @@ fn sha256_hex(bytes: &[u8], chars: usize) -> String {
 #[derive(Debug, Clone)]
 enum Val<'m> {
     Raw(&'m RawValue),
-    Json(&'m serde_json::Value),
     Str(&'m str),
     Bool(bool),
     List(Vec<String>),
+    Count(usize),
 }
 
 impl Val<'_> {
@@ -359,7 +411,6 @@ impl Val<'_> {
         match (self, other) {
             (Val::Raw(a), Val::Raw(b)) => a.get() == b.get(),
             (Val::Bool(a), Val::Bool(b)) => a == b,
-            (Val::Json(a), Val::Json(b)) => a == b,
             (a, b) => scalar(a).is_some_and(|x| Some(x) == scalar(b)),
         }
     }
@@ -369,10 +420,10 @@ impl Serialize for Val<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             Val::Raw(r) => r.serialize(s),
-            Val::Json(v) => v.serialize(s),
             Val::Str(v) => s.serialize_str(v),
             Val::Bool(b) => s.serialize_bool(*b),
             Val::List(l) => l.serialize(s),
+            Val::Count(n) => s.serialize_u64(*n as u64),
         }
     }
 }
@@ -750,13 +801,14 @@ fn properties<'m>(
         EventTime::At(_) => {}
     }
     props.reserve(TRUNCATED_KEY);
+    props.reserve(TRUNCATED_COUNT_KEY);
     for (key, attrs) in [
         ("moe_event_attributes", &event.event_attributes),
         ("moe_user_attributes", &event.user_attributes),
         ("moe_device_attributes", &event.device_attributes),
     ] {
         if let Attributes::Other(v) = attrs {
-            props.place(key, None, Val::Json(v), true);
+            props.place(key, None, Val::Raw(v), true);
         }
     }
     for &(key, raw_key, v, spec) in &scan.renamed {
@@ -789,6 +841,15 @@ fn map_event(
     ctx: &MapContext<'_>,
     rule: IdRule,
 ) -> Result<(String, String), RejectReason> {
+    for attrs in [
+        &event.event_attributes,
+        &event.user_attributes,
+        &event.device_attributes,
+    ] {
+        if matches!(attrs, Attributes::TooMany(_)) {
+            return Err(RejectReason::TooManyAttributes);
+        }
+    }
     let scan = Scan::new(event, ctx);
     let (event_name, _how) = Catalog::global()
         .resolve(
@@ -852,59 +913,100 @@ fn to_json<T: Serialize>(value: &T, capacity: usize) -> String {
     String::from_utf8(buf).unwrap_or_default()
 }
 
-/// Where truncation lists what it dropped.
+/// Where truncation lists what it dropped (the largest first, at most
+/// [`MAX_TRUNCATED_PATHS`]), and how many.
 const TRUNCATED_KEY: &str = "moe_truncated";
+const TRUNCATED_COUNT_KEY: &str = "moe_truncated_count";
+/// Paths `moe_truncated` lists; `moe_truncated_count` counts them all.
+const MAX_TRUNCATED_PATHS: usize = 10;
+/// A listed path longer than this is cut (keys come from the request).
+const MAX_TRUNCATED_PATH_CHARS: usize = 100;
 
 /// Drops the largest droppable attribute values until the message fits, recording them in
-/// `properties.moe_truncated`.
-fn truncate(message: &mut Message<'_>, mut size: usize) -> Result<String, RejectReason> {
-    // (estimated bytes, is_trait, key)
-    let mut candidates: Vec<(usize, bool, String)> = Vec::new();
-    for f in &message.properties.entries {
-        if f.droppable {
-            candidates.push((entry_len(&f.key, &f.val), false, f.key.to_string()));
-        }
-    }
-    for f in &message.context.traits.entries {
-        if f.droppable {
-            candidates.push((entry_len(&f.key, &f.val), true, f.key.to_string()));
-        }
-    }
-    candidates.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(&b.2)));
-    let mut dropped: Vec<String> = Vec::new();
-    for (len, is_trait, key) in candidates {
-        let fields = if is_trait {
-            &mut message.context.traits
-        } else {
-            &mut message.properties
-        };
-        if let Some(pos) = fields
-            .entries
-            .iter()
-            .position(|f| f.droppable && f.key == key)
-        {
-            fields.entries.remove(pos);
-        }
-        let path = if is_trait {
-            format!("context.traits.{key}")
-        } else {
-            format!("properties.{key}")
-        };
-        size = size.saturating_sub(len);
-        size += path.len() + 3;
-        dropped.push(path);
-        if size + 32 < MAX_MESSAGE_BYTES {
-            let json = with_truncated(message, &dropped);
-            if json.len() <= MAX_MESSAGE_BYTES {
-                return Ok(json);
+/// `properties.moe_truncated` / `moe_truncated_count`. One sort and one pass: the bytes each
+/// drop frees are known ([`entry_len`], never more than it really frees), so the shortest
+/// list of drops that fits is found before the message is written again, once.
+fn truncate(message: &mut Message<'_>, size: usize) -> Result<String, RejectReason> {
+    // (bytes freed, is a trait, position in its object)
+    let mut candidates: Vec<(usize, bool, usize)> = Vec::new();
+    for (is_trait, fields) in [
+        (false, &message.properties),
+        (true, &message.context.traits),
+    ] {
+        for (pos, f) in fields.entries.iter().enumerate() {
+            if f.droppable {
+                candidates.push((entry_len(&f.key, &f.val), is_trait, pos));
             }
-            size = json.len();
         }
     }
-    if dropped.is_empty() {
+    let key_of = |&(_, is_trait, pos): &(usize, bool, usize)| -> &str {
+        let fields = if is_trait {
+            &message.context.traits
+        } else {
+            &message.properties
+        };
+        &fields.entries[pos].key
+    };
+    candidates.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| key_of(a).cmp(key_of(b)))
+            .then_with(|| a.1.cmp(&b.1))
+    });
+    // `,"moe_truncated":[…],"moe_truncated_count":N`, less the paths and the count.
+    let record_base = TRUNCATED_KEY.len() + TRUNCATED_COUNT_KEY.len() + 10;
+    // Slack for the estimate's two 1-byte overcounts (`true`, an object's only entry).
+    const SLACK: usize = 8;
+    let mut paths: Vec<String> = Vec::new();
+    let mut paths_len = 0;
+    let mut freed = 0;
+    let mut dropped = 0;
+    for c in &candidates {
+        freed += c.0;
+        dropped += 1;
+        if paths.len() < MAX_TRUNCATED_PATHS {
+            let path = truncated_path(c.1, key_of(c));
+            paths_len += serde_json::to_string(&path).map_or(path.len() + 2, |j| j.len()) + 1;
+            paths.push(path);
+        }
+        let record = record_base + paths_len + dropped.to_string().len();
+        if size.saturating_sub(freed) + record + SLACK <= MAX_MESSAGE_BYTES {
+            break;
+        }
+    }
+    if dropped == 0 {
         return Err(RejectReason::TooLarge);
     }
-    let json = with_truncated(message, &dropped);
+    let (mut gone_props, mut gone_traits) = (Vec::new(), Vec::new());
+    for &(_, is_trait, pos) in &candidates[..dropped] {
+        if is_trait {
+            gone_traits.push(pos);
+        } else {
+            gone_props.push(pos);
+        }
+    }
+    for (fields, gone) in [
+        (&mut message.properties, &mut gone_props),
+        (&mut message.context.traits, &mut gone_traits),
+    ] {
+        gone.sort_unstable();
+        let mut pos = 0;
+        fields.entries.retain(|_| {
+            pos += 1;
+            gone.binary_search(&(pos - 1)).is_err()
+        });
+    }
+    let props = &mut message.properties.entries;
+    props.push(Field {
+        key: Cow::Borrowed(TRUNCATED_KEY),
+        val: Val::List(paths),
+        droppable: false,
+    });
+    props.push(Field {
+        key: Cow::Borrowed(TRUNCATED_COUNT_KEY),
+        val: Val::Count(dropped),
+        droppable: false,
+    });
+    let json = to_json(message, MAX_MESSAGE_BYTES);
     if json.len() <= MAX_MESSAGE_BYTES {
         Ok(json)
     } else {
@@ -912,15 +1014,21 @@ fn truncate(message: &mut Message<'_>, mut size: usize) -> Result<String, Reject
     }
 }
 
-fn with_truncated(message: &mut Message<'_>, dropped: &[String]) -> String {
-    let props = &mut message.properties.entries;
-    props.retain(|f| f.key != TRUNCATED_KEY);
-    props.push(Field {
-        key: Cow::Borrowed(TRUNCATED_KEY),
-        val: Val::List(dropped.to_vec()),
-        droppable: false,
-    });
-    to_json(message, MAX_MESSAGE_BYTES)
+/// `properties.<key>` or `context.traits.<key>`, cut to [`MAX_TRUNCATED_PATH_CHARS`].
+fn truncated_path(is_trait: bool, key: &str) -> String {
+    let prefix = if is_trait {
+        "context.traits."
+    } else {
+        "properties."
+    };
+    let mut path = String::with_capacity(prefix.len() + key.len().min(MAX_TRUNCATED_PATH_CHARS));
+    path.push_str(prefix);
+    path.push_str(key);
+    if let Some((cut, _)) = path.char_indices().nth(MAX_TRUNCATED_PATH_CHARS) {
+        path.truncate(cut);
+        path.push('…');
+    }
+    path
 }
 
 /// Bytes an entry takes in the JSON object: `"key":value,`.
@@ -929,10 +1037,10 @@ fn entry_len(key: &str, val: &Val<'_>) -> usize {
         + 4
         + match val {
             Val::Raw(r) => r.get().len(),
-            Val::Json(v) => v.to_string().len(),
             Val::Str(s) => s.len() + 2,
             Val::Bool(_) => 5,
             Val::List(l) => l.iter().map(|s| s.len() + 3).sum::<usize>() + 2,
+            Val::Count(n) => n.to_string().len(),
         }
 }
 
