@@ -16,7 +16,7 @@ use moengage_segment::config::Endpoints;
 use moengage_segment::config::Settings;
 use moengage_segment::deliver::{self, RetryPolicy, SegmentClient};
 use moengage_segment::handler::{Handler, SettingsMode};
-use moengage_segment::map::map_body;
+use moengage_segment::map::{Limits, map_body};
 use moengage_segment::secrets::{SettingsCache, StaticSource};
 use serde_json::Value;
 
@@ -60,7 +60,11 @@ fn mapping(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("decode_map_serialize", n),
             &body,
-            |b, body| b.iter(|| black_box(map_body(black_box(body), 1_764_331_200_000).unwrap())),
+            |b, body| {
+                b.iter(|| {
+                    black_box(map_body(black_box(body), 1_764_331_200_000, Limits::NONE).unwrap())
+                })
+            },
         );
         g.bench_with_input(
             BenchmarkId::new("serde_json_value_floor", n),
@@ -72,7 +76,7 @@ fn mapping(c: &mut Criterion) {
 }
 
 fn chunking(c: &mut Criterion) {
-    let out = map_body(&body_of(50_000), 0).unwrap();
+    let out = map_body(&body_of(50_000), 0, Limits::NONE).unwrap();
     let mut g = c.benchmark_group("batch");
     g.throughput(Throughput::Elements(out.messages.len() as u64));
     g.sample_size(20);

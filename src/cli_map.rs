@@ -3,7 +3,7 @@
 use std::io::{self, Read, Write};
 
 use crate::decode::lossy_utf8;
-use crate::map::{MapOutput, map_body};
+use crate::map::{Limits, MapOutput, map_body};
 use crate::time::now_millis;
 
 /// Reads a body from a path, or stdin for `-`/none.
@@ -39,7 +39,8 @@ pub fn write_output(
 /// Runs `map` on raw bytes; returns the process exit code (0 ok, 2 not a Streams body).
 pub fn run_map(bytes: &[u8], stdout: &mut impl Write, stderr: &mut impl Write) -> io::Result<i32> {
     let text = lossy_utf8(bytes);
-    match map_body(&text, now_millis()) {
+    // A file of the user's own: no request-wide bound (the Lambda has them).
+    match map_body(&text, now_millis(), Limits::NONE) {
         Ok(out) => {
             write_output(&out, stdout, stderr)?;
             Ok(0)

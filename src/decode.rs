@@ -12,7 +12,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::json::{KeyText, compact_json};
@@ -62,75 +62,149 @@ pub struct StreamsRequest<'a> {
     pub events: Vec<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+/// The envelope's fields, read by [`EnvelopeSeed`].
+#[derive(Default)]
 struct Envelope<'a> {
-    #[serde(default, borrow)]
     app_name: Option<Text<'a>>,
-    #[serde(default, borrow)]
     source: Option<Text<'a>>,
-    #[serde(default, borrow)]
     moe_request_id: Option<Text<'a>>,
-    #[serde(default, borrow)]
     events: Option<EventList<'a>>,
 }
 
 /// The `events` field: an array of raw events, or a marker that it was something else or
-/// too long ([`MAX_EVENTS`]).
+/// longer than the limit.
 enum EventList<'a> {
     Array(Vec<&'a RawValue>),
     TooMany(usize),
     NotArray,
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for EventList<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = EventList<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array of events")
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(128).min(MAX_EVENTS));
-                while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-                    if v.len() == MAX_EVENTS {
-                        // Count the rest without keeping them.
-                        let mut count = v.len() + 1;
-                        while seq.next_element::<IgnoredAny>()?.is_some() {
-                            count += 1;
-                        }
-                        return Ok(EventList::TooMany(count));
-                    }
-                    v.push(raw);
-                }
-                Ok(EventList::Array(v))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(EventList::NotArray)
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(EventList::NotArray)
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(EventList::NotArray)
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(EventList::NotArray)
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(EventList::NotArray)
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(EventList::NotArray)
-            }
-        }
-        d.deserialize_any(V)
+/// Reads the envelope keeping at most `max_events` events (a derived `Deserialize` could
+/// not take the limit).
+struct EnvelopeSeed {
+    max_events: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for EnvelopeSeed {
+    type Value = Envelope<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-/// Decodes the envelope of a Streams body in one pass; each event stays raw.
-pub fn decode_request(body: &str) -> Result<StreamsRequest<'_>, DecodeError> {
+impl<'de> Visitor<'de> for EnvelopeSeed {
+    type Value = Envelope<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a MoEngage Streams request object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        /// As a derived Deserialize: a repeated field makes the body invalid.
+        fn once<E: de::Error>(seen: &mut bool, name: &'static str) -> Result<(), E> {
+            if std::mem::replace(seen, true) {
+                return Err(E::duplicate_field(name));
+            }
+            Ok(())
+        }
+        let mut env = Envelope::default();
+        let [
+            mut seen_app_name,
+            mut seen_source,
+            mut seen_request_id,
+            mut seen_events,
+        ] = [false; 4];
+        while let Some(key) = map.next_key::<KeyText<'de>>()? {
+            match key.0.as_ref() {
+                "app_name" => {
+                    once(&mut seen_app_name, "app_name")?;
+                    env.app_name = map.next_value()?;
+                }
+                "source" => {
+                    once(&mut seen_source, "source")?;
+                    env.source = map.next_value()?;
+                }
+                "moe_request_id" => {
+                    once(&mut seen_request_id, "moe_request_id")?;
+                    env.moe_request_id = map.next_value()?;
+                }
+                "events" => {
+                    once(&mut seen_events, "events")?;
+                    env.events = map.next_value_seed(EventListSeed {
+                        max_events: self.max_events,
+                    })?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(env)
+    }
+}
+
+/// Reads `events`: `None` for `null`, else an [`EventList`].
+struct EventListSeed {
+    max_events: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for EventListSeed {
+    type Value = Option<EventList<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EventListSeed {
+    type Value = Option<EventList<'de>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of events")
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let cap = seq
+            .size_hint()
+            .unwrap_or(128)
+            .min(self.max_events)
+            .min(4096);
+        let mut v = Vec::with_capacity(cap);
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            if v.len() == self.max_events {
+                // Count the rest without keeping them.
+                let mut count = v.len() + 1;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    count += 1;
+                }
+                return Ok(Some(EventList::TooMany(count)));
+            }
+            v.push(raw);
+        }
+        Ok(Some(EventList::Array(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Some(EventList::NotArray))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Some(EventList::NotArray))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Some(EventList::NotArray))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Some(EventList::NotArray))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Some(EventList::NotArray))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Some(EventList::NotArray))
+    }
+}
+
+/// Decodes the envelope of a Streams body in one pass, keeping at most `max_events` events
+/// (more: [`DecodeError::TooManyEvents`]); each event stays raw.
+pub fn decode_request(body: &str, max_events: usize) -> Result<StreamsRequest<'_>, DecodeError> {
     let body = body.trim_start_matches('\u{feff}');
     let first = body.bytes().find(|b| !b.is_ascii_whitespace());
     match first {
@@ -144,14 +218,17 @@ pub fn decode_request(body: &str) -> Result<StreamsRequest<'_>, DecodeError> {
             });
         }
     }
-    let env: Envelope<'_> =
-        serde_json::from_str(body).map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let mut de = serde_json::Deserializer::from_str(body);
+    let env = EnvelopeSeed { max_events }
+        .deserialize(&mut de)
+        .and_then(|env| de.end().map(|()| env))
+        .map_err(|e| DecodeError::NotJson(e.to_string()))?;
     match env.events {
         None => Err(DecodeError::NoEvents),
         Some(EventList::NotArray) => Err(DecodeError::EventsNotArray),
         Some(EventList::TooMany(count)) => Err(DecodeError::TooManyEvents {
             count,
-            limit: MAX_EVENTS,
+            limit: max_events,
         }),
         Some(EventList::Array(events)) => Ok(StreamsRequest {
             app_name: env.app_name,
@@ -473,7 +550,7 @@ mod tests {
     fn envelope_and_events() {
         let body = r#"{"app_name":"Shop","source":"MOENGAGE","moe_request_id":"r1",
             "events":[{"event_name":"A"}, "junk", null],"extra":{"x":1}}"#;
-        let req = decode_request(body).unwrap();
+        let req = decode_request(body, MAX_EVENTS).unwrap();
         assert_eq!(req.app_name.unwrap().as_str(), Some("Shop"));
         assert_eq!(req.moe_request_id.unwrap().as_str(), Some("r1"));
         assert_eq!(req.events.len(), 3);
@@ -485,25 +562,67 @@ mod tests {
 
     #[test]
     fn not_streams_bodies_are_errors() {
-        assert_eq!(decode_request("").unwrap_err(), DecodeError::Empty);
-        assert_eq!(decode_request("  \n").unwrap_err(), DecodeError::Empty);
-        assert!(matches!(
-            decode_request("hello").unwrap_err(),
-            DecodeError::NotJson(_)
-        ));
-        assert!(matches!(
-            decode_request(r#"{"events":[1,2"#).unwrap_err(),
-            DecodeError::NotJson(_)
-        ));
-        assert_eq!(decode_request("[]").unwrap_err(), DecodeError::NotObject);
-        assert_eq!(decode_request("{}").unwrap_err(), DecodeError::NoEvents);
         assert_eq!(
-            decode_request(r#"{"events":null}"#).unwrap_err(),
+            decode_request("", MAX_EVENTS).unwrap_err(),
+            DecodeError::Empty
+        );
+        assert_eq!(
+            decode_request("  \n", MAX_EVENTS).unwrap_err(),
+            DecodeError::Empty
+        );
+        assert!(matches!(
+            decode_request("hello", MAX_EVENTS).unwrap_err(),
+            DecodeError::NotJson(_)
+        ));
+        assert!(matches!(
+            decode_request(r#"{"events":[1,2"#, MAX_EVENTS).unwrap_err(),
+            DecodeError::NotJson(_)
+        ));
+        assert_eq!(
+            decode_request("[]", MAX_EVENTS).unwrap_err(),
+            DecodeError::NotObject
+        );
+        assert_eq!(
+            decode_request("{}", MAX_EVENTS).unwrap_err(),
             DecodeError::NoEvents
         );
         assert_eq!(
-            decode_request(r#"{"events":{}}"#).unwrap_err(),
+            decode_request(r#"{"events":null}"#, MAX_EVENTS).unwrap_err(),
+            DecodeError::NoEvents
+        );
+        assert_eq!(
+            decode_request(r#"{"events":{}}"#, MAX_EVENTS).unwrap_err(),
             DecodeError::EventsNotArray
+        );
+    }
+
+    #[test]
+    fn envelope_fields_are_read_as_a_derived_struct_would() {
+        let req = decode_request(
+            r#"{"moe_request_id":12,"x":{"events":1},"app_name":null,"events":[]}"#,
+            MAX_EVENTS,
+        )
+        .unwrap();
+        assert_eq!(req.moe_request_id.unwrap().as_str(), Some("12"));
+        assert!(req.app_name.is_none() && req.events.is_empty());
+        for bad in [
+            r#"{"events":[],"events":[]}"#,
+            r#"{"app_name":"a","app_name":"b","events":[]}"#,
+            r#"{"events":[]} x"#,
+            r#"{"events":[],}"#,
+        ] {
+            assert!(
+                matches!(
+                    decode_request(bad, MAX_EVENTS),
+                    Err(DecodeError::NotJson(_))
+                ),
+                "{bad}"
+            );
+        }
+        // The limit is the caller's.
+        assert_eq!(
+            decode_request(r#"{"events":[1,2,3]}"#, 2).unwrap_err(),
+            DecodeError::TooManyEvents { count: 3, limit: 2 }
         );
     }
 
@@ -511,11 +630,14 @@ mod tests {
     fn event_count_is_bounded() {
         let body = |n: usize| format!("{{\"events\":[{}]}}", vec!["1"; n].join(","));
         assert_eq!(
-            decode_request(&body(MAX_EVENTS)).unwrap().events.len(),
+            decode_request(&body(MAX_EVENTS), MAX_EVENTS)
+                .unwrap()
+                .events
+                .len(),
             MAX_EVENTS
         );
         assert_eq!(
-            decode_request(&body(MAX_EVENTS + 5)).unwrap_err(),
+            decode_request(&body(MAX_EVENTS + 5), MAX_EVENTS).unwrap_err(),
             DecodeError::TooManyEvents {
                 count: MAX_EVENTS + 5,
                 limit: MAX_EVENTS
@@ -524,7 +646,7 @@ mod tests {
         // The rest of the body is still read: a syntax error after the limit is reported.
         let broken = format!("{{\"events\":[{},]}}", vec!["1"; MAX_EVENTS + 1].join(","));
         assert!(matches!(
-            decode_request(&broken).unwrap_err(),
+            decode_request(&broken, MAX_EVENTS).unwrap_err(),
             DecodeError::NotJson(_)
         ));
     }
@@ -599,7 +721,7 @@ mod tests {
     fn lossy_utf8_replaces_invalid_bytes() {
         let bytes = b"{\"events\":[{\"event_name\":\"caf\xff\"}]}";
         let text = lossy_utf8(bytes);
-        let req = decode_request(&text).unwrap();
+        let req = decode_request(&text, MAX_EVENTS).unwrap();
         let e = decode_event(req.events[0]).unwrap();
         assert_eq!(e.event_name.unwrap().as_str(), Some("caf\u{fffd}"));
     }

@@ -447,7 +447,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         };
         let body = self.body_bytes(req.headers(), req.body().as_ref())?;
         let text = decode::lossy_utf8(&body);
-        let out = map::map_body(&text, time::now_millis())?;
+        let out = map::map_body(&text, time::now_millis(), map::Limits::REQUEST)?;
         drop(text);
         drop(body);
         tally.moe_request_id = out.moe_request_id.clone();

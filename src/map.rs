@@ -123,6 +123,29 @@ impl KeyCache {
     }
 }
 
+/// Bounds on one request's work and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// More events: [`DecodeError::TooManyEvents`].
+    pub max_events: usize,
+    /// More bytes of messages in all: [`MapError::MappedTooLarge`].
+    pub max_mapped_bytes: usize,
+}
+
+impl Limits {
+    /// A webhook request (the Lambda): fits a 128 MB function.
+    pub const REQUEST: Limits = Limits {
+        max_events: decode::MAX_EVENTS,
+        max_mapped_bytes: MAX_MAPPED_BYTES,
+    };
+    /// No bound on a request as a whole (`moe2seg map` on a file of the user's own): the
+    /// per-event bounds (32 KB messages, [`decode::MAX_ATTRIBUTES`]) still hold.
+    pub const NONE: Limits = Limits {
+        max_events: usize::MAX,
+        max_mapped_bytes: usize::MAX,
+    };
+}
+
 /// Why a body cannot be mapped at all.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MapError {
@@ -145,14 +168,18 @@ pub struct MapContext<'r> {
     pub keys: &'r KeyCache,
 }
 
-/// Decodes and maps a whole Streams body.
-pub fn map_body(body: &str, received_at_ms: i64) -> Result<MapOutput, MapError> {
-    let req = decode::decode_request(body)?;
-    map_request(&req, received_at_ms)
+/// Decodes and maps a whole Streams body within `limits`.
+pub fn map_body(body: &str, received_at_ms: i64, limits: Limits) -> Result<MapOutput, MapError> {
+    let req = decode::decode_request(body, limits.max_events)?;
+    map_request(&req, received_at_ms, limits)
 }
 
-/// Maps every event of a decoded request, within [`MAX_MAPPED_BYTES`].
-pub fn map_request(req: &StreamsRequest<'_>, received_at_ms: i64) -> Result<MapOutput, MapError> {
+/// Maps every event of a decoded request, within `limits.max_mapped_bytes`.
+pub fn map_request(
+    req: &StreamsRequest<'_>,
+    received_at_ms: i64,
+    limits: Limits,
+) -> Result<MapOutput, MapError> {
     let keys = KeyCache::default();
     let app_name = text(&req.app_name).map(cap_request_text);
     let moe_request_id = text(&req.moe_request_id).map(cap_request_text);
@@ -174,9 +201,9 @@ pub fn map_request(req: &StreamsRequest<'_>, received_at_ms: i64) -> Result<MapO
         match map_one(index, raw, &ctx, IdRule::Uuid) {
             Ok(m) => {
                 mapped_bytes = mapped_bytes.saturating_add(m.json.len());
-                if mapped_bytes > MAX_MAPPED_BYTES {
+                if mapped_bytes > limits.max_mapped_bytes {
                     return Err(MapError::MappedTooLarge {
-                        limit: MAX_MAPPED_BYTES,
+                        limit: limits.max_mapped_bytes,
                     });
                 }
                 out.messages.push(m);
@@ -1055,7 +1082,7 @@ mod tests {
 
     fn map_one(event: Value) -> Result<Value, RejectReason> {
         let body = json!({"app_name": "App", "moe_request_id": "req-1", "events": [event]});
-        let out = map_body(&body.to_string(), NOW).unwrap();
+        let out = map_body(&body.to_string(), NOW, Limits::REQUEST).unwrap();
         assert_eq!(out.received, 1);
         match (out.messages.first(), out.rejected.first()) {
             (Some(m), None) => Ok(serde_json::from_str(&m.json).unwrap()),
@@ -1219,6 +1246,7 @@ mod tests {
         let m = map_body(
             "{\"events\":[{\"event_name\":\"X\",\"uid\":\"u\",\"event_time\":[ 1,\n 2 ]}]}",
             NOW,
+            Limits::REQUEST,
         )
         .unwrap();
         let v: Value = serde_json::from_str(&m.messages[0].json).unwrap();
@@ -1243,7 +1271,7 @@ mod tests {
             {"event_name":"X","event_uuid":"a","uid":123456789012345678901234567890},
             {"event_name":"X","event_uuid":"b","uid":123456789012345678901234567891},
             {"event_name":"X","event_uuid":"c","uid":4000052183.0}]}"#;
-        let out = map_body(body, NOW).unwrap();
+        let out = map_body(body, NOW, Limits::REQUEST).unwrap();
         let uid = |i: usize| {
             serde_json::from_str::<Value>(&out.messages[i].json).unwrap()["userId"].clone()
         };
@@ -1262,7 +1290,7 @@ mod tests {
                                       ev("A", 1_700_000_001), {"event_name": "C", "uid": "u",
                                       "event_uuid": "other"}]})
         .to_string();
-        let out = map_body(&body, NOW).unwrap();
+        let out = map_body(&body, NOW, Limits::REQUEST).unwrap();
         let ids: Vec<&str> = out.messages.iter().map(|m| m.message_id.as_str()).collect();
         assert_eq!(out.duplicate_uuids, 3);
         assert!(ids[0].starts_with(HASHED_ID_PREFIX), "{ids:?}");
@@ -1276,7 +1304,7 @@ mod tests {
             assert_eq!(v["messageId"], m.message_id.as_str());
         }
         // Deterministic across re-sends and receive times.
-        let again = map_body(&body, NOW + 1000).unwrap();
+        let again = map_body(&body, NOW + 1000, Limits::REQUEST).unwrap();
         let ids2: Vec<&str> = again
             .messages
             .iter()
@@ -1285,7 +1313,7 @@ mod tests {
         assert_eq!(ids, ids2);
         // Identical repeats alone are not counted and keep the uuid id.
         let body = json!({"events": [ev("A", 1_700_000_001), ev("A", 1_700_000_001)]}).to_string();
-        let out = map_body(&body, NOW).unwrap();
+        let out = map_body(&body, NOW, Limits::REQUEST).unwrap();
         assert_eq!(out.duplicate_uuids, 0);
         assert_eq!(
             out.messages[0].message_id,
@@ -1334,7 +1362,7 @@ mod tests {
             "event_attributes":{"event_uuid":"e1","app_name":"Other App",
                                 "Campaign ID":"c-1","campaign_id":"c-2",
                                 "moe_truncated":["mine"]}}]}"#;
-        let out = map_body(body, NOW).unwrap();
+        let out = map_body(body, NOW, Limits::REQUEST).unwrap();
         let m: Value = serde_json::from_str(&out.messages[0].json).unwrap();
         let t = &m["context"]["traits"];
         assert_eq!(t["email"], "sent@example.com");
@@ -1357,7 +1385,7 @@ mod tests {
         assert!(p.get("moe_truncated").is_none());
         let body = r#"{"events":[{"event_name":"X","uid":"u",
             "event_attributes":{"campaign_id":"c-2","Campaign ID":"c-1"}}]}"#;
-        let out = map_body(body, NOW).unwrap();
+        let out = map_body(body, NOW, Limits::REQUEST).unwrap();
         let m: Value = serde_json::from_str(&out.messages[0].json).unwrap();
         assert_eq!(m["properties"]["campaign_id"], "c-2");
         assert_eq!(m["properties"]["Campaign ID"], "c-1");
@@ -1388,8 +1416,8 @@ mod tests {
     fn pretty_printed_and_compact_bodies_map_to_the_same_bytes() {
         let compact = r#"{"app_name":"A","events":[{"event_name":"X","uid":"u","event_attributes":{"moe_campaign_tags":["application","b"],"n":{"x":[1.50,{"y":"a b"}]},"v":1.50}}]}"#;
         let pretty = "{\n\t\"app_name\": \"A\",\n\t\"events\": [\n\t\t{\n\t\t\t\"event_name\": \"X\", \"uid\": \"u\",\n\t\t\t\"event_attributes\": {\n\t\t\t\t\"moe_campaign_tags\": [\n\t\t\t\t\t\"application\",\r\n \"b\"\n\t\t\t\t],\n \"n\" : { \"x\" : [ 1.50 , { \"y\" : \"a b\" } ] } ,\n \"v\": 1.50\n\t\t\t}\n\t\t}\n\t]\n}\n";
-        let a = map_body(compact, NOW).unwrap();
-        let b = map_body(pretty, NOW).unwrap();
+        let a = map_body(compact, NOW, Limits::REQUEST).unwrap();
+        let b = map_body(pretty, NOW, Limits::REQUEST).unwrap();
         assert_eq!(a.messages, b.messages);
         let json = &a.messages[0].json;
         assert!(

@@ -76,3 +76,16 @@ fn not_a_streams_body_exits_2_with_one_line() {
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read"));
 }
+
+#[test]
+fn a_file_is_not_held_to_the_webhook_request_limits() {
+    // The Lambda refuses more than 10,000 events per request; a file of the user's own maps
+    // whole.
+    let events: Vec<String> = (0..10_001)
+        .map(|i| format!(r#"{{"event_name":"X","uid":"u","event_uuid":"e{i}"}}"#))
+        .collect();
+    let body = format!(r#"{{"events":[{}]}}"#, events.join(","));
+    let (code, stdout, stderr) = moe2seg(&["map"], Some(body.as_bytes()));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 10_001);
+}

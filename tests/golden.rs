@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use moengage_segment::decode::lossy_utf8;
 use moengage_segment::json::compact_json;
-use moengage_segment::map::{MAX_MESSAGE_BYTES, MapOutput, map_body};
+use moengage_segment::map::{Limits, MAX_MESSAGE_BYTES, MapOutput, map_body};
 use serde_json::{Value, json};
 
 mod pretty;
@@ -38,7 +38,7 @@ fn inputs() -> Vec<PathBuf> {
 fn mapped(input: &Path) -> MapOutput {
     let bytes = fs::read(input).unwrap();
     let text = lossy_utf8(&bytes);
-    let out = map_body(&text, RECEIVED_AT_MS)
+    let out = map_body(&text, RECEIVED_AT_MS, Limits::REQUEST)
         .unwrap_or_else(|e| panic!("{}: not a Streams body: {e}", input.display()));
     for m in &out.messages {
         // Compact whatever the input's formatting: no whitespace outside strings.
@@ -164,7 +164,7 @@ fn not_streams_bodies_are_rejected_whole() {
     for entry in fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let bytes = fs::read(&path).unwrap();
-        let err = map_body(&lossy_utf8(&bytes), RECEIVED_AT_MS);
+        let err = map_body(&lossy_utf8(&bytes), RECEIVED_AT_MS, Limits::REQUEST);
         assert!(err.is_err(), "{} should not decode", path.display());
         n += 1;
     }
@@ -183,10 +183,10 @@ fn formatting_never_changes_what_is_delivered() {
     for input in inputs() {
         let bytes = fs::read(&input).unwrap();
         let text = lossy_utf8(&bytes);
-        let compact = map_body(&text, RECEIVED_AT_MS).unwrap();
+        let compact = map_body(&text, RECEIVED_AT_MS, Limits::REQUEST).unwrap();
         let spaced = pretty(&text);
         assert_ne!(spaced, text.as_ref());
-        let pretty = map_body(&spaced, RECEIVED_AT_MS).unwrap();
+        let pretty = map_body(&spaced, RECEIVED_AT_MS, Limits::REQUEST).unwrap();
         assert_eq!(
             compact.messages,
             pretty.messages,

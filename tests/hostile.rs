@@ -215,7 +215,7 @@ async fn long_request_ids_and_app_names_are_cut_in_every_message() {
     let long = "r".repeat(30_000);
     let other = format!("{}x", "r".repeat(29_999));
     let body = json!({"app_name": long, "moe_request_id": long, "events": [event(1), event(2)]});
-    let out = map::map_body(&body.to_string(), NOW * 1000).unwrap();
+    let out = map::map_body(&body.to_string(), NOW * 1000, map::Limits::REQUEST).unwrap();
     assert_eq!(out.messages.len(), 2);
     for m in &out.messages {
         assert!(m.json.len() < 2_000, "{}", m.json.len());
@@ -229,7 +229,9 @@ async fn long_request_ids_and_app_names_are_cut_in_every_message() {
     // Two long ids that differ only past the cut stay distinct.
     let id = |rid: &str| {
         let body = json!({"moe_request_id": rid, "events": [event(1)]}).to_string();
-        map::map_body(&body, NOW * 1000).unwrap().moe_request_id
+        map::map_body(&body, NOW * 1000, map::Limits::REQUEST)
+            .unwrap()
+            .moe_request_id
     };
     assert_ne!(id(&long), id(&other));
     // Short ones are untouched.
@@ -266,7 +268,7 @@ async fn an_event_with_too_many_attributes_is_rejected_alone() {
 
 /// The message of a one-event body, parsed.
 fn only_message(body: &Value) -> Value {
-    let out = map::map_body(&body.to_string(), NOW * 1000).unwrap();
+    let out = map::map_body(&body.to_string(), NOW * 1000, map::Limits::REQUEST).unwrap();
     assert!(out.rejected.is_empty(), "{:?}", out.rejected);
     assert!(out.messages[0].json.len() <= MAX_MESSAGE_BYTES);
     serde_json::from_str(&out.messages[0].json).unwrap()

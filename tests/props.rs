@@ -25,8 +25,8 @@ use moengage_segment::decode::lossy_utf8;
 use moengage_segment::invoke::request_from_event;
 use moengage_segment::json::{canonical_json, compact_json};
 use moengage_segment::map::{
-    HASHED_ID_PREFIX, MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_CHARS, MESSAGE_ID_PREFIX, MapOutput,
-    RejectReason, is_usable_uuid, map_body,
+    HASHED_ID_PREFIX, Limits, MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_CHARS, MESSAGE_ID_PREFIX,
+    MapOutput, RejectReason, is_usable_uuid, map_body,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -314,7 +314,7 @@ fn check_message(json: &str, message_id: &str) -> Result<(), String> {
 
 /// Maps `body` and checks the invariants of whatever comes back (an error is fine).
 fn map_and_check(body: &str, received_at: i64) -> Result<Option<MapOutput>, String> {
-    match map_body(body, received_at) {
+    match map_body(body, received_at, Limits::REQUEST) {
         Ok(out) => check_output(&out).map(|()| Some(out)),
         Err(_) => Ok(None),
     }
@@ -1366,7 +1366,7 @@ proptest! {
         (body, expect) in streams_body(),
         received_at in 0i64..4_102_444_800_000,
     ) {
-        let out = map_body(&body, received_at).expect("a generated body is a Streams request");
+        let out = map_body(&body, received_at, Limits::REQUEST).expect("a generated body is a Streams request");
         if let Err(e) = check_output(&out) {
             prop_assert!(false, "{e}");
         }
@@ -1423,7 +1423,7 @@ proptest! {
 
         // Formatting never changes what is delivered, and `moe2seg map` prints JSON Lines:
         // one compact message per line.
-        let spaced = map_body(&pretty(&body), received_at).unwrap();
+        let spaced = map_body(&pretty(&body), received_at, Limits::REQUEST).unwrap();
         prop_assert!(same_output(&out, &spaced), "pretty-printing changed the output");
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         write_output(&spaced, &mut stdout, &mut stderr).unwrap();
@@ -1440,9 +1440,9 @@ proptest! {
 
         // Determinism: the same body and time give the same output; another time changes
         // no messageId.
-        let again = map_body(&body, received_at).unwrap();
+        let again = map_body(&body, received_at, Limits::REQUEST).unwrap();
         prop_assert!(same_output(&out, &again), "two runs differ");
-        let later = map_body(&body, received_at + 86_400_000).unwrap();
+        let later = map_body(&body, received_at + 86_400_000, Limits::REQUEST).unwrap();
         let ids_now: Vec<&str> = out.messages.iter().map(|m| m.message_id.as_str()).collect();
         let ids_later: Vec<&str> = later.messages.iter().map(|m| m.message_id.as_str()).collect();
         prop_assert_eq!(ids_now, ids_later);
@@ -1483,7 +1483,7 @@ proptest! {
             device_attributes: strip(&ea, &user_id),
         }));
         let (body, _) = build_body(&None, &vec![event; n]);
-        let out = map_body(&body, NOW).unwrap();
+        let out = map_body(&body, NOW, Limits::REQUEST).unwrap();
         prop_assert!(out.messages.is_empty());
         prop_assert_eq!(out.rejected.len(), n);
         for r in &out.rejected {
@@ -2296,7 +2296,7 @@ fn messages_parse_strictly() {
         r#"{"events":[{"event_name":"A","uid":"u","event_attributes":{"k":"\ud800"}}]}"#,
         r#"{"events":[{"event_name":"A","uid":"u","user_attributes":{"k":[-1e999]}}]}"#,
     ] {
-        let out = map_body(body, NOW).unwrap();
+        let out = map_body(body, NOW, Limits::REQUEST).unwrap();
         let json = &out.messages[0].json;
         assert!(
             serde_json::from_str::<Value>(json).is_ok(),

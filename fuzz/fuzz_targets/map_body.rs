@@ -5,7 +5,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use moengage_segment::decode::lossy_utf8;
-use moengage_segment::map::{MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_CHARS, MESSAGE_ID_PREFIX, map_body};
+use moengage_segment::map::{
+    Limits, MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_CHARS, MESSAGE_ID_PREFIX, map_body,
+};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -26,7 +28,7 @@ struct Msg {
 
 fuzz_target!(|data: &[u8]| {
     let text = lossy_utf8(data);
-    let Ok(out) = map_body(&text, 1_764_331_300_000) else {
+    let Ok(out) = map_body(&text, 1_764_331_300_000, Limits::REQUEST) else {
         return;
     };
     assert_eq!(out.messages.len() + out.rejected.len(), out.received);
