@@ -349,7 +349,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
             let result = match parcels {
                 Ok(bodies) => {
                     let n = bodies.len();
-                    park.park(bodies).await.map(|()| n)
+                    park.park(bodies, deadline).await.map(|()| n)
                 }
                 Err(e) => Err(e),
             };
