@@ -6,6 +6,10 @@
 //! and 5xx except 501/505, connection errors and timeouts; `Retry-After` honoured (capped at
 //! 300 s); exponential backoff from 0.5 s with jitter; `X-Retry-Count` on every attempt; all
 //! within the caller's deadline. Other 4xx are never retried.
+//!
+//! Redirects are never followed (a 301/302 would be re-sent as a GET without the batch, and
+//! its 200 would count as delivered): a 3xx answer is a failure, retried like a 5xx. Segment's
+//! answer body is read only up to [`MAX_RESPONSE_BYTES`], for the error excerpt.
 
 use std::future::Future;
 use std::io::Write;
@@ -26,6 +30,12 @@ pub const MAX_BATCH_BYTES: usize = 475_000;
 pub const MAX_BATCH_MESSAGES: usize = 2_500;
 /// `{"batch":[` + `],"sentAt":"2024-01-01T00:00:00.000Z"}`.
 const ENVELOPE_BYTES: usize = 10 + 40;
+/// How much of Segment's answer body is read (the rest is not: the connection is dropped).
+pub const MAX_RESPONSE_BYTES: usize = 4096;
+/// Characters of Segment's answer body kept in errors.
+pub const MAX_EXCERPT_CHARS: usize = 300;
+/// Characters of a redirect's `Location` kept in errors.
+const MAX_LOCATION_CHARS: usize = 100;
 
 /// Splits messages into request-sized ranges, keeping input order.
 pub fn chunk(messages: &[Mapped]) -> Vec<Range<usize>> {
@@ -209,18 +219,28 @@ enum Attempt {
 }
 
 impl SegmentClient {
+    /// The production client: pooled keep-alive connections, a 3 s connect timeout, and no
+    /// redirects followed.
     pub fn new(policy: RetryPolicy) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("moengage-segment/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(3))
             .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()?;
-        Ok(SegmentClient { http, policy })
+            .tcp_keepalive(Duration::from_secs(30));
+        SegmentClient::with_builder(builder, policy)
     }
 
-    pub fn with_client(http: reqwest::Client, policy: RetryPolicy) -> Self {
-        SegmentClient { http, policy }
+    /// A client from the caller's builder, with redirects turned off whatever the builder
+    /// says: a followed 301/302 turns the POST into a GET without the batch, and its 2xx would
+    /// count as delivered.
+    pub fn with_builder(
+        builder: reqwest::ClientBuilder,
+        policy: RetryPolicy,
+    ) -> Result<Self, reqwest::Error> {
+        let http = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(SegmentClient { http, policy })
     }
 
     /// Opens (and pools) a connection to `base_url` so the first invocation pays no TCP/TLS
@@ -252,7 +272,7 @@ impl SegmentClient {
             .body(body)
             .send()
             .await;
-        let resp = match sent {
+        let mut resp = match sent {
             Ok(r) => r,
             Err(e) => {
                 return Attempt::Retry {
@@ -267,11 +287,26 @@ impl SegmentClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-        // Drain the body (keeps the connection reusable); keep a short excerpt for errors.
-        let text = resp.text().await.unwrap_or_default();
-        let excerpt: String = text.chars().take(300).collect();
+        let location = (300..400)
+            .contains(&status)
+            .then(|| {
+                resp.headers()
+                    .get("location")
+                    .map(|v| location_excerpt(v.as_bytes()))
+            })
+            .flatten();
+        // A short answer is read to its end (the connection stays reusable); a long one only
+        // up to the cap, then dropped with its connection.
+        let excerpt = excerpt(&read_capped(&mut resp, MAX_RESPONSE_BYTES).await);
         match status {
             200..=299 => Attempt::Done,
+            300..=399 => Attempt::Retry {
+                error: match location {
+                    Some(to) => format!("HTTP {status}: redirect (not followed) to {to}"),
+                    None => format!("HTTP {status}: redirect (not followed)"),
+                },
+                retry_after,
+            },
             401 | 403 => Attempt::Unauthorized(status),
             s if is_retryable_status(s) => Attempt::Retry {
                 error: format!("HTTP {s}: {excerpt}"),
@@ -356,6 +391,45 @@ impl SegmentClient {
             .min(self.policy.max_delay);
         d.mul_f64(0.5 + fastrand::f64() * 0.5)
     }
+}
+
+/// Reads at most `cap` bytes of the body; a read error ends the body early (the status is
+/// what counts, the body is only an excerpt for errors).
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut buf = Vec::new();
+    while buf.len() < cap {
+        match resp.chunk().await {
+            Ok(Some(bytes)) => {
+                let take = bytes.len().min(cap - buf.len());
+                buf.extend_from_slice(&bytes[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    buf
+}
+
+/// The first [`MAX_EXCERPT_CHARS`] characters of an answer body (lossy UTF-8).
+fn excerpt(body: &[u8]) -> String {
+    String::from_utf8_lossy(body)
+        .chars()
+        .take(MAX_EXCERPT_CHARS)
+        .collect()
+}
+
+/// A `Location` header for an error message: lossy UTF-8, control characters replaced, at
+/// most [`MAX_LOCATION_CHARS`] characters.
+fn location_excerpt(value: &[u8]) -> String {
+    let text = String::from_utf8_lossy(value);
+    let mut out: String = text
+        .chars()
+        .take(MAX_LOCATION_CHARS)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if text.chars().nth(MAX_LOCATION_CHARS).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -556,6 +630,62 @@ mod tests {
         assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
+    }
+
+    #[test]
+    fn excerpts_are_bounded_and_lossy() {
+        assert_eq!(excerpt(b"{}"), "{}");
+        let long = "é".repeat(2000);
+        let e = excerpt(long.as_bytes());
+        assert_eq!(e.chars().count(), MAX_EXCERPT_CHARS);
+        // Cut inside a character: lossy, never a panic.
+        let e = excerpt(&long.as_bytes()[..5]);
+        assert_eq!(e, "éé\u{fffd}");
+        assert_eq!(excerpt(&[0xff, b'a']), "\u{fffd}a");
+    }
+
+    #[test]
+    fn locations_are_cut_and_cleaned() {
+        assert_eq!(location_excerpt(b"/ok"), "/ok");
+        let long = format!("https://example.com/{}", "a".repeat(500));
+        let l = location_excerpt(long.as_bytes());
+        assert_eq!(l.chars().count(), MAX_LOCATION_CHARS + 1);
+        assert!(l.ends_with('…'));
+        assert_eq!(location_excerpt(b"/a\r\nb\xff"), "/a??b\u{fffd}");
+    }
+
+    #[tokio::test]
+    async fn no_constructor_follows_redirects() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    let answer: &[u8] = if buf[..n].starts_with(b"HEAD /elsewhere") {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 302 Found\r\nlocation: /elsewhere\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    };
+                    let _ = sock.write_all(answer).await;
+                });
+            }
+        });
+        let url = format!("http://{addr}");
+        let clients = [
+            SegmentClient::new(RetryPolicy::default()).unwrap(),
+            // A builder asking for redirects still gets none.
+            SegmentClient::with_builder(
+                reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(5)),
+                RetryPolicy::default(),
+            )
+            .unwrap(),
+        ];
+        for c in clients {
+            assert_eq!(c.warm(&url, Duration::from_secs(2)).await, Ok(302));
+        }
     }
 
     #[test]

@@ -493,7 +493,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
             let result = match parcels(&out, &report) {
                 Ok(bodies) => {
                     let n = bodies.len();
-                    park.park(bodies).await.map(|()| n)
+                    park.park(bodies, deadline).await.map(|()| n)
                 }
                 Err(e) => Err(e),
             };

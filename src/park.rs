@@ -4,7 +4,9 @@
 //! lost. `moe2seg replay` delivers them later with the same `messageId`s.
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
+use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -34,8 +36,14 @@ pub struct ParkError(pub String);
 
 /// Somewhere to park events.
 pub trait Park: Send + Sync + 'static {
-    /// Parks every body, or fails (then nothing is assumed parked).
-    fn park(&self, bodies: Vec<String>) -> impl Future<Output = Result<(), ParkError>> + Send;
+    /// Parks every body before `deadline`, or fails (then nothing is assumed parked, though
+    /// some bodies may have been: a re-sent request parks them again, and replay delivers
+    /// them under the same `messageId`s, which Segment deduplicates).
+    fn park(
+        &self,
+        bodies: Vec<String>,
+        deadline: Instant,
+    ) -> impl Future<Output = Result<(), ParkError>> + Send;
 }
 
 /// No dead-letter queue: undeliverable events make the answer non-2xx.
@@ -43,7 +51,7 @@ pub trait Park: Send + Sync + 'static {
 pub struct NoPark;
 
 impl Park for NoPark {
-    async fn park(&self, _bodies: Vec<String>) -> Result<(), ParkError> {
+    async fn park(&self, _bodies: Vec<String>, _deadline: Instant) -> Result<(), ParkError> {
         Err(ParkError("no dead-letter queue configured".into()))
     }
 }
@@ -51,6 +59,19 @@ impl Park for NoPark {
 /// SQS's limit on one SendMessageBatch request (and one message).
 const SQS_BATCH_BYTES: usize = 256 * 1024;
 const SQS_BATCH_ENTRIES: usize = 10;
+/// SendMessageBatch requests in flight at once when parking.
+pub const SEND_CONCURRENCY: usize = 8;
+
+/// Timeouts of the SQS client built by [`SqsQueue::from_env`]: one stuck call cannot hold a
+/// send slot past these (parking as a whole is also bounded by the caller's deadline). A
+/// ReceiveMessage long poll must stay under the attempt timeout (`moe2seg replay` waits 1 s).
+pub fn sqs_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(12))
+        .build()
+}
 
 /// An SQS queue (honours `AWS_ENDPOINT_URL_SQS`).
 #[derive(Debug, Clone)]
@@ -89,13 +110,18 @@ impl SqsQueue {
         }
     }
 
+    /// A queue whose client reads the standard AWS environment, with [`sqs_timeouts`].
     pub async fn from_env(url: impl Into<String>) -> Self {
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(sqs_timeouts())
+            .load()
+            .await;
         SqsQueue::new(aws_sdk_sqs::Client::new(&conf), url)
     }
 
-    /// Sends bodies in SendMessageBatch requests of ≤ 10 entries and ≤ 256 KiB; entries SQS
-    /// reports as failed are sent once more.
+    /// Sends bodies in SendMessageBatch requests of ≤ 10 entries and ≤ 256 KiB, at most
+    /// [`SEND_CONCURRENCY`] at once; entries SQS reports as failed are sent once more. Stops
+    /// at the first request that fails. Not bounded in time: [`Park::park`] bounds it.
     pub async fn send_all(&self, bodies: &[String]) -> Result<(), String> {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut size = 0;
@@ -117,38 +143,54 @@ impl SqsQueue {
                 }
             }
         }
-        for group in groups {
-            let mut todo = group;
-            for round in 0..2 {
-                let entries = todo
-                    .iter()
-                    .map(|i| {
-                        aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
-                            .id(format!("m{i}"))
-                            .message_body(&bodies[*i])
-                            .build()
-                            .map_err(|e| e.to_string())
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let out = self
-                    .client
-                    .send_message_batch()
-                    .queue_url(&self.url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("SendMessageBatch", e))?;
-                let failed: Vec<usize> = out
-                    .failed()
-                    .iter()
-                    .filter_map(|f| f.id().strip_prefix('m').and_then(|n| n.parse().ok()))
-                    .collect();
-                if failed.is_empty() {
-                    break;
-                }
-                if round == 1 {
-                    return Err(format!("SQS refused {} of the parcels", failed.len()));
-                }
+        let mut sends = stream::iter(groups)
+            .map(|group| self.send_group(bodies, group))
+            .buffer_unordered(SEND_CONCURRENCY);
+        while let Some(sent) = sends.next().await {
+            sent?;
+        }
+        Ok(())
+    }
+
+    /// Sends one group (`bodies` indexes) in one SendMessageBatch; the entries SQS reports
+    /// as failed are sent once more.
+    async fn send_group(&self, bodies: &[String], group: Vec<usize>) -> Result<(), String> {
+        let mut todo = group;
+        for round in 0..2 {
+            let entries = todo
+                .iter()
+                .map(|i| {
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(format!("m{i}"))
+                        .message_body(&bodies[*i])
+                        .build()
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| sdk_error("SendMessageBatch", e))?;
+            let reported = out.failed();
+            if reported.is_empty() {
+                return Ok(());
+            }
+            if round == 1 {
+                return Err(format!("SQS refused {} of the parcels", reported.len()));
+            }
+            let mut failed: Vec<usize> = reported
+                .iter()
+                .filter_map(|f| f.id().strip_prefix('m').and_then(|n| n.parse().ok()))
+                .filter(|i| todo.contains(i))
+                .collect();
+            failed.sort_unstable();
+            failed.dedup();
+            // Ids this batch did not send (or repeated): send the whole group again.
+            if failed.len() == reported.len() {
                 todo = failed;
             }
         }
@@ -213,7 +255,13 @@ impl SqsQueue {
 }
 
 impl Park for SqsQueue {
-    async fn park(&self, bodies: Vec<String>) -> Result<(), ParkError> {
-        self.send_all(&bodies).await.map_err(ParkError)
+    async fn park(&self, bodies: Vec<String>, deadline: Instant) -> Result<(), ParkError> {
+        match tokio::time::timeout_at(deadline.into(), self.send_all(&bodies)).await {
+            Ok(sent) => sent.map_err(ParkError),
+            Err(_) => Err(ParkError(format!(
+                "parking did not finish before the deadline ({} parcels)",
+                bodies.len()
+            ))),
+        }
     }
 }

@@ -6,8 +6,9 @@
 mod moto;
 mod segment_stub;
 
+use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use base64::Engine;
@@ -16,7 +17,7 @@ use lambda_http::http::{self, StatusCode};
 use moengage_segment::config::{Endpoints, Settings};
 use moengage_segment::deliver::{RetryPolicy, SegmentClient};
 use moengage_segment::handler::{Handler, SettingsMode};
-use moengage_segment::park::SqsQueue;
+use moengage_segment::park::{Park, SqsQueue};
 use moengage_segment::secrets::{SettingsCache, StaticSource};
 use moto::MotoServer;
 use segment_stub::{Reply, SegmentStub};
@@ -287,4 +288,36 @@ async fn without_a_queue_an_outage_is_still_503() {
     let resp = h.handle(post(body_of("noq", 3))).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(resp_json(&resp)["error"], "segment_unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_parking_delivers_every_parcel_once() {
+    let moto = MotoServer::start();
+    let (client, url) = queue(&moto, "dlq-many").await;
+    let n = 230;
+    let bodies: Vec<String> = (0..n)
+        .map(|i| json!({"parcel": i, "pad": "x".repeat(i * 7)}).to_string())
+        .collect();
+    SqsQueue::new(client.clone(), url.clone())
+        .park(bodies.clone(), Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    loop {
+        let out = client
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .send()
+            .await
+            .unwrap();
+        if out.messages().is_empty() {
+            break;
+        }
+        got.extend(out.messages().iter().map(|m| m.body().unwrap().to_owned()));
+    }
+    assert_eq!(got.len(), n, "a parcel lost or parked twice");
+    let got: BTreeSet<String> = got.into_iter().collect();
+    assert_eq!(got, bodies.into_iter().collect::<BTreeSet<_>>());
 }

@@ -785,3 +785,112 @@ async fn concurrent_invocations_lose_nothing() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn redirects_are_not_followed_and_count_as_undelivered() {
+    for status in [301, 302] {
+        let (h, us, _, _) = setup_with_budget("us", Duration::from_secs(2)).await;
+        // A redirect (absolute, then relative) to a path that answers 200 to anything: a
+        // client following it would re-send as a GET without the batch and count it delivered.
+        let to = if status == 301 {
+            format!("{}{}", us.url, segment_stub::OK_PATH)
+        } else {
+            segment_stub::OK_PATH.to_owned()
+        };
+        us.script(std::iter::repeat_n(Reply::Redirect(status, to), 1000));
+        let resp = h.handle(post(streams_body("moved", 3, 0))).await;
+        let b = body_json(&resp).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{status}: {b}"
+        );
+        assert_eq!(b["error"], "segment_unavailable");
+        assert_eq!(
+            (b["forwarded"].as_u64(), b["undelivered"].as_u64()),
+            (Some(0), Some(3)),
+            "{status}"
+        );
+        let message = b["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("HTTP {status}: redirect (not followed) to "))
+                && message.contains(segment_stub::OK_PATH),
+            "{message}"
+        );
+        let reqs = us.requests();
+        assert!(
+            reqs.iter().all(|r| r.path == "/v1/batch"),
+            "a redirect was followed: {:?}",
+            reqs.iter().map(|r| &r.path).collect::<Vec<_>>()
+        );
+        assert!(reqs.len() >= 2, "a redirect is retried like a 5xx");
+        assert!(us.accepted().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_is_retried_then_delivered() {
+    let (h, us, _, _) = setup("us").await;
+    us.script([Reply::Redirect(307, segment_stub::OK_PATH.to_owned())]);
+    let resp = h.handle(post(streams_body("moved1", 3, 0))).await;
+    assert_eq!(resp.status(), StatusCode::OK, "{}", body_json(&resp).await);
+    assert_eq!(body_json(&resp).await["forwarded"], 3);
+    let reqs = us.requests();
+    let seen: Vec<(&str, Option<u32>)> = reqs
+        .iter()
+        .map(|r| (r.path.as_str(), r.retry_count))
+        .collect();
+    assert_eq!(seen, vec![("/v1/batch", Some(0)), ("/v1/batch", Some(1))]);
+    assert_exactly_once(&us, &ids("moved1", 3));
+}
+
+/// Waits until the stand-in finished `n` big answers (it stops when the client hangs up).
+async fn streamed(us: &SegmentStub, n: usize) -> Vec<usize> {
+    for _ in 0..200 {
+        let s = us.streamed();
+        if s.len() >= n {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    us.streamed()
+}
+
+#[tokio::test]
+async fn huge_answer_bodies_are_read_only_up_to_a_cap() {
+    const BIG: usize = 50_000_000;
+    // A refusal with a 50 MB body: the excerpt in the answer stays short.
+    let (h, us, _, _) = setup("us").await;
+    us.script([Reply::BigBody(422, BIG)]);
+    let resp = h.handle(post(streams_body("huge4xx", 3, 0))).await;
+    let b = body_json(&resp).await;
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY, "{b}");
+    assert_eq!(b["error"], "segment_refused");
+    let message = b["message"].as_str().unwrap();
+    let excerpt = message
+        .strip_prefix("Segment answered 422: ")
+        .unwrap_or_else(|| panic!("{message}"));
+    assert_eq!(excerpt.len(), 300, "{message}");
+    assert!(excerpt.bytes().all(|c| c == b'x'));
+    // The client hung up long before the end of the body.
+    let sent = streamed(&us, 1).await;
+    assert!(sent.len() == 1 && sent[0] < BIG, "{sent:?}");
+
+    // A 2xx with a 50 MB body is delivered without reading it all.
+    let (h, us, _, _) = setup("us").await;
+    us.script([Reply::BigBody(200, BIG)]);
+    let resp = h.handle(post(streams_body("huge2xx", 3, 0))).await;
+    assert_eq!(resp.status(), StatusCode::OK, "{}", body_json(&resp).await);
+    assert_eq!(body_json(&resp).await["forwarded"], 3);
+    assert_eq!(us.requests().len(), 1);
+    let sent = streamed(&us, 1).await;
+    assert!(sent.len() == 1 && sent[0] < BIG, "{sent:?}");
+
+    // A 5xx with a 50 MB body is retried on a new connection, then delivered.
+    let (h, us, _, _) = setup("us").await;
+    us.script([Reply::BigBody(503, BIG)]);
+    let resp = h.handle(post(streams_body("huge5xx", 3, 0))).await;
+    assert_eq!(resp.status(), StatusCode::OK, "{}", body_json(&resp).await);
+    assert_exactly_once(&us, &ids("huge5xx", 3));
+    assert_eq!(us.requests().len(), 2);
+}

@@ -7,6 +7,9 @@
 //! over 500 KB or a message over 32 KB, 200 otherwise. Things Segment would accept with 200
 //! but silently drop (over 2,500 messages, a message without identity or event name) are
 //! recorded as violations so tests can fail on them.
+//!
+//! Any request to [`OK_PATH`] gets 200 (accepting nothing): a redirect target that would make
+//! a client following redirects believe its batch was delivered.
 #![allow(dead_code)]
 
 pub mod wire;
@@ -32,7 +35,15 @@ pub enum Reply {
     Reset,
     /// Answer normally.
     Normal,
+    /// A redirect (301, 302, 307, …) to this `Location`, accepting nothing.
+    Redirect(u16, String),
+    /// A status with a body of this many bytes (`x`s), streamed in 64 KiB writes; accepts
+    /// nothing. The stand-in stops writing when the client hangs up.
+    BigBody(u16, usize),
 }
+
+/// A path that answers 200 to anything (a redirect target).
+pub const OK_PATH: &str = "/ok";
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -55,6 +66,8 @@ struct State {
     requests: Vec<Recorded>,
     accepted: HashMap<String, u32>,
     violations: Vec<String>,
+    /// Body bytes written for each finished [`Reply::BigBody`] answer.
+    streamed: Vec<usize>,
 }
 
 #[derive(Clone)]
@@ -108,6 +121,12 @@ impl SegmentStub {
     pub fn violations(&self) -> Vec<String> {
         self.state.lock().unwrap().violations.clone()
     }
+
+    /// Body bytes written by each finished [`Reply::BigBody`] answer (it finishes when all
+    /// is written or the client hangs up).
+    pub fn streamed(&self) -> Vec<usize> {
+        self.state.lock().unwrap().streamed.clone()
+    }
 }
 
 async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result<()> {
@@ -119,12 +138,17 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             headers,
             body,
         } = req;
-        let reply = state
-            .lock()
-            .unwrap()
-            .script
-            .pop_front()
-            .unwrap_or(Reply::Normal);
+        // The redirect target takes no scripted answer: it always answers 200.
+        let reply = if path == OK_PATH {
+            Reply::Normal
+        } else {
+            state
+                .lock()
+                .unwrap()
+                .script
+                .pop_front()
+                .unwrap_or(Reply::Normal)
+        };
         let write_key = headers.get("authorization").and_then(|a| {
             let b64 = a.strip_prefix("Basic ")?;
             let dec = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
@@ -160,6 +184,27 @@ async fn serve(mut sock: TcpStream, state: Arc<Mutex<State>>) -> std::io::Result
             }
             Reply::Status(s) => (s, None),
             Reply::RetryAfter(s, v) => (s, Some(format!("retry-after: {v}\r\n"))),
+            Reply::Redirect(s, to) => (s, Some(format!("location: {to}\r\n"))),
+            Reply::BigBody(s, len) => {
+                rec.status = Some(s);
+                state.lock().unwrap().requests.push(rec);
+                let head = format!(
+                    "HTTP/1.1 {s} X\r\ncontent-type: text/plain\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
+                );
+                let block = vec![b'x'; 64 * 1024];
+                let mut written = 0;
+                if sock.write_all(head.as_bytes()).await.is_ok() {
+                    while written < len {
+                        let n = (len - written).min(block.len());
+                        if sock.write_all(&block[..n]).await.is_err() {
+                            break;
+                        }
+                        written += n;
+                    }
+                }
+                state.lock().unwrap().streamed.push(written);
+                return Ok(());
+            }
             Reply::Delay(_) | Reply::Normal => (
                 enforce(
                     &state,
@@ -199,6 +244,9 @@ fn enforce(
     parsed: Option<&serde_json::Value>,
 ) -> u16 {
     let mut st = state.lock().unwrap();
+    if path == OK_PATH {
+        return 200;
+    }
     if method != "POST" || path != "/v1/batch" {
         return 404;
     }
