@@ -3,49 +3,37 @@
 //! `sam local invoke -e` take, and renders the HTTP answer as
 //! `{"statusCode", "headers", "body"}`.
 
-use base64::Engine;
+use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Context, Request, RequestExt, Response};
 use serde_json::{Value, json};
+
+use crate::lambda_adapter::{self, InvalidEvent};
 
 /// Why an event file cannot be turned into a request.
 #[derive(Debug, thiserror::Error)]
 pub enum EventFileError {
     #[error("the event is not JSON: {0}")]
     NotJson(String),
-    #[error("the event's body is marked isBase64Encoded but is not valid base64")]
-    BadBase64,
     #[error("not an API Gateway or Function URL event: {0}")]
     NotHttpEvent(String),
+    /// The event has the right shape but lambda_http cannot convert it (the Lambda answers
+    /// such an event with 400 `invalid_request_event`).
+    #[error(transparent)]
+    Invalid(#[from] InvalidEvent),
 }
 
-/// Parses an event JSON into a request, without the panic `lambda_http` has on bad base64.
+/// Parses an event JSON into a request with the Lambda's own conversion
+/// ([`lambda_adapter::to_request`]): an invalid base64 body or a host, path, query or scheme
+/// that is not a valid URI is an error, not a panic.
 pub fn request_from_event(text: &str) -> Result<Request, EventFileError> {
-    let v: Value =
-        serde_json::from_str(text).map_err(|e| EventFileError::NotJson(e.to_string()))?;
-    if v.get("isBase64Encoded").and_then(Value::as_bool) == Some(true)
-        && let Some(body) = v.get("body").and_then(Value::as_str)
-        && base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .is_err()
-    {
-        return Err(EventFileError::BadBase64);
-    }
-    // lambda_http 1.3 also panics (unwrap/expect) while building the URI from a host, path,
-    // query or scheme that is not a valid URI (found by tests/props.rs and the fuzzer):
-    // contain that too, so a bad event file is an error, not a crash.
-    match std::panic::catch_unwind(|| lambda_http::request::from_str(text)) {
-        Ok(parsed) => parsed.map_err(|e| EventFileError::NotHttpEvent(e.to_string())),
-        Err(panic) => {
-            let why = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("unknown error");
-            Err(EventFileError::NotHttpEvent(format!(
-                "cannot build an HTTP request from it (invalid host, path, query or scheme): {why}"
-            )))
+    let event: LambdaRequest = serde_json::from_str(text).map_err(|e| {
+        if e.is_data() {
+            EventFileError::NotHttpEvent(e.to_string())
+        } else {
+            EventFileError::NotJson(e.to_string())
         }
-    }
+    })?;
+    Ok(lambda_adapter::to_request(event)?)
 }
 
 /// Attaches a Lambda context whose deadline is `budget_ms` from now.

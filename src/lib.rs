@@ -9,7 +9,9 @@
 //! - [`deliver`] batches the messages and sends them to Segment with retries.
 //!
 //! Around it: [`handler`] (HTTP semantics, inbound [`auth`]), [`secrets`] and [`config`]
-//! (the customer's secret), [`metrics`] (CloudWatch EMF), and [`app`] (wiring real clients).
+//! (the customer's secret), [`metrics`] (CloudWatch EMF), [`app`] (wiring real clients), and
+//! [`lambda_adapter`] (Lambda event → request → answer, in place of `lambda_http::run`: an event
+//! lambda_http cannot convert is answered 400 instead of failing the invocation).
 
 pub mod app;
 pub mod auth;
@@ -22,6 +24,7 @@ pub mod fasthash;
 pub mod handler;
 pub mod invoke;
 pub mod json;
+pub mod lambda_adapter;
 pub mod map;
 pub mod metrics;
 pub mod park;

@@ -1,9 +1,11 @@
 //! The Lambda: builds clients once, reads the secret and warms the Segment connection during
-//! Init, then serves API Gateway / Function URL events.
+//! Init, then serves API Gateway / Function URL events (through [`lambda_adapter::run`], which
+//! answers 400 to an event lambda_http cannot convert).
 
 use lambda_http::{Error, Request, service_fn, tracing};
 use moengage_segment::app::{self, Options};
 use moengage_segment::config::Env;
+use moengage_segment::lambda_adapter;
 use moengage_segment::metrics::MetricsSink;
 
 #[tokio::main(flavor = "current_thread")]
@@ -28,7 +30,7 @@ async fn main() -> Result<(), Error> {
     });
     app.warm_up().await;
     let app = &app;
-    lambda_http::run(service_fn(move |req: Request| async move {
+    lambda_adapter::run(service_fn(move |req: Request| async move {
         Ok::<_, std::convert::Infallible>(app.handle(req).await)
     }))
     .await

@@ -173,9 +173,10 @@ async fn without_configuration_it_answers_500_and_keeps_running() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_malformed_event_fails_one_invocation_not_the_environment() {
-    // lambda_http panics converting an event whose base64 body is invalid; the runtime catches
-    // it (panic = "unwind") and reports an invocation error; the next event is served.
+async fn events_lambda_http_cannot_convert_are_answered_400_and_the_next_is_served() {
+    // lambda_http 1.3 panics converting an event whose body is marked base64 but is not, or
+    // whose host does not make a valid URI; the function's own adapter answers those with 400
+    // (posted as a response, not an invocation error) and keeps serving.
     let runtime = FakeRuntime::start().await;
     let mut cmd = lambda(&runtime);
     cmd.env("SEGMENT_WRITE_KEY", "k")
@@ -183,21 +184,59 @@ async fn a_malformed_event_fails_one_invocation_not_the_environment() {
         .env("WEBHOOK_TOKEN", "local-token")
         .env("SEGMENT_ENDPOINT_US", "http://127.0.0.1:1");
     let child = Running(cmd.spawn().unwrap());
-    let mut bad: Value = serde_json::from_str(&event("events/apigw-v2-base64.json")).unwrap();
-    bad["body"] = json!("%%% not base64 %%%");
-    runtime.push("bad", bad.to_string(), Duration::from_secs(10));
+    let mut bad_base64: Value =
+        serde_json::from_str(&event("events/apigw-v2-base64.json")).unwrap();
+    bad_base64["body"] = json!("%%% not base64 %%%");
+    let mut bad_host: Value = serde_json::from_str(&event("events/apigw-v2.json")).unwrap();
+    bad_host["headers"]["host"] = json!("bad host.example");
+    runtime.push(
+        "bad-base64",
+        bad_base64.to_string(),
+        Duration::from_secs(10),
+    );
+    runtime.push("bad-host", bad_host.to_string(), Duration::from_secs(10));
     runtime.push(
         "next",
         event("events/get-method.json"),
         Duration::from_secs(10),
     );
-    runtime.wait_for(2, Duration::from_secs(20)).await;
-    assert_eq!(runtime.errors().len(), 1, "{:?}", runtime.errors());
-    assert_eq!(runtime.errors()[0].0, "bad");
+    runtime.wait_for(3, Duration::from_secs(20)).await;
+    assert!(runtime.errors().is_empty(), "{:?}", runtime.errors());
     let responses = runtime.responses();
-    assert_eq!(responses.len(), 1);
-    assert_eq!(responses[0].1["statusCode"], 405);
-    drop(child);
+    let ids: Vec<&str> = responses.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["bad-base64", "bad-host", "next"]);
+    for (id, v) in &responses[..2] {
+        assert_eq!(v["statusCode"], 400, "{id}: {v}");
+        // The HTTP API (payload 2.0) response shape.
+        assert_eq!(
+            v["headers"]["content-type"], "application/json",
+            "{id}: {v}"
+        );
+        let body: Value = serde_json::from_str(v["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["error"], "invalid_request_event", "{id}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(!message.is_empty(), "{id}");
+        assert!(
+            !message.contains("%%%") && !message.contains("bad host"),
+            "{id} echoes its input: {message}"
+        );
+    }
+    assert_eq!(responses[2].1["statusCode"], 405);
+
+    let out = output(child);
+    let warnings: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.to_string().contains("invalid request event"))
+        .collect();
+    assert_eq!(warnings.len(), 2, "one warning per invalid event: {out}");
+    for w in &warnings {
+        assert_eq!(w["level"], "WARN", "{w}");
+    }
+    assert!(
+        !out.contains("panicked"),
+        "a panic message reached the logs: {out}"
+    );
 }
 
 /// Cold-start figures for README "Performance" (prints, asserts nothing about time):
