@@ -561,19 +561,22 @@ impl<'m> Fields<'m> {
     /// `moe_<key>`, then `moe_<key>_<n>`.
     #[cold]
     fn place_slow(&mut self, key: &'m str, alt: Option<&'m str>, val: Val<'m>, droppable: bool) {
-        let mut names = [
-            Some(Cow::Borrowed(key)),
-            alt.filter(|a| *a != key).map(Cow::Borrowed),
-            Some(Cow::Owned(format!("moe_{key}"))),
-        ]
-        .into_iter()
-        .flatten();
+        let alt = alt.filter(|a| *a != key);
         let mut displaced = false;
-        loop {
-            let name = names.next().unwrap_or_else(|| {
-                self.next_suffix += 1;
-                Cow::Owned(format!("moe_{key}_{}", self.next_suffix - 1))
-            });
+        // The names are made only when tried: most keys are free at the first.
+        for attempt in 0.. {
+            let name = match attempt {
+                0 => Cow::Borrowed(key),
+                1 => match alt {
+                    Some(a) => Cow::Borrowed(a),
+                    None => continue,
+                },
+                2 => Cow::Owned(format!("moe_{key}")),
+                _ => {
+                    self.next_suffix += 1;
+                    Cow::Owned(format!("moe_{key}_{}", self.next_suffix - 1))
+                }
+            };
             match self.slot(&name, &val) {
                 Slot::Free => return self.push(name, val, droppable || displaced),
                 Slot::Same => return,
