@@ -134,8 +134,22 @@ impl From<MapError> for HttpError {
 pub const MAX_LISTED_REJECTIONS: usize = 100;
 /// Rejections logged one line each (the rest are counted in the summary line).
 pub const MAX_LOGGED_REJECTIONS: usize = 10;
-/// Time kept for parking at most, out of what is left after delivery.
-pub const PARK_RESERVE: Duration = Duration::from_secs(3);
+/// Time kept for parking, when a dead-letter queue is configured: this much, plus
+/// [`PARK_RESERVE_PER_MESSAGE`] for each message (SQS takes 10 per call, 8 calls in flight),
+/// and never more than a third of the time left.
+pub const PARK_RESERVE_BASE: Duration = Duration::from_millis(500);
+pub const PARK_RESERVE_PER_MESSAGE: Duration = Duration::from_millis(1);
+
+/// When delivery must stop so that parking `messages` still fits before `deadline`.
+fn deliver_deadline(deadline: Instant, messages: usize) -> Instant {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let per_message =
+        PARK_RESERVE_PER_MESSAGE.saturating_mul(u32::try_from(messages).unwrap_or(u32::MAX));
+    let reserve = PARK_RESERVE_BASE
+        .saturating_add(per_message)
+        .min(left / 3);
+    deadline.checked_sub(reserve).unwrap_or(deadline)
+}
 
 /// A header value as an error may echo it: at most 40 characters.
 fn excerpt(s: &str) -> String {
@@ -471,12 +485,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         // Parking must fit before the deadline too: delivery stops early enough to leave it
         // a slice of the time.
         let deliver_by = match &self.park {
-            Some(_) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                deadline
-                    .checked_sub(PARK_RESERVE.min(left / 3))
-                    .unwrap_or(deadline)
-            }
+            Some(_) => deliver_deadline(deadline, out.messages.len()),
             None => deadline,
         };
         let report = self
@@ -785,6 +794,20 @@ fn respond<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parking_gets_a_slice_that_grows_with_the_messages() {
+        let deadline = Instant::now() + Duration::from_secs(24);
+        let reserve = |n| deadline - deliver_deadline(deadline, n);
+        assert_eq!(reserve(0), Duration::from_millis(500));
+        assert_eq!(reserve(100), Duration::from_millis(600));
+        assert_eq!(reserve(5_000), Duration::from_millis(5_500));
+        // Never more than a third of what is left.
+        let third = reserve(usize::MAX);
+        assert!(third <= Duration::from_secs(8) && third > Duration::from_millis(7_900));
+        let soon = Instant::now() + Duration::from_millis(300);
+        assert!(soon - deliver_deadline(soon, 100) <= Duration::from_millis(100));
+    }
 
     #[test]
     fn only_plausible_deadlines_are_trusted() {
