@@ -145,9 +145,7 @@ fn deliver_deadline(deadline: Instant, messages: usize) -> Instant {
     let left = deadline.saturating_duration_since(Instant::now());
     let per_message =
         PARK_RESERVE_PER_MESSAGE.saturating_mul(u32::try_from(messages).unwrap_or(u32::MAX));
-    let reserve = PARK_RESERVE_BASE
-        .saturating_add(per_message)
-        .min(left / 3);
+    let reserve = PARK_RESERVE_BASE.saturating_add(per_message).min(left / 3);
     deadline.checked_sub(reserve).unwrap_or(deadline)
 }
 
