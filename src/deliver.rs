@@ -33,9 +33,9 @@ const ENVELOPE_BYTES: usize = 10 + 40;
 /// How much of Segment's answer body is read (the rest is not: the connection is dropped).
 pub const MAX_RESPONSE_BYTES: usize = 4096;
 /// Characters of Segment's answer body kept in errors.
-pub const MAX_EXCERPT_CHARS: usize = 300;
+pub const MAX_EXCERPT_BYTES: usize = 300;
 /// Characters of a redirect's `Location` kept in errors.
-const MAX_LOCATION_CHARS: usize = 100;
+const MAX_LOCATION_BYTES: usize = 100;
 
 /// Splits messages into request-sized ranges, keeping input order.
 pub fn chunk(messages: &[Mapped]) -> Vec<Range<usize>> {
@@ -409,27 +409,15 @@ async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Vec<u8> {
     buf
 }
 
-/// The first [`MAX_EXCERPT_CHARS`] characters of an answer body (lossy UTF-8).
+/// The first [`MAX_EXCERPT_BYTES`] bytes of an answer body (lossy UTF-8, printable).
 fn excerpt(body: &[u8]) -> String {
-    String::from_utf8_lossy(body)
-        .chars()
-        .take(MAX_EXCERPT_CHARS)
-        .collect()
+    crate::excerpt::excerpt(&String::from_utf8_lossy(body), MAX_EXCERPT_BYTES)
 }
 
-/// A `Location` header for an error message: lossy UTF-8, control characters replaced, at
-/// most [`MAX_LOCATION_CHARS`] characters.
+/// A `Location` header for an error message: lossy UTF-8, printable, at most
+/// [`MAX_LOCATION_BYTES`] bytes.
 fn location_excerpt(value: &[u8]) -> String {
-    let text = String::from_utf8_lossy(value);
-    let mut out: String = text
-        .chars()
-        .take(MAX_LOCATION_CHARS)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if text.chars().nth(MAX_LOCATION_CHARS).is_some() {
-        out.push('…');
-    }
-    out
+    crate::excerpt::excerpt(&String::from_utf8_lossy(value), MAX_LOCATION_BYTES)
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -637,7 +625,9 @@ mod tests {
         assert_eq!(excerpt(b"{}"), "{}");
         let long = "é".repeat(2000);
         let e = excerpt(long.as_bytes());
-        assert_eq!(e.chars().count(), MAX_EXCERPT_CHARS);
+        // 150 two-byte characters, then the mark.
+        assert_eq!(e.chars().count(), MAX_EXCERPT_BYTES / 2 + 1);
+        assert!(e.len() <= MAX_EXCERPT_BYTES + '…'.len_utf8() && e.ends_with('…'));
         // Cut inside a character: lossy, never a panic.
         let e = excerpt(&long.as_bytes()[..5]);
         assert_eq!(e, "éé\u{fffd}");
@@ -649,7 +639,7 @@ mod tests {
         assert_eq!(location_excerpt(b"/ok"), "/ok");
         let long = format!("https://example.com/{}", "a".repeat(500));
         let l = location_excerpt(long.as_bytes());
-        assert_eq!(l.chars().count(), MAX_LOCATION_CHARS + 1);
+        assert_eq!(l.chars().count(), MAX_LOCATION_BYTES + 1);
         assert!(l.ends_with('…'));
         assert_eq!(location_excerpt(b"/a\r\nb\xff"), "/a??b\u{fffd}");
     }

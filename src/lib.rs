@@ -8,7 +8,7 @@
 //!   [`properties`] tables;
 //! - [`deliver`] batches the messages and sends them to Segment with retries.
 //!
-//! Around it: [`handler`] (HTTP semantics, inbound [`auth`]), [`secrets`] and [`config`]
+//! Around it: [`handler`] (HTTP semantics, inbound [`auth`], bounded [`excerpt`]s of input), [`secrets`] and [`config`]
 //! (the customer's secret), [`metrics`] (CloudWatch EMF), [`app`] (wiring real clients), and
 //! [`lambda_adapter`] (Lambda event → request → answer, in place of `lambda_http::run`: an event
 //! lambda_http cannot convert is answered 400 instead of failing the invocation).
@@ -20,6 +20,7 @@ pub mod cli_map;
 pub mod config;
 pub mod decode;
 pub mod deliver;
+pub mod excerpt;
 pub mod fasthash;
 pub mod handler;
 pub mod invoke;

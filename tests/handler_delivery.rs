@@ -911,8 +911,7 @@ async fn huge_answer_bodies_are_read_only_up_to_a_cap() {
     else {
         panic!("{report:?}");
     };
-    assert_eq!(detail.len(), 300, "{detail}");
-    assert!(detail.bytes().all(|c| c == b'x'));
+    assert_eq!(detail.strip_suffix('…'), Some("x".repeat(300).as_str()));
 
     // A 2xx with a 50 MB body is delivered without reading it all.
     let (h, us, _, _) = setup("us").await;
