@@ -111,7 +111,7 @@ fn convert_quietly(event: LambdaRequest) -> Result<Request, InvalidEvent> {
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("unknown panic");
         InvalidEvent::BadUri {
-            detail: detail.chars().take(200).collect(),
+            detail: crate::excerpt::excerpt(detail, 200),
         }
     })
 }
@@ -166,10 +166,18 @@ where
         let LambdaEvent { payload, context } = event;
         let origin = payload.request_origin();
         match to_request(payload) {
-            Ok(req) => TransformResponse::Request(
-                origin,
-                Box::pin(self.handler.call(req.with_lambda_context(context))),
-            ),
+            Ok(mut req) => {
+                // As lambda_http does: the X-Ray trace id as a header.
+                if let Some(id) = context.xray_trace_id.as_deref()
+                    && let Ok(value) = header::HeaderValue::from_str(id)
+                {
+                    req.headers_mut().insert("x-amzn-trace-id", value);
+                }
+                TransformResponse::Request(
+                    origin,
+                    Box::pin(self.handler.call(req.with_lambda_context(context))),
+                )
+            }
             Err(e) => {
                 // The runtime's span carries the request id.
                 tracing::warn!(
@@ -223,6 +231,7 @@ mod tests {
             async move {
                 let body = json!({
                     "request_id": req.lambda_context_ref().map(|c| c.request_id.clone()),
+                    "trace": req.headers().get("x-amzn-trace-id").map(|v| v.to_str().unwrap_or("")),
                     "uri": req.uri().to_string(),
                     "body": String::from_utf8_lossy(req.body()),
                 });
@@ -236,6 +245,7 @@ mod tests {
         }));
         let mut context = Context::default();
         context.request_id = "req-42".into();
+        context.xray_trace_id = Some("Root=1-5759e988-bd862e3fe1be46a994272793".into());
         let resp = adapter
             .call(LambdaEvent::new(lambda_request(event), context))
             .await
@@ -324,6 +334,7 @@ mod tests {
         assert_eq!(resp["statusCode"], 200);
         let body = body_of(&resp);
         assert_eq!(body["request_id"], "req-42");
+        assert_eq!(body["trace"], "Root=1-5759e988-bd862e3fe1be46a994272793");
         assert!(body["body"].as_str().unwrap().starts_with('{'));
         // HTTP API (v2) shape: `cookies`, headers in `headers`.
         assert!(resp.get("cookies").is_some(), "{resp}");
