@@ -17,6 +17,16 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 pub const MAX_MAX_BODY_BYTES: usize = DEFAULT_MAX_BODY_BYTES;
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 
+/// Timeouts of the AWS clients (Secrets Manager, SQS): 2 s to connect, 5 s per attempt, 12 s
+/// per call with retries.
+pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(12))
+        .build()
+}
+
 /// A credential. Its `Debug` never shows the value and it has no `Display`.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
@@ -141,7 +151,7 @@ impl Settings {
         let region = Region::parse(&region).ok_or(ConfigError::BadRegion)?;
         // Stored credentials are compared trimmed, as presented ones are: a value pasted with
         // a stray space or newline must still match.
-        let trimmed = |v: String| Secret(v.trim().to_owned());
+        let trimmed = |v: String| Secret(v.trim_ascii().to_owned());
         let basic = match (non_empty(username), non_empty(password)) {
             (Some(u), Some(p)) => Some((trimmed(u), trimmed(p))),
             (Some(_), None) => {

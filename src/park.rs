@@ -4,7 +4,7 @@
 //! lost. `moe2seg replay` delivers them later with the same `messageId`s.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -62,17 +62,6 @@ const SQS_BATCH_ENTRIES: usize = 10;
 /// SendMessageBatch requests in flight at once when parking.
 pub const SEND_CONCURRENCY: usize = 8;
 
-/// Timeouts of the SQS client built by [`SqsQueue::from_env`]: one stuck call cannot hold a
-/// send slot past these (parking as a whole is also bounded by the caller's deadline). A
-/// ReceiveMessage long poll must stay under the attempt timeout (`moe2seg replay` waits 1 s).
-pub fn sqs_timeouts() -> aws_config::timeout::TimeoutConfig {
-    aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(2))
-        .operation_attempt_timeout(Duration::from_secs(5))
-        .operation_timeout(Duration::from_secs(12))
-        .build()
-}
-
 /// An SQS queue (honours `AWS_ENDPOINT_URL_SQS`).
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
@@ -110,10 +99,13 @@ impl SqsQueue {
         }
     }
 
-    /// A queue whose client reads the standard AWS environment, with [`sqs_timeouts`].
+    /// A queue whose client reads the standard AWS environment, with
+    /// [`aws_timeouts`](crate::config::aws_timeouts): one stuck call cannot hold a send slot
+    /// (parking as a whole is also bounded by the caller's deadline). A ReceiveMessage long
+    /// poll must stay under the attempt timeout (`moe2seg replay` waits 1 s).
     pub async fn from_env(url: impl Into<String>) -> Self {
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(sqs_timeouts())
+            .timeout_config(crate::config::aws_timeouts())
             .load()
             .await;
         SqsQueue::new(aws_sdk_sqs::Client::new(&conf), url)

@@ -46,7 +46,12 @@ impl AwsSecretSource {
 
     /// Builds a client from the standard AWS environment (region, credentials, endpoint).
     pub async fn from_env(secret_id: impl Into<String>) -> Self {
-        let conf = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        // Bounded calls: a stalled Secrets Manager must not hold an invocation (the handler
+        // also gives up at its deadline).
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(crate::config::aws_timeouts())
+            .load()
+            .await;
         AwsSecretSource::new(aws_sdk_secretsmanager::Client::new(&conf), secret_id)
     }
 }
