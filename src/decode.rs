@@ -38,8 +38,9 @@ pub enum DecodeError {
 /// of one invocation.
 pub const MAX_EVENTS: usize = 10_000;
 
-/// Most keys one attribute map may hold: more could never fit one 32 KB Segment message
-/// (`"k":0,` is 6 bytes), and each costs memory while the event is mapped.
+/// Most keys one attribute map may hold: a bound on the work and memory of one event (each key
+/// costs about 200 bytes while the event is mapped). Real events have tens; a map this large
+/// is truncated to fit Segment's 32 KB anyway (`"k":0,` is 6 bytes).
 pub const MAX_ATTRIBUTES: usize = 10_000;
 
 /// Turns request bytes into text, replacing invalid UTF-8 sequences with U+FFFD.

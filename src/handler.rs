@@ -141,20 +141,17 @@ pub const PARK_RESERVE_BASE: Duration = Duration::from_millis(500);
 pub const PARK_RESERVE_PER_MESSAGE: Duration = Duration::from_millis(1);
 
 /// When delivery must stop so that parking `messages` still fits before `deadline`.
-fn deliver_deadline(deadline: Instant, messages: usize) -> Instant {
-    let left = deadline.saturating_duration_since(Instant::now());
+fn deliver_deadline(now: Instant, deadline: Instant, messages: usize) -> Instant {
+    let left = deadline.saturating_duration_since(now);
     let per_message =
         PARK_RESERVE_PER_MESSAGE.saturating_mul(u32::try_from(messages).unwrap_or(u32::MAX));
     let reserve = PARK_RESERVE_BASE.saturating_add(per_message).min(left / 3);
     deadline.checked_sub(reserve).unwrap_or(deadline)
 }
 
-/// A header value as an error may echo it: at most 40 characters.
+/// A header value or error as an answer or log line may echo it.
 fn excerpt(s: &str) -> String {
-    match s.char_indices().nth(40) {
-        None => s.to_owned(),
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-    }
+    crate::excerpt::excerpt(s, 40)
 }
 
 /// The JSON answer: an error code and message, a summary of the request, or both.
@@ -438,7 +435,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
                 if !auth::presents_credentials(req.headers()) {
                     return Err(HttpError::Unauthorized);
                 }
-                let s = cache.get().await.inspect_err(|e| {
+                let s = by_deadline(deadline, cache.get()).await.inspect_err(|e| {
                     tracing::error!(error = %e, "cannot use the configured secret");
                 })?;
                 if !auth::authorized(req.headers(), &s.webhook) {
@@ -447,6 +444,10 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
                 Some(s)
             }
             SettingsMode::Unconfigured(m) => {
+                // Strangers learn nothing, not even that the function is misconfigured.
+                if !auth::presents_credentials(req.headers()) {
+                    return Err(HttpError::Unauthorized);
+                }
                 tracing::error!(error = %m, "the function is not configured");
                 return Err(HttpError::Misconfigured(m.clone()));
             }
@@ -483,7 +484,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         // Parking must fit before the deadline too: delivery stops early enough to leave it
         // a slice of the time.
         let deliver_by = match &self.park {
-            Some(_) => deliver_deadline(deadline, out.messages.len()),
+            Some(_) => deliver_deadline(Instant::now(), deadline, out.messages.len()),
             None => deadline,
         };
         let report = self
@@ -565,7 +566,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
             return report;
         };
         tracing::warn!("Segment answered 401/403; re-reading the secret (write key rotation?)");
-        let fresh = match cache.refresh().await {
+        let fresh = match by_deadline(deadline, cache.refresh()).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "secret re-read after 401 failed");
@@ -635,6 +636,21 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         }
         Ok(Cow::Owned(out))
     }
+}
+
+/// `read` (the secret), unless `deadline` comes first: then the settings count as unavailable
+/// (a stalled Secrets Manager must not keep the invocation from answering).
+async fn by_deadline<T>(
+    deadline: Instant,
+    read: impl std::future::Future<Output = Result<T, SettingsError>>,
+) -> Result<T, SettingsError> {
+    tokio::time::timeout_at(deadline.into(), read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(SettingsError::Unavailable(
+                "reading the secret did not finish before the deadline".into(),
+            ))
+        })
 }
 
 /// Lambda's longest timeout: a deadline further away than this is not a deadline.
@@ -795,16 +811,20 @@ mod tests {
 
     #[test]
     fn parking_gets_a_slice_that_grows_with_the_messages() {
-        let deadline = Instant::now() + Duration::from_secs(24);
-        let reserve = |n| deadline - deliver_deadline(deadline, n);
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(24);
+        let reserve = |n| deadline - deliver_deadline(now, deadline, n);
         assert_eq!(reserve(0), Duration::from_millis(500));
         assert_eq!(reserve(100), Duration::from_millis(600));
         assert_eq!(reserve(5_000), Duration::from_millis(5_500));
         // Never more than a third of what is left.
         let third = reserve(usize::MAX);
-        assert!(third <= Duration::from_secs(8) && third > Duration::from_millis(7_900));
-        let soon = Instant::now() + Duration::from_millis(300);
-        assert!(soon - deliver_deadline(soon, 100) <= Duration::from_millis(100));
+        assert_eq!(third, Duration::from_secs(8));
+        let soon = now + Duration::from_millis(300);
+        assert_eq!(
+            soon - deliver_deadline(now, soon, 100),
+            Duration::from_millis(100)
+        );
     }
 
     #[test]

@@ -199,8 +199,10 @@ pub fn map_request(
     let mut mapped_bytes = 0usize;
     for (index, raw) in req.events.iter().enumerate() {
         match map_one(index, raw, &ctx, IdRule::Uuid) {
-            Ok(m) => {
-                mapped_bytes = mapped_bytes.saturating_add(m.json.len());
+            Ok(mut m) => {
+                // What the message really holds on the heap is what counts.
+                m.json.shrink_to_fit();
+                mapped_bytes = mapped_bytes.saturating_add(m.json.capacity());
                 if mapped_bytes > limits.max_mapped_bytes {
                     return Err(MapError::MappedTooLarge {
                         limit: limits.max_mapped_bytes,
@@ -212,6 +214,13 @@ pub fn map_request(
         }
     }
     separate_repeated_uuids(&mut out, req, &ctx);
+    // Content ids may make re-mapped messages a little longer.
+    let total = out.messages.iter().map(|m| m.json.len()).sum::<usize>();
+    if total > limits.max_mapped_bytes {
+        return Err(MapError::MappedTooLarge {
+            limit: limits.max_mapped_bytes,
+        });
+    }
     Ok(out)
 }
 
@@ -351,14 +360,10 @@ fn salvage_uuid(raw: &RawValue) -> Option<String> {
     uuid.non_empty().map(short_uuid)
 }
 
-/// Rejected events' uuids, as answers and logs show them: at most 100 characters (the
+/// Rejected events' uuids, as answers and logs show them: at most 100 bytes, printable (the
 /// answer lists up to 100 rejections, so its size stays bounded whatever the uuids).
 fn short_uuid(uuid: &str) -> String {
-    const MAX: usize = 100;
-    match uuid.char_indices().nth(MAX) {
-        None => uuid.to_owned(),
-        Some((cut, _)) => format!("{}…", &uuid[..cut]),
-    }
+    crate::excerpt::excerpt(uuid, 100)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -949,8 +954,8 @@ const TRUNCATED_KEY: &str = "moe_truncated";
 const TRUNCATED_COUNT_KEY: &str = "moe_truncated_count";
 /// Paths `moe_truncated` lists; `moe_truncated_count` counts them all.
 const MAX_TRUNCATED_PATHS: usize = 10;
-/// A listed path longer than this is cut (keys come from the request).
-const MAX_TRUNCATED_PATH_CHARS: usize = 100;
+/// A listed path's key longer than this is cut (keys come from the request).
+const MAX_TRUNCATED_PATH_BYTES: usize = 100;
 
 /// Drops the largest droppable attribute values until the message fits, recording them in
 /// `properties.moe_truncated` / `moe_truncated_count`. One sort and one pass: the bytes each
@@ -1024,6 +1029,10 @@ fn truncate(message: &mut Message<'_>, size: usize) -> Result<String, RejectReas
             pos += 1;
             gone.binary_search(&(pos - 1)).is_err()
         });
+        // Positions moved: drop the index and say every key may be present, so that a
+        // later `find` searches the entries themselves.
+        fields.large = None;
+        fields.mask = u64::MAX;
     }
     let props = &mut message.properties.entries;
     props.push(Field {
@@ -1044,21 +1053,18 @@ fn truncate(message: &mut Message<'_>, size: usize) -> Result<String, RejectReas
     }
 }
 
-/// `properties.<key>` or `context.traits.<key>`, cut to [`MAX_TRUNCATED_PATH_CHARS`].
+/// `properties.<key>` or `context.traits.<key>`, the key cut to
+/// [`MAX_TRUNCATED_PATH_BYTES`] and printable.
 fn truncated_path(is_trait: bool, key: &str) -> String {
     let prefix = if is_trait {
         "context.traits."
     } else {
         "properties."
     };
-    let mut path = String::with_capacity(prefix.len() + key.len().min(MAX_TRUNCATED_PATH_CHARS));
-    path.push_str(prefix);
-    path.push_str(key);
-    if let Some((cut, _)) = path.char_indices().nth(MAX_TRUNCATED_PATH_CHARS) {
-        path.truncate(cut);
-        path.push('…');
-    }
-    path
+    format!(
+        "{prefix}{}",
+        crate::excerpt::excerpt(key, MAX_TRUNCATED_PATH_BYTES)
+    )
 }
 
 /// Bytes an entry takes in the JSON object: `"key":value,`.
@@ -1429,6 +1435,21 @@ mod tests {
         );
         assert!(json.contains(r#""n":{"x":[1.50,{"y":"a b"}]}"#), "{json}");
         assert!(!json.contains('\n') && !json.contains('\t'));
+    }
+
+    #[test]
+    fn request_keys_go_into_randomly_seeded_maps() {
+        // Keys crafted to collide under a fixed hasher (FxHash: tests/hostile.rs builds
+        // them) must meet std's randomly seeded SipHash here. Checked by the compiler: this
+        // stops compiling if either map takes another hasher.
+        use std::collections::hash_map::RandomState;
+        fn random<K, V>(_: &HashMap<K, V, RandomState>) {}
+        random(&KeyCache::default().0.borrow());
+        let mut fields = Fields::with_capacity(40);
+        for i in 0..40 {
+            fields.push(Cow::Owned(format!("k{i}")), Val::Bool(true), true);
+        }
+        random(fields.large.as_ref().unwrap());
     }
 
     #[test]
