@@ -5,7 +5,7 @@
 //! Memory and time of the same cases are measured by `bench/hostile.py` (peak RSS of the
 //! release `moe2seg invoke`), never asserted here. Cases tested elsewhere:
 //! - Segment answering 3xx, or with a huge body: `tests/handler_delivery.rs`;
-//! - a slow SQS while parking: `tests/dead_letter.rs`;
+//! - SQS itself while parking (concurrency, failed entries): `tests/park_deadline.rs`;
 //! - events lambda_http cannot convert, and `cargo lambda watch`: `tests/lambda_binary.rs`
 //!   and `scripts/emulator-check` (run by CI).
 
@@ -14,7 +14,7 @@ mod segment_stub;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lambda_http::http::{self, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -22,9 +22,10 @@ use moengage_segment::config::{Endpoints, Settings};
 use moengage_segment::decode::{MAX_ATTRIBUTES, MAX_EVENTS};
 use moengage_segment::deliver::{RetryPolicy, SegmentClient};
 use moengage_segment::handler::{Handler, MAX_LISTED_REJECTIONS, SettingsMode};
-use moengage_segment::map::{self, MAX_MESSAGE_BYTES, MAX_REQUEST_TEXT_CHARS};
+use moengage_segment::map::{self, MAX_MAPPED_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_TEXT_CHARS};
+use moengage_segment::park::SqsQueue;
 use moengage_segment::secrets::{SecretSource, SettingsCache, SettingsError, StaticSource};
-use segment_stub::SegmentStub;
+use segment_stub::{Reply, SegmentStub};
 use serde_json::{Value, json};
 
 const KEY: &str = "hostile-write-key";
@@ -318,7 +319,8 @@ fn long_keys_are_cut_in_the_truncation_record() {
     e["event_attributes"] = json!({ "k".repeat(40_000): 1 });
     let m = only_message(&json!({"events": [e]}));
     let path = m["properties"]["moe_truncated"][0].as_str().unwrap();
-    assert!(path.starts_with("properties.kkk") && path.chars().count() <= 101);
+    assert!(path.starts_with("properties.kkk") && path.ends_with('…'));
+    assert_eq!(path.len(), "properties.".len() + 100 + '…'.len_utf8());
     assert_eq!(m["properties"]["moe_truncated_count"], 1);
 }
 
@@ -540,4 +542,123 @@ fn an_absurd_body_limit_is_a_clear_startup_error() {
         stderr.contains("MAX_BODY_BYTES") && stderr.contains("6291456"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn control_characters_cannot_inflate_the_answer() {
+    // Each control character is 6 bytes as a JSON escape: the listed uuids are cut by bytes
+    // and made printable, so 100 of them stay far under the bound.
+    let (h, _segment) = setup().await;
+    let events: Vec<Value> = (0..150)
+        .map(|i| json!({"event_uuid": format!("{i}{}", "\u{1}".repeat(1_000)), "uid": "u"}))
+        .collect();
+    let odd = "\u{1}".repeat(256);
+    let body = json!({"app_name": odd, "moe_request_id": odd, "events": events});
+    let resp = h.handle(post(body.to_string())).await;
+    let (status, v, size) = answer(&resp);
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["rejected_count"], 150);
+    let uuid = v["rejected"][0]["event_uuid"].as_str().unwrap();
+    assert!(uuid.starts_with("0???") && uuid.len() <= 104, "{uuid}");
+    // 100 listed rejections of about 170 bytes each.
+    assert!(size < 24 * 1024, "{size}");
+}
+
+#[tokio::test]
+async fn a_body_mapping_to_too_many_bytes_is_refused_whole() {
+    // Each value of `os` and `app_version` is copied into context as well, and every
+    // message carries the request's (cut) id and app name: 6 MB of events can map to more
+    // than the bound.
+    let (h, segment) = setup().await;
+    let long = "r".repeat(300);
+    let mut events = Vec::new();
+    let mut size = 0;
+    while size < BODY_LIMIT - 8_000 && events.len() < MAX_EVENTS {
+        let mut e = event(events.len());
+        e["event_attributes"] = json!({"os": "A".repeat(250), "app_version": "9".repeat(250)});
+        size += e.to_string().len() + 1;
+        events.push(e);
+    }
+    let body = json!({"app_name": long, "moe_request_id": long, "events": events}).to_string();
+    assert!(body.len() <= BODY_LIMIT);
+    let resp = h.handle(post(body)).await;
+    let (status, v, _) = answer(&resp);
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(v["error"], "mapped_too_large");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains(&MAX_MAPPED_BYTES.to_string())
+    );
+    assert!(segment.requests().is_empty());
+}
+
+/// A queue whose SQS endpoint accepts connections and never answers.
+async fn hanging_queue() -> SqsQueue {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let conf = aws_sdk_sqs::Config::builder()
+        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://{addr}"))
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .build();
+    SqsQueue::new(
+        aws_sdk_sqs::Client::from_conf(conf),
+        format!("http://{addr}/123456789012/parked"),
+    )
+}
+
+#[tokio::test]
+async fn a_hanging_sqs_is_answered_503_before_the_deadline() {
+    // Segment down, SQS never answering: delivery stops early enough to leave parking its
+    // slice, and parking gives up at the deadline, so the answer comes before Lambda would
+    // kill the invocation.
+    let segment = SegmentStub::start(&[KEY]).await;
+    segment.script(std::iter::repeat_n(Reply::Status(503), 10_000));
+    let mut h = handler(StaticSource(Ok(settings(TOKEN))), &segment);
+    h.default_budget = Duration::from_secs(3);
+    h.deadline_margin = Duration::from_millis(200);
+    let h = h.with_park(Some(hanging_queue().await));
+    let started = Instant::now();
+    let resp = h
+        .handle(post(body_of((0..100).map(event).collect(), "req-hang")))
+        .await;
+    let elapsed = started.elapsed();
+    let (status, v, _) = answer(&resp);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"], "parking_failed");
+    assert_eq!(v["undelivered"], 100);
+    // The deadline is 2.8 s away: a generous bound that only catches a park left unbounded.
+    assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
+    // Delivery stopped at its own deadline, 0.6 s before the invocation's (0.5 s + 1 ms per
+    // message, for parking).
+    let last = segment.requests().last().map(|r| r.at).unwrap();
+    assert!(
+        last.duration_since(started) < Duration::from_millis(2_700),
+        "{:?}",
+        last.duration_since(started)
+    );
+}
+
+#[tokio::test]
+async fn an_unconfigured_function_tells_strangers_nothing() {
+    let segment = SegmentStub::start(&[KEY]).await;
+    let mut h = handler(StaticSource(Ok(settings(TOKEN))), &segment);
+    h.settings = SettingsMode::Unconfigured("SECRET_ID is not set".into());
+    let (status, v, _) = answer(&h.handle(request(&[], body_of(vec![event(1)], "r"))).await);
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
+    let (status, v, _) = answer(&h.handle(post(body_of(vec![event(1)], "r"))).await);
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(v["error"], "misconfigured");
+    assert!(!v.to_string().contains("SECRET_ID"), "{v}");
 }
