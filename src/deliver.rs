@@ -32,9 +32,9 @@ pub const MAX_BATCH_MESSAGES: usize = 2_500;
 const ENVELOPE_BYTES: usize = 10 + 40;
 /// How much of Segment's answer body is read (the rest is not: the connection is dropped).
 pub const MAX_RESPONSE_BYTES: usize = 4096;
-/// Characters of Segment's answer body kept in errors.
+/// Bytes of Segment's answer body kept in errors.
 pub const MAX_EXCERPT_BYTES: usize = 300;
-/// Characters of a redirect's `Location` kept in errors.
+/// Bytes of a redirect's `Location` kept in errors.
 const MAX_LOCATION_BYTES: usize = 100;
 
 /// Splits messages into request-sized ranges, keeping input order.
@@ -103,6 +103,23 @@ pub enum ChunkOutcome {
     GaveUp {
         last_error: String,
     },
+}
+
+impl ChunkOutcome {
+    /// For a batch that failed: why in one word (a parcel's `reason`) and what Segment said
+    /// (its `detail`, also logged); `None` when delivered.
+    pub fn failure(&self) -> Option<(&'static str, String)> {
+        match self {
+            ChunkOutcome::Delivered => None,
+            ChunkOutcome::Refused { status, detail } => {
+                Some(("segment_refused", format!("HTTP {status}: {detail}")))
+            }
+            ChunkOutcome::Unauthorized(s) => Some(("segment_unauthorized", format!("HTTP {s}"))),
+            ChunkOutcome::GaveUp { last_error } => {
+                Some(("segment_unavailable", last_error.clone()))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -48,10 +48,9 @@ pub enum HttpError {
     Unauthorized,
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
-    #[error("the request has {count} events; at most {limit} are accepted per request")]
-    TooManyEvents { count: usize, limit: usize },
-    #[error("the request maps to more than {0} bytes of Segment messages")]
-    MappedTooLarge(usize),
+    /// Too many events, or too many bytes of messages ([`MapError`] says which).
+    #[error(transparent)]
+    OverLimit(MapError),
     #[error("unsupported Content-Encoding {0:?} (gzip or none)")]
     UnsupportedEncoding(String),
     #[error("the body is not valid gzip: {0}")]
@@ -69,9 +68,7 @@ impl HttpError {
         match self {
             HttpError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
-            HttpError::TooLarge(_)
-            | HttpError::TooManyEvents { .. }
-            | HttpError::MappedTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::TooLarge(_) | HttpError::OverLimit(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HttpError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             HttpError::BadGzip(_) | HttpError::NotStreams(_) => StatusCode::BAD_REQUEST,
             HttpError::Misconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -84,8 +81,8 @@ impl HttpError {
             HttpError::MethodNotAllowed(_) => "method_not_allowed",
             HttpError::Unauthorized => "unauthorized",
             HttpError::TooLarge(_) => "payload_too_large",
-            HttpError::TooManyEvents { .. } => "too_many_events",
-            HttpError::MappedTooLarge(_) => "mapped_too_large",
+            HttpError::OverLimit(MapError::MappedTooLarge { .. }) => "mapped_too_large",
+            HttpError::OverLimit(MapError::Decode(_)) => "too_many_events",
             HttpError::UnsupportedEncoding(_) => "unsupported_encoding",
             HttpError::BadGzip(_) => "bad_gzip",
             HttpError::NotStreams(_) => "not_streams_request",
@@ -110,22 +107,14 @@ impl HttpError {
     }
 }
 
-impl From<DecodeError> for HttpError {
-    fn from(e: DecodeError) -> Self {
-        match e {
-            DecodeError::TooManyEvents { count, limit } => {
-                HttpError::TooManyEvents { count, limit }
-            }
-            e => HttpError::NotStreams(e),
-        }
-    }
-}
-
 impl From<MapError> for HttpError {
     fn from(e: MapError) -> Self {
         match e {
-            MapError::Decode(e) => e.into(),
-            MapError::MappedTooLarge { limit } => HttpError::MappedTooLarge(limit),
+            MapError::Decode(e @ DecodeError::TooManyEvents { .. }) => {
+                HttpError::OverLimit(MapError::Decode(e))
+            }
+            MapError::Decode(e) => HttpError::NotStreams(e),
+            e @ MapError::MappedTooLarge { .. } => HttpError::OverLimit(e),
         }
     }
 }
@@ -428,13 +417,14 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         if req.method() != Method::POST {
             return Err(HttpError::MethodNotAllowed(excerpt(req.method().as_str())));
         }
+        // A caller without any credential learns nothing, not even whether the secret can be
+        // read or the function is configured at all.
+        let dry_run = matches!(self.settings, SettingsMode::DryRun { .. });
+        if !dry_run && !auth::presents_credentials(req.headers()) {
+            return Err(HttpError::Unauthorized);
+        }
         let settings: Option<Arc<Settings>> = match &self.settings {
             SettingsMode::Secret(cache) => {
-                // A caller without any credential learns nothing, not even whether the
-                // secret can be read.
-                if !auth::presents_credentials(req.headers()) {
-                    return Err(HttpError::Unauthorized);
-                }
                 let s = by_deadline(deadline, cache.get()).await.inspect_err(|e| {
                     tracing::error!(error = %e, "cannot use the configured secret");
                 })?;
@@ -444,10 +434,6 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
                 Some(s)
             }
             SettingsMode::Unconfigured(m) => {
-                // Strangers learn nothing, not even that the function is misconfigured.
-                if !auth::presents_credentials(req.headers()) {
-                    return Err(HttpError::Unauthorized);
-                }
                 tracing::error!(error = %m, "the function is not configured");
                 return Err(HttpError::Misconfigured(m.clone()));
             }
@@ -667,13 +653,8 @@ fn parcels(out: &MapOutput, report: &DeliveryReport) -> Result<Vec<String>, Park
     let parked_at = time::format_millis(time::now_millis());
     let mut bodies = Vec::with_capacity(report.undelivered());
     for chunk in &report.chunks {
-        let (reason, detail) = match &chunk.outcome {
-            ChunkOutcome::Delivered => continue,
-            ChunkOutcome::Refused { status, detail } => {
-                ("segment_refused", format!("HTTP {status}: {detail}"))
-            }
-            ChunkOutcome::Unauthorized(s) => ("segment_unauthorized", format!("HTTP {s}")),
-            ChunkOutcome::GaveUp { last_error } => ("segment_unavailable", last_error.clone()),
+        let Some((reason, detail)) = chunk.outcome.failure() else {
+            continue;
         };
         for m in &out.messages[chunk.range.clone()] {
             // Every undelivered message gets a parcel, or parking fails as a whole: a
@@ -722,23 +703,14 @@ fn log_rejections(rejected: &[Rejected]) {
 
 /// Logs what kept batches out of Segment (the answer only carries a stable code).
 fn log_failures(report: &DeliveryReport) {
-    let failed: Vec<&crate::deliver::ChunkResult> = report
-        .chunks
-        .iter()
-        .filter(|c| c.outcome != ChunkOutcome::Delivered)
-        .collect();
-    let Some(first) = failed.first() else { return };
-    let detail = match &first.outcome {
-        ChunkOutcome::Refused { status, detail } => format!("Segment answered {status}: {detail}"),
-        ChunkOutcome::Unauthorized(s) => format!("Segment answered {s}: the write key was refused"),
-        ChunkOutcome::GaveUp { last_error } => {
-            format!("Segment still failing at the deadline: {last_error}")
-        }
-        ChunkOutcome::Delivered => String::new(),
+    let mut failures = report.chunks.iter().filter_map(|c| c.outcome.failure());
+    let Some((reason, detail)) = failures.next() else {
+        return;
     };
     tracing::error!(
-        failed_batches = failed.len(),
+        failed_batches = 1 + failures.count(),
         undelivered = report.undelivered(),
+        reason,
         detail,
         "events not delivered to Segment"
     );

@@ -196,6 +196,9 @@ pub fn map_request(
         rejected: Vec::new(),
         duplicate_uuids: 0,
     };
+    let too_large = || MapError::MappedTooLarge {
+        limit: limits.max_mapped_bytes,
+    };
     let mut mapped_bytes = 0usize;
     for (index, raw) in req.events.iter().enumerate() {
         match map_one(index, raw, &ctx, IdRule::Uuid) {
@@ -204,9 +207,7 @@ pub fn map_request(
                 m.json.shrink_to_fit();
                 mapped_bytes = mapped_bytes.saturating_add(m.json.capacity());
                 if mapped_bytes > limits.max_mapped_bytes {
-                    return Err(MapError::MappedTooLarge {
-                        limit: limits.max_mapped_bytes,
-                    });
+                    return Err(too_large());
                 }
                 out.messages.push(m);
             }
@@ -217,9 +218,7 @@ pub fn map_request(
     // Content ids may make re-mapped messages a little longer.
     let total = out.messages.iter().map(|m| m.json.len()).sum::<usize>();
     if total > limits.max_mapped_bytes {
-        return Err(MapError::MappedTooLarge {
-            limit: limits.max_mapped_bytes,
-        });
+        return Err(too_large());
     }
     Ok(out)
 }
