@@ -15,7 +15,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use moengage_segment::config::Endpoints;
 use moengage_segment::config::Settings;
 use moengage_segment::deliver::{self, RetryPolicy, SegmentClient};
-use moengage_segment::handler::{Handler, SettingsMode};
+use moengage_segment::forward::{Forwarder, Queues};
+use moengage_segment::handler::Handler;
 use moengage_segment::map::{Limits, map_body};
 use moengage_segment::secrets::{SettingsCache, StaticSource};
 use serde_json::Value;
@@ -107,12 +108,15 @@ fn handler(c: &mut Criterion) {
         None,
     );
     let h = Handler::new(
-        SettingsMode::Secret(SettingsCache::new(StaticSource(settings), Duration::MAX)),
-        SegmentClient::new(RetryPolicy::default()).unwrap(),
-        Endpoints {
-            us: stub.url.clone(),
-            eu: stub.url.clone(),
-        },
+        Forwarder::live(
+            SettingsCache::new(StaticSource(settings), Duration::MAX),
+            SegmentClient::new(RetryPolicy::default()).unwrap(),
+            Endpoints {
+                us: stub.url.clone(),
+                eu: stub.url.clone(),
+            },
+            Queues::default(),
+        ),
         6 << 20,
     );
     let body = body_of(100);

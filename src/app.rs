@@ -1,13 +1,14 @@
 //! Wiring at the edge: builds the handler from the environment with real AWS and HTTP
-//! clients. Used by the Lambda binary and by `moe2seg invoke`, so both run the same code.
+//! clients (one AWS configuration for Secrets Manager and SQS, one Segment client). Used by
+//! the Lambda binary and by `moe2seg`, so both run the same code.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::config::{ConfigError, Env, Region, SettingsSource};
-use crate::deliver::{Deliver, DeliveryReport, DryRun, RetryPolicy, SegmentClient, Target};
-use crate::handler::{Handler, SettingsMode};
-use crate::map::Mapped;
+use crate::deliver::{DryRun, RetryPolicy, SegmentClient};
+use crate::forward::{Forwarder, Mode, Queues};
+use crate::handler::Handler;
 use crate::metrics::MetricsSink;
 use crate::park::SqsQueue;
 use crate::secrets::{AwsSecretSource, SecretSource, SettingsCache, SettingsError, StaticSource};
@@ -27,27 +28,7 @@ impl SecretSource for AnySource {
     }
 }
 
-/// Segment, or a printout of what would be sent.
-pub enum AnyDeliver {
-    Segment(SegmentClient),
-    Dry(DryRun),
-}
-
-impl Deliver for AnyDeliver {
-    async fn deliver(
-        &self,
-        target: Target<'_>,
-        messages: &[Mapped],
-        deadline: Instant,
-    ) -> DeliveryReport {
-        match self {
-            AnyDeliver::Segment(c) => c.deliver(target, messages, deadline).await,
-            AnyDeliver::Dry(d) => d.deliver(target, messages, deadline).await,
-        }
-    }
-}
-
-pub type App = Handler<AnySource, AnyDeliver, SqsQueue>;
+pub type App = Handler<AnySource>;
 
 /// Why the process cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -62,12 +43,20 @@ pub enum StartupError {
     Http(String),
 }
 
+/// When the caller wants a dry run (print what would be sent, park nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DryRunWhen {
+    /// Never: without settings the function is unconfigured (the Lambda, `moe2seg replay`).
+    Never,
+    /// When there are no settings at all (`moe2seg invoke`).
+    NoSettings,
+    /// Always, even with settings (`--dry-run`).
+    Always,
+}
+
 /// How the caller wants the handler built.
 pub struct Options {
-    /// With no settings at all, run dry (moe2seg invoke) instead of failing closed (Lambda).
-    pub dry_run_without_settings: bool,
-    /// Never send to Segment, even with settings (`moe2seg invoke --dry-run`).
-    pub force_dry_run: bool,
+    pub dry_run: DryRunWhen,
     pub metrics: MetricsSink,
     /// Where a dry run prints its plan.
     pub dry_run_output: fn() -> Box<dyn Write + Send>,
@@ -75,53 +64,78 @@ pub struct Options {
 
 /// Builds the handler from the environment.
 pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
-    let settings = match &env.source {
-        SettingsSource::SecretsManager { secret_id, ttl } => {
-            SettingsMode::Secret(SettingsCache::new(
-                AnySource::Aws(AwsSecretSource::from_env(secret_id.clone()).await),
-                *ttl,
-            ))
-        }
-        SettingsSource::Env(settings) => SettingsMode::Secret(SettingsCache::new(
+    let needs_aws = matches!(env.source, SettingsSource::SecretsManager { .. })
+        || env.dead_letter_queue_url.is_some()
+        || env.refused_queue_url.is_some();
+    // One AWS configuration (region, credentials, endpoints, timeouts) for every client.
+    let aws = match needs_aws {
+        true => Some(crate::config::aws_sdk_config().await),
+        false => None,
+    };
+    let settings = match (&env.source, &aws) {
+        (SettingsSource::SecretsManager { secret_id, ttl }, Some(aws)) => Some(SettingsCache::new(
+            AnySource::Aws(AwsSecretSource::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                secret_id.clone(),
+            )),
+            *ttl,
+        )),
+        (SettingsSource::Env(settings), _) => Some(SettingsCache::new(
             AnySource::Static(StaticSource((**settings).clone())),
             Duration::MAX,
         )),
-        SettingsSource::None if opts.dry_run_without_settings => SettingsMode::DryRun {
-            region: std::env::var("SEGMENT_REGION")
-                .ok()
-                .and_then(|r| Region::parse(&r))
-                .unwrap_or(Region::Us),
-        },
-        SettingsSource::None => SettingsMode::Unconfigured(StartupError::NoSettings.to_string()),
-    };
-    let dry = opts.force_dry_run || !matches!(settings, SettingsMode::Secret(_));
-    let deliver = if dry {
-        AnyDeliver::Dry(DryRun::new((opts.dry_run_output)()))
-    } else {
-        AnyDeliver::Segment(
-            SegmentClient::new(RetryPolicy::default())
-                .map_err(|e| StartupError::Http(e.to_string()))?,
-        )
-    };
-    let mut handler = Handler::new(settings, deliver, env.endpoints.clone(), env.max_body_bytes);
-    handler.metrics = opts.metrics;
-    let park = match &env.dead_letter_queue_url {
-        Some(url) if !dry => Some(SqsQueue::from_env(url.clone()).await),
         _ => None,
     };
-    Ok(handler.with_park(park))
+    let mode = match (settings, opts.dry_run) {
+        (settings, DryRunWhen::Always) | (settings @ None, DryRunWhen::NoSettings) => {
+            Mode::DryRun {
+                settings,
+                region: std::env::var("SEGMENT_REGION")
+                    .ok()
+                    .and_then(|r| Region::parse(&r))
+                    .unwrap_or(Region::Us),
+                printer: DryRun::new((opts.dry_run_output)()),
+            }
+        }
+        (None, _) => Mode::Unconfigured(StartupError::NoSettings.to_string()),
+        (Some(settings), _) => {
+            let queue = |url: &Option<String>| {
+                let client = aws.as_ref().map(aws_sdk_sqs::Client::new);
+                url.clone()
+                    .zip(client)
+                    .map(|(url, client)| SqsQueue::new(client, url))
+            };
+            Mode::Live {
+                settings,
+                segment: SegmentClient::new(RetryPolicy::default())
+                    .map_err(|e| StartupError::Http(e.to_string()))?,
+                queues: Queues {
+                    parked: queue(&env.dead_letter_queue_url),
+                    refused: queue(&env.refused_queue_url),
+                },
+            }
+        }
+    };
+    let forwarder = Forwarder {
+        mode,
+        endpoints: env.endpoints.clone(),
+    };
+    let mut handler = Handler::new(forwarder, env.max_body_bytes);
+    handler.metrics = opts.metrics;
+    handler.redelivery_max_age = env.redelivery_max_age;
+    Ok(handler)
 }
 
 /// A handler that answers every request with 500 and `why` (a misconfigured Lambda keeps
 /// running and says what is wrong, rather than crashing at every cold start).
 pub fn unconfigured(why: String) -> App {
     Handler::new(
-        SettingsMode::Unconfigured(why),
-        AnyDeliver::Dry(DryRun::new(Box::new(std::io::sink()))),
-        crate::config::Endpoints::default(),
+        Forwarder {
+            mode: Mode::Unconfigured(why),
+            endpoints: crate::config::Endpoints::default(),
+        },
         crate::config::DEFAULT_MAX_BODY_BYTES,
     )
-    .with_park(None)
 }
 
 impl App {
@@ -129,7 +143,7 @@ impl App {
     /// so the first invocation pays neither. Failures are logged; requests retry them.
     pub async fn warm_up(&self) {
         let started = Instant::now();
-        let region = match self.prefetch().await {
+        let region = match self.forwarder.prefetch().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "reading the secret during init failed; requests will retry");
@@ -137,9 +151,9 @@ impl App {
             }
         };
         let secret_ms = started.elapsed().as_millis() as u64;
-        if let (Some(region), AnyDeliver::Segment(client)) = (region, &self.deliver) {
-            let base = self.endpoints.base(region);
-            let res = client.warm(base, Duration::from_secs(2)).await;
+        if let (Some(region), Mode::Live { segment, .. }) = (region, &self.forwarder.mode) {
+            let base = self.forwarder.endpoints.base(region);
+            let res = segment.warm(base, Duration::from_secs(2)).await;
             tracing::info!(
                 secret_ms,
                 warm_ms = started.elapsed().as_millis() as u64 - secret_ms,

@@ -16,6 +16,11 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 /// memory bounds (README, "Limits") are measured at this size.
 pub const MAX_MAX_BODY_BYTES: usize = DEFAULT_MAX_BODY_BYTES;
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
+/// Default `REDELIVERY_MAX_AGE_HOURS`: 7 days.
+pub const DEFAULT_REDELIVERY_MAX_AGE_HOURS: u64 = 7 * 24;
+/// Highest `REDELIVERY_MAX_AGE_HOURS`: 13 days, a day before the parked queue's 14-day
+/// retention would delete the message.
+pub const MAX_REDELIVERY_MAX_AGE_HOURS: u64 = 13 * 24;
 
 /// Timeouts of the AWS clients (Secrets Manager, SQS): 2 s to connect, 5 s per attempt, 12 s
 /// per call with retries.
@@ -25,6 +30,16 @@ pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
         .operation_attempt_timeout(Duration::from_secs(5))
         .operation_timeout(Duration::from_secs(12))
         .build()
+}
+
+/// The AWS configuration of the process (region, credentials, endpoints such as
+/// `AWS_ENDPOINT_URL_SQS`), with [`aws_timeouts`]: loaded once, shared by the Secrets Manager
+/// and SQS clients.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(aws_timeouts())
+        .load()
+        .await
 }
 
 /// A credential. Its `Debug` never shows the value and it has no `Display`.
@@ -237,8 +252,14 @@ pub struct Env {
     pub source: SettingsSource,
     pub endpoints: Endpoints,
     pub max_body_bytes: usize,
-    /// `DEAD_LETTER_QUEUE_URL`: where undeliverable events are parked.
+    /// `DEAD_LETTER_QUEUE_URL`: the parked queue (transient failures, redelivered).
     pub dead_letter_queue_url: Option<String>,
+    /// `REFUSED_QUEUE_URL`: the refused queue (kept for a person).
+    pub refused_queue_url: Option<String>,
+    /// `REDELIVERY_MAX_AGE_HOURS`: how long a parked event is redelivered before it is set
+    /// aside in the refused queue (default 7 days, at most 13: the parked queue keeps
+    /// messages 14 days).
+    pub redelivery_max_age: Duration,
 }
 
 fn env_var(k: &str) -> Option<String> {
@@ -285,11 +306,23 @@ impl Env {
                 ),
             ));
         }
+        let max_age_hours = env_num("REDELIVERY_MAX_AGE_HOURS", DEFAULT_REDELIVERY_MAX_AGE_HOURS)?;
+        if !(1..=MAX_REDELIVERY_MAX_AGE_HOURS).contains(&max_age_hours) {
+            return Err(ConfigError::BadEnv(
+                "REDELIVERY_MAX_AGE_HOURS",
+                format!(
+                    "{max_age_hours} is out of range: 1 to {MAX_REDELIVERY_MAX_AGE_HOURS} (the parked queue keeps messages 14 days)"
+                ),
+            ));
+        }
+        let redelivery_max_age = Duration::from_secs(max_age_hours * 3600);
         Ok(Env {
             source,
             endpoints: Endpoints::from_env(),
             max_body_bytes,
             dead_letter_queue_url: env_var("DEAD_LETTER_QUEUE_URL").map(|u| u.trim().to_owned()),
+            refused_queue_url: env_var("REFUSED_QUEUE_URL").map(|u| u.trim().to_owned()),
+            redelivery_max_age,
         })
     }
 }

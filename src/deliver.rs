@@ -11,7 +11,6 @@
 //! its 200 would count as delivered): a 3xx answer is a failure, retried like a 5xx. Segment's
 //! answer body is read only up to [`MAX_RESPONSE_BYTES`], for the error excerpt.
 
-use std::future::Future;
 use std::io::Write;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -160,16 +159,6 @@ impl DeliveryReport {
     pub fn requests(&self) -> u32 {
         self.chunks.iter().map(|c| c.attempts).sum::<u32>() + self.split_requests
     }
-}
-
-/// Sends messages somewhere: Segment, or a dry-run printer.
-pub trait Deliver: Send + Sync + 'static {
-    fn deliver(
-        &self,
-        target: Target<'_>,
-        messages: &[Mapped],
-        deadline: Instant,
-    ) -> impl Future<Output = DeliveryReport> + Send;
 }
 
 /// Retry and concurrency settings.
@@ -484,8 +473,11 @@ impl SegmentClient {
     }
 }
 
-impl Deliver for SegmentClient {
-    async fn deliver(
+impl SegmentClient {
+    /// Sends `messages` in batches (at most [`RetryPolicy::concurrency`] at once), retrying
+    /// each until `deadline`; a batch Segment refuses as invalid is split to isolate the bad
+    /// messages.
+    pub async fn deliver(
         &self,
         target: Target<'_>,
         messages: &[Mapped],
@@ -524,8 +516,9 @@ impl DryRun {
     }
 }
 
-impl Deliver for DryRun {
-    async fn deliver(
+impl DryRun {
+    /// Prints the requests and reports every batch delivered.
+    pub async fn deliver(
         &self,
         target: Target<'_>,
         messages: &[Mapped],

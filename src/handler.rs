@@ -22,7 +22,6 @@
 
 use std::borrow::Cow;
 use std::io::Read;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_http::http::{HeaderMap, Method, StatusCode, header};
@@ -30,13 +29,13 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use crate::auth;
-use crate::config::{Endpoints, Region, Settings};
+use crate::config::DEFAULT_REDELIVERY_MAX_AGE_HOURS;
 use crate::decode::{self, DecodeError};
-use crate::deliver::{ChunkOutcome, Deliver, DeliveryReport, Target};
-use crate::map::{self, MapError, MapOutput, Mapped, Rejected};
+use crate::deliver::ChunkOutcome;
+use crate::forward::{Access, Fate, Forwarded, Forwarder, Plan, Provenance};
+use crate::map::{self, MapError, MapOutput, Rejected};
 use crate::metrics::{InvocationMetrics, MetricsSink};
-use crate::park::{NoPark, Parcel, Park, ParkError};
-use crate::secrets::{SecretSource, SettingsCache, SettingsError};
+use crate::secrets::{SecretSource, SettingsError};
 use crate::time;
 
 /// Errors answered before anything is delivered.
@@ -123,21 +122,6 @@ impl From<MapError> for HttpError {
 pub const MAX_LISTED_REJECTIONS: usize = 100;
 /// Rejections logged one line each (the rest are counted in the summary line).
 pub const MAX_LOGGED_REJECTIONS: usize = 10;
-/// Time kept for parking, when a dead-letter queue is configured: this much, plus
-/// [`PARK_RESERVE_PER_MESSAGE`] for each message (SQS takes 10 per call, 8 calls in flight),
-/// and never more than a third of the time left.
-pub const PARK_RESERVE_BASE: Duration = Duration::from_millis(500);
-pub const PARK_RESERVE_PER_MESSAGE: Duration = Duration::from_millis(1);
-
-/// When delivery must stop so that parking `messages` still fits before `deadline`.
-fn deliver_deadline(now: Instant, deadline: Instant, messages: usize) -> Instant {
-    let left = deadline.saturating_duration_since(now);
-    let per_message =
-        PARK_RESERVE_PER_MESSAGE.saturating_mul(u32::try_from(messages).unwrap_or(u32::MAX));
-    let reserve = PARK_RESERVE_BASE.saturating_add(per_message).min(left / 3);
-    deadline.checked_sub(reserve).unwrap_or(deadline)
-}
-
 /// A header value or error as an answer or log line may echo it.
 fn excerpt(s: &str) -> String {
     crate::excerpt::excerpt(s, 40)
@@ -174,8 +158,13 @@ impl Answer<'_> {
 struct Summary<'a> {
     received: usize,
     forwarded: usize,
+    /// In the parked queue, redelivered automatically.
     #[serde(skip_serializing_if = "Option::is_none")]
     parked: Option<usize>,
+    /// In the refused queue: Segment refused them for good.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused: Option<usize>,
+    /// Neither delivered nor parked (the answer is non-2xx).
     #[serde(skip_serializing_if = "Option::is_none")]
     undelivered: Option<usize>,
     /// The first [`MAX_LISTED_REJECTIONS`].
@@ -193,12 +182,24 @@ struct RejectedView<'a> {
 }
 
 impl<'a> Summary<'a> {
-    fn of(out: &'a MapOutput, report: &DeliveryReport) -> Self {
+    /// The summary of a forwarded request: counts of a 2xx answer, `undelivered` otherwise.
+    fn of(out: &'a MapOutput, forwarded: &Forwarded) -> Self {
+        let stays = forwarded.count(Fate::Stays);
+        let (parked, refused, undelivered) = if stays == 0 {
+            (
+                Some(forwarded.count(Fate::Parked)),
+                Some(forwarded.count(Fate::SetAside)),
+                None,
+            )
+        } else {
+            (None, None, Some(stays))
+        };
         Summary {
             received: out.received,
-            forwarded: report.delivered(),
-            parked: None,
-            undelivered: None,
+            forwarded: forwarded.count(Fate::Delivered),
+            parked,
+            refused,
+            undelivered,
             rejected: out
                 .rejected
                 .iter()
@@ -225,125 +226,86 @@ impl From<SettingsError> for HttpError {
     }
 }
 
-/// Where settings come from.
-pub enum SettingsMode<S> {
-    Secret(SettingsCache<S>),
-    /// No settings: inbound auth is skipped and delivery must be a dry run.
-    DryRun {
-        region: Region,
-    },
-    /// The process is misconfigured (e.g. no `SECRET_ID`): every request fails closed with
-    /// 500 and this message, instead of the Lambda crashing in a restart loop.
-    Unconfigured(String),
-}
-
-/// The request handler, shared by every invocation of a Lambda environment.
-pub struct Handler<S, D, P = NoPark> {
-    pub settings: SettingsMode<S>,
-    pub deliver: D,
-    pub endpoints: Endpoints,
+/// The function's handler, shared by every invocation of a Lambda environment: webhook
+/// requests ([`Handler::handle`]) and, for SQS events from the parked queue, redelivery
+/// ([`Handler::redeliver`](crate::redeliver)). Both forward through the same [`Forwarder`].
+pub struct Handler<S> {
+    pub forwarder: Forwarder<S>,
     pub max_body_bytes: usize,
     /// Time kept back from the Lambda deadline to answer.
     pub deadline_margin: Duration,
     /// The time budget when there is no Lambda context (local runs).
     pub default_budget: Duration,
     pub metrics: MetricsSink,
-    /// The dead-letter queue, when configured.
-    pub park: Option<P>,
+    /// How long a parked event is redelivered before it is set aside.
+    pub redelivery_max_age: Duration,
 }
 
-/// What happened, for the response, the log line and metrics.
+/// What happened, for the log line and metrics.
 #[derive(Debug, Default)]
-struct Tally {
-    moe_request_id: Option<String>,
-    received: usize,
-    forwarded: usize,
-    rejected: usize,
-    undelivered: usize,
-    retries: u32,
-    segment_latency: Duration,
-    requests: u32,
-    parked: usize,
-    duplicate_uuids: usize,
+pub(crate) struct Tally {
+    pub moe_request_id: Option<String>,
+    pub received: usize,
+    pub forwarded: usize,
+    pub rejected: usize,
+    pub undelivered: usize,
+    pub retries: u32,
+    pub segment_latency: Duration,
+    pub requests: u32,
+    pub parked: usize,
+    pub refused: usize,
+    pub duplicate_uuids: usize,
 }
 
-impl<S: SecretSource, D: Deliver> Handler<S, D, NoPark> {
-    pub fn new(
-        settings: SettingsMode<S>,
-        deliver: D,
-        endpoints: Endpoints,
-        max_body_bytes: usize,
-    ) -> Self {
+impl Tally {
+    /// Adds what a forwarding step did.
+    pub fn add(&mut self, f: &Forwarded) {
+        self.forwarded += f.count(Fate::Delivered);
+        self.parked += f.count(Fate::Parked);
+        self.refused += f.count(Fate::SetAside);
+        self.undelivered += f.count(Fate::Stays);
+        self.retries += f.report.retries;
+        self.segment_latency += f.report.latency;
+        self.requests += f.report.requests();
+    }
+
+    pub fn metrics(&self) -> InvocationMetrics {
+        InvocationMetrics {
+            received: self.received as u64,
+            forwarded: self.forwarded as u64,
+            rejected: self.rejected as u64,
+            retried: u64::from(self.retries),
+            parked: self.parked as u64,
+            refused: self.refused as u64,
+            redelivered: 0,
+            segment_latency_ms: self.segment_latency.as_millis() as u64,
+        }
+    }
+}
+
+impl<S: SecretSource> Handler<S> {
+    pub fn new(forwarder: Forwarder<S>, max_body_bytes: usize) -> Self {
         Handler {
-            settings,
-            deliver,
-            endpoints,
+            forwarder,
             max_body_bytes,
             deadline_margin: Duration::from_millis(1500),
             default_budget: Duration::from_secs(25),
             metrics: MetricsSink::Off,
-            park: None,
+            redelivery_max_age: Duration::from_secs(DEFAULT_REDELIVERY_MAX_AGE_HOURS * 3600),
         }
     }
 
-    /// Parks undeliverable events in `park` (when `Some`) instead of answering non-2xx.
-    pub fn with_park<P: Park>(self, park: Option<P>) -> Handler<S, D, P> {
-        Handler {
-            settings: self.settings,
-            deliver: self.deliver,
-            endpoints: self.endpoints,
-            max_body_bytes: self.max_body_bytes,
-            deadline_margin: self.deadline_margin,
-            default_budget: self.default_budget,
-            metrics: self.metrics,
-            park,
-        }
-    }
-}
-
-impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
-    /// Reads the settings now (Lambda Init), so the first request does not wait for them.
-    pub async fn prefetch(&self) -> Result<Option<Region>, SettingsError> {
-        Ok(self.current_settings().await?.map(|s| s.region))
-    }
-
-    /// The current settings (None in a dry run without settings).
-    pub async fn current_settings(&self) -> Result<Option<Arc<Settings>>, SettingsError> {
-        match &self.settings {
-            SettingsMode::Secret(cache) => cache.get().await.map(Some),
-            SettingsMode::DryRun { .. } => Ok(None),
-            SettingsMode::Unconfigured(m) => Err(SettingsError::Invalid(
-                crate::config::ConfigError::BadEnv("configuration", m.clone()),
-            )),
-        }
-    }
-
-    /// The region requests go to: the settings' region, or the dry run's.
-    pub fn dry_run_region(&self) -> Option<Region> {
-        match &self.settings {
-            SettingsMode::DryRun { region } => Some(*region),
-            _ => None,
-        }
-    }
-
-    pub fn settings_cache(&self) -> Option<&SettingsCache<S>> {
-        match &self.settings {
-            SettingsMode::Secret(c) => Some(c),
-            SettingsMode::DryRun { .. } | SettingsMode::Unconfigured(_) => None,
-        }
-    }
-
-    /// When this invocation must have answered by: the Lambda deadline less the margin. A
-    /// deadline that is not a plausible future epoch (in the past, or more than 15 minutes
-    /// away: `cargo lambda watch` sends `600000`, a duration) falls back to the default budget.
-    fn deadline(&self, req: &Request) -> Instant {
+    /// When this invocation must have answered by: the Lambda deadline (epoch ms) less the
+    /// margin. A deadline that is not a plausible future epoch (in the past, or more than 15
+    /// minutes away: `cargo lambda watch` sends `600000`, a duration) falls back to the
+    /// default budget.
+    pub fn deadline(&self, lambda_deadline_ms: Option<u64>) -> Instant {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
-        let budget = req
-            .lambda_context_ref()
-            .and_then(|c| plausible_budget(c.deadline, now_ms))
+        let budget = lambda_deadline_ms
+            .and_then(|d| plausible_budget(d, now_ms))
             .unwrap_or(self.default_budget);
         Instant::now() + budget.saturating_sub(self.deadline_margin)
     }
@@ -351,10 +313,10 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
     /// Handles one request. Never fails: every outcome is an HTTP answer.
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let started = Instant::now();
-        let deadline = self.deadline(&req);
+        let deadline = self.deadline(req.lambda_context_ref().map(|c| c.deadline));
         let mut tally = Tally::default();
         let (status, body, error) = match self.process(&req, deadline, &mut tally).await {
-            Ok((status, body)) => (status, body, None),
+            Ok((status, answer)) => (status, answer, None),
             Err(e) => (e.status(), Answer::error(&e).to_json(), Some(e)),
         };
         let level_error = status.is_server_error();
@@ -370,6 +332,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
                     retries = tally.retries,
                     segment_requests = tally.requests,
                     parked = tally.parked,
+                    refused = tally.refused,
                     duplicate_uuids = tally.duplicate_uuids,
                     segment_latency_ms = tally.segment_latency.as_millis() as u64,
                     duration_ms = started.elapsed().as_millis() as u64,
@@ -384,14 +347,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
             summary!(info);
         }
         self.metrics.emit(
-            &InvocationMetrics {
-                received: tally.received as u64,
-                forwarded: tally.forwarded as u64,
-                rejected: tally.rejected as u64,
-                retried: tally.retries as u64,
-                parked: tally.parked as u64,
-                segment_latency_ms: tally.segment_latency.as_millis() as u64,
-            },
+            &tally.metrics(),
             tally.moe_request_id.as_deref(),
             time::now_millis(),
         );
@@ -408,6 +364,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
             .unwrap_or_else(|_| Response::new(Body::Empty))
     }
 
+    /// The pipeline: authorize → decode → map → forward → answer.
     async fn process(
         &self,
         req: &Request,
@@ -417,33 +374,7 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
         if req.method() != Method::POST {
             return Err(HttpError::MethodNotAllowed(excerpt(req.method().as_str())));
         }
-        // A caller without any credential learns nothing, not even whether the secret can be
-        // read or the function is configured at all.
-        let dry_run = matches!(self.settings, SettingsMode::DryRun { .. });
-        if !dry_run && !auth::presents_credentials(req.headers()) {
-            return Err(HttpError::Unauthorized);
-        }
-        let settings: Option<Arc<Settings>> = match &self.settings {
-            SettingsMode::Secret(cache) => {
-                let s = by_deadline(deadline, cache.get()).await.inspect_err(|e| {
-                    tracing::error!(error = %e, "cannot use the configured secret");
-                })?;
-                if !auth::authorized(req.headers(), &s.webhook) {
-                    return Err(HttpError::Unauthorized);
-                }
-                Some(s)
-            }
-            SettingsMode::Unconfigured(m) => {
-                tracing::error!(error = %m, "the function is not configured");
-                return Err(HttpError::Misconfigured(m.clone()));
-            }
-            SettingsMode::DryRun { .. } => {
-                tracing::warn!(
-                    "DRY RUN: no SECRET_ID or SEGMENT_WRITE_KEY; inbound auth skipped, nothing is sent to Segment"
-                );
-                None
-            }
-        };
+        self.authorize(req.headers(), deadline).await?;
         let body = self.body_bytes(req.headers(), req.body().as_ref())?;
         let text = decode::lossy_utf8(&body);
         let out = map::map_body(&text, time::now_millis(), map::Limits::REQUEST)?;
@@ -460,132 +391,46 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
             );
         }
         log_rejections(&out.rejected);
-        let region = match (&settings, &self.settings) {
-            (Some(s), _) => s.region,
-            (None, SettingsMode::DryRun { region }) => *region,
-            (None, _) => {
-                return Err(HttpError::Misconfigured("no settings".into()));
-            }
-        };
-        // Parking must fit before the deadline too: delivery stops early enough to leave it
-        // a slice of the time.
-        let deliver_by = match &self.park {
-            Some(_) => deliver_deadline(Instant::now(), deadline, out.messages.len()),
-            None => deadline,
-        };
-        let report = self
-            .deliver_all(settings, region, &out.messages, deliver_by)
+        let forwarded = self
+            .forwarder
+            .forward(
+                &out.messages,
+                Provenance::Request(out.moe_request_id.as_deref()),
+                Plan::Webhook,
+                deadline,
+            )
             .await;
-        tally.forwarded = report.delivered();
-        tally.undelivered = report.undelivered();
-        tally.retries = report.retries;
-        tally.segment_latency = report.latency;
-        tally.requests = report.requests();
-        log_failures(&report);
-        let mut parked = 0;
-        if let (Some(park), true) = (&self.park, report.undelivered() > 0) {
-            let result = match parcels(&out, &report) {
-                Ok(bodies) => {
-                    let n = bodies.len();
-                    park.park(bodies, deadline).await.map(|()| n)
-                }
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(n) => {
-                    parked = n;
-                    tally.parked = n;
-                    tracing::warn!(
-                        parked = n,
-                        "undeliverable events parked in the dead-letter queue"
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "parking failed; answering 503 so MoEngage re-sends");
-                    let answer = Answer {
-                        error: Some("parking_failed"),
-                        message: Some(
-                            "events Segment did not take could not be parked either; MoEngage will re-send"
-                                .to_owned(),
-                        ),
-                        summary: Some(Summary {
-                            undelivered: Some(report.undelivered()),
-                            ..Summary::of(&out, &report)
-                        }),
-                    };
-                    return Ok((StatusCode::SERVICE_UNAVAILABLE, answer.to_json()));
-                }
-            }
-        }
-        let (status, answer) = respond(&out, &report, parked);
+        tally.add(&forwarded);
+        log_failures(&forwarded);
+        let (status, answer) = respond(&out, &forwarded);
         Ok((status, answer.to_json()))
     }
 
-    /// Delivers, re-reading the secret once if Segment says the write key is wrong.
-    async fn deliver_all(
-        &self,
-        settings: Option<Arc<Settings>>,
-        region: Region,
-        messages: &[Mapped],
-        deadline: Instant,
-    ) -> DeliveryReport {
-        if messages.is_empty() {
-            return DeliveryReport::default();
+    /// Checks the caller's credentials. A caller without any credential learns nothing, not
+    /// even whether the secret can be read or the function is configured at all.
+    async fn authorize(&self, headers: &HeaderMap, deadline: Instant) -> Result<(), HttpError> {
+        let dry_run_without_settings = matches!(
+            self.forwarder.mode,
+            crate::forward::Mode::DryRun { settings: None, .. }
+        );
+        if dry_run_without_settings {
+            tracing::warn!(
+                "DRY RUN: no SECRET_ID or SEGMENT_WRITE_KEY; inbound auth skipped, nothing is sent to Segment"
+            );
+            return Ok(());
         }
-        let dry_key = crate::config::Secret::default();
-        let key = settings.as_ref().map(|s| &s.write_key).unwrap_or(&dry_key);
-        let target = Target {
-            base_url: self.endpoints.base(region),
-            write_key: key,
-        };
-        let mut report = self.deliver.deliver(target, messages, deadline).await;
-        let unauthorized: Vec<usize> = report
-            .chunks
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| matches!(c.outcome, ChunkOutcome::Unauthorized(_)))
-            .map(|(i, _)| i)
-            .collect();
-        let (Some(cache), Some(old), false) =
-            (self.settings_cache(), settings, unauthorized.is_empty())
-        else {
-            return report;
-        };
-        tracing::warn!("Segment answered 401/403; re-reading the secret (write key rotation?)");
-        let fresh = match by_deadline(deadline, cache.refresh()).await {
-            Ok(s) => s,
+        if !auth::presents_credentials(headers) {
+            return Err(HttpError::Unauthorized);
+        }
+        match self.forwarder.access(deadline).await {
+            Ok(Access::Check(s)) if auth::authorized(headers, &s.webhook) => Ok(()),
+            Ok(Access::Check(_)) => Err(HttpError::Unauthorized),
+            Ok(Access::Open) => Ok(()),
             Err(e) => {
-                tracing::error!(error = %e, "secret re-read after 401 failed");
-                return report;
+                tracing::error!(error = %e, "cannot use the configured secret");
+                Err(e.into())
             }
-        };
-        if fresh.write_key == old.write_key && fresh.region == old.region {
-            tracing::error!("Segment refuses the write key in the secret; update the secret");
-            return report;
         }
-        let target = Target {
-            base_url: self.endpoints.base(fresh.region),
-            write_key: &fresh.write_key,
-        };
-        for i in unauthorized {
-            let range = report.chunks[i].range.clone();
-            let again = self
-                .deliver
-                .deliver(target, &messages[range.clone()], deadline)
-                .await;
-            report.retries += again.retries + 1;
-            report.latency += again.latency;
-            let outcome = again
-                .chunks
-                .iter()
-                .find(|c| c.outcome != ChunkOutcome::Delivered)
-                .map(|c| c.outcome.clone())
-                .unwrap_or(ChunkOutcome::Delivered);
-            let chunk = &mut report.chunks[i];
-            chunk.attempts += again.requests();
-            chunk.outcome = outcome;
-        }
-        report
     }
 
     /// The request body, gunzipped when needed, within the size limit.
@@ -624,21 +469,6 @@ impl<S: SecretSource, D: Deliver, P: Park> Handler<S, D, P> {
     }
 }
 
-/// `read` (the secret), unless `deadline` comes first: then the settings count as unavailable
-/// (a stalled Secrets Manager must not keep the invocation from answering).
-async fn by_deadline<T>(
-    deadline: Instant,
-    read: impl std::future::Future<Output = Result<T, SettingsError>>,
-) -> Result<T, SettingsError> {
-    tokio::time::timeout_at(deadline.into(), read)
-        .await
-        .unwrap_or_else(|_| {
-            Err(SettingsError::Unavailable(
-                "reading the secret did not finish before the deadline".into(),
-            ))
-        })
-}
-
 /// Lambda's longest timeout: a deadline further away than this is not a deadline.
 const MAX_LAMBDA_BUDGET: Duration = Duration::from_secs(15 * 60);
 
@@ -646,39 +476,6 @@ const MAX_LAMBDA_BUDGET: Duration = Duration::from_secs(15 * 60);
 fn plausible_budget(deadline_ms: u64, now_ms: u64) -> Option<Duration> {
     let left = Duration::from_millis(deadline_ms.checked_sub(now_ms)?);
     (!left.is_zero() && left <= MAX_LAMBDA_BUDGET).then_some(left)
-}
-
-/// The dead-letter records of every undelivered message.
-fn parcels(out: &MapOutput, report: &DeliveryReport) -> Result<Vec<String>, ParkError> {
-    let parked_at = time::format_millis(time::now_millis());
-    let mut bodies = Vec::with_capacity(report.undelivered());
-    for chunk in &report.chunks {
-        let Some((reason, detail)) = chunk.outcome.failure() else {
-            continue;
-        };
-        for m in &out.messages[chunk.range.clone()] {
-            // Every undelivered message gets a parcel, or parking fails as a whole: a
-            // parcel silently skipped would be an event lost behind a 200.
-            let unparkable = |e: serde_json::Error| {
-                ParkError(format!("cannot write the parcel of {}: {e}", m.message_id))
-            };
-            let message =
-                serde_json::value::RawValue::from_string(m.json.clone()).map_err(unparkable)?;
-            let parcel = Parcel {
-                version: 1,
-                reason,
-                detail: detail.clone(),
-                moe_request_id: out.moe_request_id.as_deref(),
-                event_uuid: m.event_uuid.as_deref(),
-                message_id: &m.message_id,
-                attempts: chunk.attempts,
-                parked_at: parked_at.clone(),
-                message: &message,
-            };
-            bodies.push(serde_json::to_string(&parcel).map_err(unparkable)?);
-        }
-    }
-    Ok(bodies)
 }
 
 /// Logs the first [`MAX_LOGGED_REJECTIONS`] rejected events one line each (the summary line
@@ -702,7 +499,8 @@ fn log_rejections(rejected: &[Rejected]) {
 }
 
 /// Logs what kept batches out of Segment (the answer only carries a stable code).
-fn log_failures(report: &DeliveryReport) {
+pub(crate) fn log_failures(forwarded: &Forwarded) {
+    let report = &forwarded.report;
     let mut failures = report.chunks.iter().filter_map(|c| c.outcome.failure());
     let Some((reason, detail)) = failures.next() else {
         return;
@@ -710,6 +508,8 @@ fn log_failures(report: &DeliveryReport) {
     tracing::error!(
         failed_batches = 1 + failures.count(),
         undelivered = report.undelivered(),
+        parked = forwarded.count(Fate::Parked),
+        refused = forwarded.count(Fate::SetAside),
         reason,
         detail,
         "events not delivered to Segment"
@@ -717,34 +517,28 @@ fn log_failures(report: &DeliveryReport) {
 }
 
 /// The answer for a request whose body was mapped: 200 when every deliverable event is in
-/// Segment or among the `parked` ones, else the failure that kept events out.
-fn respond<'a>(
-    out: &'a MapOutput,
-    report: &DeliveryReport,
-    parked: usize,
-) -> (StatusCode, Answer<'a>) {
-    let summary = Summary::of(out, report);
-    let failed: Vec<&ChunkOutcome> = report
-        .chunks
-        .iter()
-        .map(|c| &c.outcome)
-        .filter(|o| **o != ChunkOutcome::Delivered)
-        .collect();
-    if failed.is_empty() || parked == report.undelivered() {
+/// Segment or in a queue, else the failure that kept events out.
+fn respond<'a>(out: &'a MapOutput, forwarded: &Forwarded) -> (StatusCode, Answer<'a>) {
+    let summary = Summary::of(out, forwarded);
+    if forwarded.count(Fate::Stays) == 0 {
         let answer = Answer {
             error: None,
             message: None,
-            summary: Some(Summary {
-                parked: Some(parked),
-                ..summary
-            }),
+            summary: Some(summary),
         };
         return (StatusCode::OK, answer);
     }
-    let refused_only = failed
+    let failed: Vec<&ChunkOutcome> = forwarded.failed_outcomes().collect();
+    let (status, code, message) = if forwarded.park_error.is_some() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "parking_failed",
+            "events Segment did not take could not be parked either; MoEngage will re-send",
+        )
+    } else if failed
         .iter()
-        .all(|o| matches!(o, ChunkOutcome::Refused { .. }));
-    let (status, code, message) = if refused_only {
+        .all(|o| matches!(o, ChunkOutcome::Refused { .. }))
+    {
         (
             StatusCode::BAD_GATEWAY,
             "segment_refused",
@@ -769,10 +563,7 @@ fn respond<'a>(
     let answer = Answer {
         error: Some(code),
         message: Some(message.to_owned()),
-        summary: Some(Summary {
-            undelivered: Some(report.undelivered()),
-            ..summary
-        }),
+        summary: Some(summary),
     };
     (status, answer)
 }
@@ -780,24 +571,6 @@ fn respond<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parking_gets_a_slice_that_grows_with_the_messages() {
-        let now = Instant::now();
-        let deadline = now + Duration::from_secs(24);
-        let reserve = |n| deadline - deliver_deadline(now, deadline, n);
-        assert_eq!(reserve(0), Duration::from_millis(500));
-        assert_eq!(reserve(100), Duration::from_millis(600));
-        assert_eq!(reserve(5_000), Duration::from_millis(5_500));
-        // Never more than a third of what is left.
-        let third = reserve(usize::MAX);
-        assert_eq!(third, Duration::from_secs(8));
-        let soon = now + Duration::from_millis(300);
-        assert_eq!(
-            soon - deliver_deadline(now, soon, 100),
-            Duration::from_millis(100)
-        );
-    }
 
     #[test]
     fn only_plausible_deadlines_are_trusted() {

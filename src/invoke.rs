@@ -1,25 +1,47 @@
-//! `moe2seg invoke EVENT_FILE`: runs the real handler in-process on an API Gateway (REST v1,
-//! HTTP v2) or Function URL event, the files `cargo lambda invoke --data-file` and
-//! `sam local invoke -e` take, and renders the HTTP answer as
-//! `{"statusCode", "headers", "body"}`.
+//! `moe2seg invoke EVENT_FILE`: runs the real handler in-process on the event files
+//! `cargo lambda invoke --data-file` and `sam local invoke -e` take: an API Gateway (REST v1,
+//! HTTP v2) or Function URL event, rendering the HTTP answer as
+//! `{"statusCode", "headers", "body"}`; or an SQS event from the parked queue, rendering the
+//! redelivery's partial batch response `{"batchItemFailures": [...]}`.
 
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Context, Request, RequestExt, Response};
 use serde_json::{Value, json};
 
-use crate::lambda_adapter::{self, InvalidEvent};
+use crate::lambda_adapter::{self, Incoming, InvalidEvent};
+use crate::redeliver::SqsEvent;
 
 /// Why an event file cannot be turned into a request.
 #[derive(Debug, thiserror::Error)]
 pub enum EventFileError {
     #[error("the event is not JSON: {0}")]
     NotJson(String),
-    #[error("not an API Gateway or Function URL event: {0}")]
+    #[error("not an API Gateway, Function URL or SQS event: {0}")]
     NotHttpEvent(String),
     /// The event has the right shape but lambda_http cannot convert it (the Lambda answers
     /// such an event with 400 `invalid_request_event`).
     #[error(transparent)]
     Invalid(#[from] InvalidEvent),
+}
+
+/// An event file's invocation.
+#[derive(Debug)]
+pub enum Invocation {
+    Http(Box<Request>),
+    Sqs(SqsEvent),
+}
+
+/// Parses an event JSON as the Lambda does ([`Incoming`]): an SQS event, or an HTTP event
+/// converted by [`request_from_event`]'s rules.
+pub fn event_from_str(text: &str) -> Result<Invocation, EventFileError> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| EventFileError::NotJson(e.to_string()))?;
+    match Incoming::from_value(value).map_err(|e| EventFileError::NotHttpEvent(e.to_string()))? {
+        Incoming::Sqs(event) => Ok(Invocation::Sqs(event)),
+        Incoming::Http(event) => Ok(Invocation::Http(Box::new(lambda_adapter::to_request(
+            *event,
+        )?))),
+    }
 }
 
 /// Parses an event JSON into a request with the Lambda's own conversion

@@ -1,7 +1,11 @@
-//! The Lambda's HTTP adapter: what `lambda_http::run` does (API Gateway / Function URL event →
-//! [`Request`] carrying the Lambda context; [`Response`] → the response shape of the event's
-//! origin), except that an event `lambda_http` cannot convert is answered
-//! `400 {"error": "invalid_request_event", "message"}` instead of failing the invocation.
+//! The Lambda's event adapter. The function receives two kinds of event ([`Incoming`]):
+//!
+//! - API Gateway / Function URL events (the webhook): what `lambda_http::run` does (event →
+//!   [`Request`] carrying the Lambda context; [`Response`] → the response shape of the
+//!   event's origin), except that an event `lambda_http` cannot convert is answered
+//!   `400 {"error": "invalid_request_event", "message"}` instead of failing the invocation;
+//! - SQS events from the parked queue (redelivery): handed to the redelivery handler, whose
+//!   partial batch response is the answer.
 //!
 //! `lambda_http` 1.3 panics (`unwrap`/`expect`) while converting an event whose body is marked
 //! `isBase64Encoded` but is not valid base64, or whose host, path, query or scheme do not make a
@@ -10,8 +14,10 @@
 //! `moe2seg invoke` ([`crate::invoke`]).
 
 use std::cell::Cell;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Once;
 use std::task::{Context as TaskContext, Poll};
 
@@ -19,10 +25,45 @@ use base64::Engine;
 use lambda_http::http::{StatusCode, header};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{
-    Adapter, Body, Error, IntoResponse, LambdaEvent, Request, RequestExt, Response, Service,
-    TransformResponse,
+    Adapter, Body, Context, Error, IntoResponse, LambdaEvent, Request, RequestExt, Response,
+    Service, TransformResponse,
 };
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::redeliver::{BatchResponse, SqsEvent};
+
+/// What the function is invoked with: a webhook request, or parked events to redeliver.
+#[derive(Debug)]
+pub enum Incoming {
+    Http(Box<LambdaRequest>),
+    Sqs(SqsEvent),
+}
+
+impl Incoming {
+    /// Recognises the event by its shape: `{"Records": [{"eventSource": "aws:sqs", …}]}` is
+    /// an SQS event; anything else must be an API Gateway / Function URL event.
+    pub fn from_value(v: Value) -> Result<Incoming, serde_json::Error> {
+        let sqs = v
+            .get("Records")
+            .and_then(Value::as_array)
+            .and_then(|r| r.first())
+            .and_then(|r| r.get("eventSource"))
+            .and_then(Value::as_str)
+            == Some("aws:sqs");
+        if sqs {
+            serde_json::from_value(v).map(Incoming::Sqs)
+        } else {
+            serde_json::from_value(v).map(|r| Incoming::Http(Box::new(r)))
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Incoming {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Incoming::from_value(Value::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
 
 /// Why an event cannot become a request. The text is short and stable, and never echoes the
 /// event: it is the `message` of the 400 answer.
@@ -192,15 +233,78 @@ where
     }
 }
 
-/// Runs `handler` as the Lambda function (in place of `lambda_http::run`).
-pub async fn run<S, R, E>(handler: S) -> Result<(), Error>
+/// The function's answer: the HTTP response in its origin's shape, or the partial batch
+/// response of an SQS event.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Reply<H> {
+    Http(H),
+    Sqs(BatchResponse),
+}
+
+/// The HTTP answer type of [`HttpAdapter`] (lambda_http's `LambdaResponse`).
+type HttpReply<'a, H, R> = <Adapter<'a, R, H> as Service<LambdaEvent<LambdaRequest>>>::Response;
+
+/// Routes each [`Incoming`] event: HTTP events through [`HttpAdapter`] to `http`, SQS events
+/// to `sqs` (the redelivery handler, given the Lambda context).
+pub struct Dispatch<'a, H, Q> {
+    http: HttpAdapter<'a, H>,
+    sqs: Q,
+}
+
+impl<'a, H, Q> Dispatch<'a, H, Q> {
+    pub fn new(http: H, sqs: Q) -> Self {
+        Dispatch {
+            http: HttpAdapter::new(http),
+            sqs,
+        }
+    }
+}
+
+impl<'a, H, R, E, Q, QF> Service<LambdaEvent<Incoming>> for Dispatch<'a, H, Q>
 where
-    S: Service<Request, Response = R, Error = E>,
-    S::Future: Send,
+    H: Service<Request, Response = R, Error = E>,
+    H::Future: Send + 'a,
+    R: IntoResponse + 'a,
+    E: 'a,
+    Q: FnMut(SqsEvent, Context) -> QF,
+    QF: Future<Output = BatchResponse> + Send + 'a,
+{
+    type Response = Reply<HttpReply<'a, H, R>>;
+    type Error = E;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, E>> + Send + 'a>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), E>> {
+        self.http.poll_ready(cx)
+    }
+
+    fn call(&mut self, event: LambdaEvent<Incoming>) -> Self::Future {
+        let LambdaEvent { payload, context } = event;
+        match payload {
+            Incoming::Http(req) => {
+                let answer = self.http.call(LambdaEvent::new(*req, context));
+                Box::pin(async move { answer.await.map(Reply::Http) })
+            }
+            Incoming::Sqs(records) => {
+                let answer = (self.sqs)(records, context);
+                Box::pin(async move { Ok(Reply::Sqs(answer.await)) })
+            }
+        }
+    }
+}
+
+/// Runs the function (in place of `lambda_http::run`): HTTP events go to `http`, SQS events
+/// to `sqs`.
+pub async fn run<H, R, E, Q, QF>(http: H, sqs: Q) -> Result<(), Error>
+where
+    H: Service<Request, Response = R, Error = E>,
+    H::Future: Send,
     R: IntoResponse,
     E: std::fmt::Debug + Into<lambda_http::lambda_runtime::Diagnostic>,
+    Q: FnMut(SqsEvent, Context) -> QF,
+    QF: Future<Output = BatchResponse> + Send,
 {
-    lambda_http::lambda_runtime::run(HttpAdapter::new(handler)).await
+    lambda_http::lambda_runtime::run(Dispatch::new(http, sqs)).await
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 //! The Lambda: builds clients once, reads the secret and warms the Segment connection during
-//! Init, then serves API Gateway / Function URL events (through [`lambda_adapter::run`], which
-//! answers 400 to an event lambda_http cannot convert).
+//! Init, then serves both of the stack's functions through [`lambda_adapter::run`]: API
+//! Gateway / Function URL events (the webhook; an event lambda_http cannot convert is
+//! answered 400) and SQS events from the parked queue (redelivery).
 
-use lambda_http::{Error, Request, service_fn, tracing};
-use moengage_segment::app::{self, Options};
+use lambda_http::{Context, Error, Request, service_fn, tracing};
+use moengage_segment::app::{self, DryRunWhen, Options};
 use moengage_segment::config::Env;
 use moengage_segment::lambda_adapter;
 use moengage_segment::metrics::MetricsSink;
@@ -13,8 +14,7 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
     let opts = Options {
-        dry_run_without_settings: false,
-        force_dry_run: false,
+        dry_run: DryRunWhen::Never,
         metrics: MetricsSink::Stdout { function_name },
         dry_run_output: || Box::new(std::io::sink()),
     };
@@ -30,8 +30,11 @@ async fn main() -> Result<(), Error> {
     });
     app.warm_up().await;
     let app = &app;
-    lambda_adapter::run(service_fn(move |req: Request| async move {
-        Ok::<_, std::convert::Infallible>(app.handle(req).await)
-    }))
+    lambda_adapter::run(
+        service_fn(move |req: Request| async move {
+            Ok::<_, std::convert::Infallible>(app.handle(req).await)
+        }),
+        move |event, ctx: Context| app.redeliver(event, Some(ctx.deadline)),
+    )
     .await
 }

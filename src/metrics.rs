@@ -14,7 +14,12 @@ pub struct InvocationMetrics {
     pub forwarded: u64,
     pub rejected: u64,
     pub retried: u64,
+    /// Sent to the parked queue (the webhook).
     pub parked: u64,
+    /// Sent to the refused queue.
+    pub refused: u64,
+    /// Delivered by the redelivery handler (events that had been parked).
+    pub redelivered: u64,
     pub segment_latency_ms: u64,
 }
 
@@ -73,6 +78,8 @@ pub fn emf_line(
                     {"Name": "Rejected", "Unit": "Count"},
                     {"Name": "Retried", "Unit": "Count"},
                     {"Name": "Parked", "Unit": "Count"},
+                    {"Name": "Refused", "Unit": "Count"},
+                    {"Name": "Redelivered", "Unit": "Count"},
                     {"Name": "SegmentLatencyMs", "Unit": "Milliseconds"},
                 ],
             }],
@@ -83,6 +90,8 @@ pub fn emf_line(
         "Rejected": m.rejected,
         "Retried": m.retried,
         "Parked": m.parked,
+        "Refused": m.refused,
+        "Redelivered": m.redelivered,
         "SegmentLatencyMs": m.segment_latency_ms,
         "moe_request_id": moe_request_id,
     })
@@ -101,6 +110,8 @@ mod tests {
             rejected: 2,
             retried: 1,
             parked: 0,
+            refused: 1,
+            redelivered: 0,
             segment_latency_ms: 42,
         };
         let v: serde_json::Value =
@@ -113,6 +124,25 @@ mod tests {
         }
         assert_eq!(v["FunctionName"], "fn");
         assert_eq!(v["Received"], 100);
+        let names: Vec<&str> = def["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        // The names the stack's dashboard and alarms use (template.yaml).
+        for name in [
+            "Received",
+            "Forwarded",
+            "Rejected",
+            "Retried",
+            "Parked",
+            "Refused",
+            "Redelivered",
+            "SegmentLatencyMs",
+        ] {
+            assert!(names.contains(&name), "{name}");
+        }
         assert_eq!(v["_aws"]["Timestamp"], 5);
     }
 }

@@ -1,10 +1,16 @@
-//! Dead-letter parking: events Segment permanently refused, or that were still undelivered at
-//! the deadline, are sent to an SQS queue (env `DEAD_LETTER_QUEUE_URL`) with the reason, the
-//! MoEngage request id, the attempt count and the mapped Segment message, instead of being
-//! lost. `moe2seg replay` delivers them later with the same `messageId`s.
+//! The two SQS queues events wait in, and the record ([`Parcel`]) each event waits as.
+//!
+//! - The parked queue (env `DEAD_LETTER_QUEUE_URL`, `<stack>-parked`): events still
+//!   undelivered at the deadline (Segment down, timeouts, a refused write key). The redelivery
+//!   handler ([`crate::redeliver`]) sends them again automatically, with backoff.
+//! - The refused queue (env `REFUSED_QUEUE_URL`, `<stack>-refused`): events Segment refuses for
+//!   good, and parked events past their redelivery age. Never retried automatically: a person
+//!   fixes the cause and runs `moe2seg replay --queue`.
+//!
+//! A parcel carries the reason, the MoEngage request id, the attempt count and the mapped
+//! Segment message, so every later delivery uses the same `messageId`.
 
-use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -15,45 +21,32 @@ use serde_json::value::RawValue;
 pub struct Parcel<'a> {
     /// Format version of this record.
     pub version: u32,
-    /// `segment_refused`, `segment_unavailable` or `segment_unauthorized`.
+    /// `segment_refused`, `segment_unavailable`, `segment_unauthorized` or
+    /// `redelivery_expired`.
     pub reason: &'a str,
     pub detail: String,
     pub moe_request_id: Option<&'a str>,
     pub event_uuid: Option<&'a str>,
     pub message_id: &'a str,
-    /// Segment requests made for this event before it was parked.
+    /// Segment requests made for this event before it was parked (over every delivery).
     pub attempts: u32,
+    /// When it entered the queue it is in.
     pub parked_at: String,
+    /// When it was first parked, for a parcel moved from the parked queue to the refused one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_parked_at: Option<String>,
     /// The mapped Segment message, exactly as it would be sent.
     #[serde(borrow)]
     pub message: &'a RawValue,
 }
 
-/// Why parking failed: the handler then answers 503 so MoEngage re-sends.
+/// Why parking failed: the webhook then answers 503 so MoEngage re-sends; a parked message
+/// being moved stays where it is.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("parking in the dead-letter queue failed: {0}")]
-pub struct ParkError(pub String);
-
-/// Somewhere to park events.
-pub trait Park: Send + Sync + 'static {
-    /// Parks every body before `deadline`, or fails (then nothing is assumed parked, though
-    /// some bodies may have been: a re-sent request parks them again, and replay delivers
-    /// them under the same `messageId`s, which Segment deduplicates).
-    fn park(
-        &self,
-        bodies: Vec<String>,
-        deadline: Instant,
-    ) -> impl Future<Output = Result<(), ParkError>> + Send;
-}
-
-/// No dead-letter queue: undeliverable events make the answer non-2xx.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoPark;
-
-impl Park for NoPark {
-    async fn park(&self, _bodies: Vec<String>, _deadline: Instant) -> Result<(), ParkError> {
-        Err(ParkError("no dead-letter queue configured".into()))
-    }
+#[error("parking in {queue} failed: {why}")]
+pub struct ParkError {
+    pub queue: &'static str,
+    pub why: String,
 }
 
 /// SQS's limit on one SendMessageBatch request (and one message).
@@ -74,6 +67,10 @@ pub struct SqsQueue {
 pub struct Received {
     pub receipt_handle: String,
     pub body: String,
+    /// `ApproximateReceiveCount` (1 the first time).
+    pub receive_count: u32,
+    /// `SentTimestamp`, epoch milliseconds.
+    pub sent_at_ms: Option<i64>,
 }
 
 fn sdk_error<E, R>(what: &str, e: aws_sdk_sqs::error::SdkError<E, R>) -> String
@@ -99,16 +96,65 @@ impl SqsQueue {
         }
     }
 
-    /// A queue whose client reads the standard AWS environment, with
-    /// [`aws_timeouts`](crate::config::aws_timeouts): one stuck call cannot hold a send slot
-    /// (parking as a whole is also bounded by the caller's deadline). A ReceiveMessage long
-    /// poll must stay under the attempt timeout (`moe2seg replay` waits 1 s).
+    /// A queue whose client reads the standard AWS environment
+    /// ([`aws_sdk_config`](crate::config::aws_sdk_config), with its timeouts: one stuck call
+    /// cannot hold a send slot; parking as a whole is also bounded by the caller's deadline).
+    /// A ReceiveMessage long poll must stay under the attempt timeout (`moe2seg replay` waits
+    /// 1 s). The function builds its queues from one shared configuration instead.
     pub async fn from_env(url: impl Into<String>) -> Self {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(crate::config::aws_timeouts())
-            .load()
-            .await;
+        let conf = crate::config::aws_sdk_config().await;
         SqsQueue::new(aws_sdk_sqs::Client::new(&conf), url)
+    }
+
+    /// Parks every body before `deadline`, or fails (then nothing is assumed parked, though
+    /// some bodies may have been: they are delivered later under the same `messageId`s,
+    /// which Segment deduplicates).
+    pub async fn park(
+        &self,
+        queue: &'static str,
+        bodies: &[String],
+        deadline: Instant,
+    ) -> Result<(), ParkError> {
+        match tokio::time::timeout_at(deadline.into(), self.send_all(bodies)).await {
+            Ok(sent) => sent.map_err(|why| ParkError { queue, why }),
+            Err(_) => Err(ParkError {
+                queue,
+                why: format!(
+                    "did not finish before the deadline ({} parcels)",
+                    bodies.len()
+                ),
+            }),
+        }
+    }
+
+    /// Hides received messages for `visibility` from now (ChangeMessageVisibilityBatch, 10
+    /// per call); returns how many SQS confirmed.
+    pub async fn hide(&self, receipts: &[(&str, Duration)]) -> Result<usize, String> {
+        let mut changed = 0;
+        for group in receipts.chunks(SQS_BATCH_ENTRIES) {
+            let entries = group
+                .iter()
+                .enumerate()
+                .map(|(i, (r, visibility))| {
+                    aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(format!("v{i}"))
+                        .receipt_handle(*r)
+                        .visibility_timeout(i32::try_from(visibility.as_secs()).unwrap_or(i32::MAX))
+                        .build()
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| sdk_error("ChangeMessageVisibilityBatch", e))?;
+            changed += out.successful().len();
+        }
+        Ok(changed)
     }
 
     /// Sends bodies in SendMessageBatch requests of ≤ 10 entries and ≤ 256 KiB, at most
@@ -202,6 +248,12 @@ impl SqsQueue {
             .max_number_of_messages(10)
             .wait_time_seconds(wait_secs)
             .visibility_timeout(visibility_secs)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+            )
             .send()
             .await
             .map_err(|e| sdk_error("ReceiveMessage", e))?;
@@ -209,9 +261,15 @@ impl SqsQueue {
             .messages()
             .iter()
             .filter_map(|m| {
+                use aws_sdk_sqs::types::MessageSystemAttributeName as Name;
+                let attribute = |name| m.attributes().and_then(|a| a.get(&name));
                 Some(Received {
                     receipt_handle: m.receipt_handle()?.to_owned(),
                     body: m.body()?.to_owned(),
+                    receive_count: attribute(Name::ApproximateReceiveCount)
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1),
+                    sent_at_ms: attribute(Name::SentTimestamp).and_then(|v| v.parse().ok()),
                 })
             })
             .collect())
@@ -243,17 +301,5 @@ impl SqsQueue {
             deleted += out.successful().len();
         }
         Ok(deleted)
-    }
-}
-
-impl Park for SqsQueue {
-    async fn park(&self, bodies: Vec<String>, deadline: Instant) -> Result<(), ParkError> {
-        match tokio::time::timeout_at(deadline.into(), self.send_all(&bodies)).await {
-            Ok(sent) => sent.map_err(ParkError),
-            Err(_) => Err(ParkError(format!(
-                "parking did not finish before the deadline ({} parcels)",
-                bodies.len()
-            ))),
-        }
     }
 }

@@ -1,13 +1,19 @@
-//! `moe2seg replay`: re-delivers parked events from the dead-letter queue to Segment with the
-//! same client, retry rules and `messageId`s, deleting each only after Segment took it.
+//! `moe2seg replay --queue URL`: drains a queue by hand through the same [`Forwarder`] as
+//! the webhook and the redelivery handler (same client, retry rules, `messageId`s, and the
+//! secret re-read on a Segment 401). Each message is deleted only once it is in Segment, or
+//! set aside in the refused queue (when replaying the parked queue); what still fails stays.
+//!
+//! Replaying the refused queue (after fixing what Segment refused) moves nothing: a message
+//! Segment still refuses stays in it.
 
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::deliver::{ChunkOutcome, Deliver, Target};
+use crate::forward::{Fate, Forwarder, Origin, Plan, Provenance};
 use crate::map::Mapped;
 use crate::park::{Parcel, SqsQueue};
+use crate::secrets::SecretSource;
 
 /// What a replay did.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -16,7 +22,9 @@ pub struct ReplayReport {
     pub received: usize,
     /// Accepted by Segment (or, in a dry run, printed).
     pub delivered: usize,
-    /// Deleted from the queue (only after Segment took them; never in a dry run).
+    /// Moved to the refused queue (replaying the parked queue only).
+    pub set_aside: usize,
+    /// Deleted from the queue (delivered or set aside; never in a dry run).
     pub deleted: usize,
     /// Still refused or failing: left in the queue (visible again after the timeout).
     pub failed: usize,
@@ -29,7 +37,7 @@ pub struct ReplayReport {
 pub struct ReplayOptions {
     /// How long received messages stay hidden from other consumers.
     pub visibility: Duration,
-    /// Time budget for delivering one received batch.
+    /// Time budget for forwarding one received batch.
     pub batch_budget: Duration,
     /// Stop after this many receive calls (a bound on the run).
     pub max_batches: usize,
@@ -48,13 +56,26 @@ impl Default for ReplayOptions {
     }
 }
 
+/// The plan for messages read back from `queue`: the refused queue moves nothing.
+pub fn plan_for<S: SecretSource>(forwarder: &Forwarder<S>, queue: &SqsQueue) -> Plan {
+    let is_refused = forwarder
+        .queues()
+        .and_then(|q| q.refused.as_ref())
+        .is_some_and(|r| r.url == queue.url);
+    if is_refused {
+        Plan::FromRefused
+    } else {
+        Plan::FromParked
+    }
+}
+
 /// Drains the queue (until a receive comes back empty or `max_batches`).
-pub async fn replay<D: Deliver>(
+pub async fn replay<S: SecretSource>(
     queue: &SqsQueue,
-    deliver: &D,
-    target: Target<'_>,
+    forwarder: &Forwarder<S>,
     opts: &ReplayOptions,
 ) -> Result<ReplayReport, String> {
+    let plan = plan_for(forwarder, queue);
     let mut report = ReplayReport::default();
     for _ in 0..opts.max_batches {
         let got = queue.receive(1, opts.visibility.as_secs() as i32).await?;
@@ -63,6 +84,7 @@ pub async fn replay<D: Deliver>(
         }
         report.received += got.len();
         let mut messages = Vec::new();
+        let mut origins = Vec::new();
         let mut receipts = Vec::new();
         for r in &got {
             match serde_json::from_str::<Parcel<'_>>(&r.body) {
@@ -73,6 +95,12 @@ pub async fn replay<D: Deliver>(
                         message_id: p.message_id.to_owned(),
                         json: p.message.get().to_owned(),
                     });
+                    origins.push(Origin {
+                        moe_request_id: p.moe_request_id.map(str::to_owned),
+                        attempts: p.attempts,
+                        parked_at: Some(p.first_parked_at.unwrap_or(p.parked_at)),
+                        expired: false,
+                    });
                     receipts.push(r.receipt_handle.as_str());
                 }
                 Err(e) => {
@@ -81,19 +109,29 @@ pub async fn replay<D: Deliver>(
                 }
             }
         }
-        let outcome = deliver
-            .deliver(target, &messages, Instant::now() + opts.batch_budget)
+        let forwarded = forwarder
+            .forward(
+                &messages,
+                Provenance::Parcels(&origins),
+                plan,
+                Instant::now() + opts.batch_budget,
+            )
             .await;
-        let mut done = Vec::new();
-        for chunk in &outcome.chunks {
-            if chunk.outcome == ChunkOutcome::Delivered {
-                done.extend(chunk.range.clone().map(|i| receipts[i]));
-            } else {
-                report.failed += chunk.range.len();
-                tracing::warn!(outcome = ?chunk.outcome, messages = chunk.range.len(), "replay: still not delivered");
+        report.delivered += forwarded.count(Fate::Delivered);
+        report.set_aside += forwarded.count(Fate::SetAside);
+        report.failed += forwarded.count(Fate::Stays);
+        for c in &forwarded.report.chunks {
+            if c.outcome != crate::deliver::ChunkOutcome::Delivered {
+                tracing::warn!(outcome = ?c.outcome, messages = c.range.len(), "replay: not delivered");
             }
         }
-        report.delivered += done.len();
+        let done: Vec<&str> = forwarded
+            .fates
+            .iter()
+            .zip(&receipts)
+            .filter(|(f, _)| matches!(f, Fate::Delivered | Fate::SetAside))
+            .map(|(_, r)| *r)
+            .collect();
         if !opts.dry_run {
             report.deleted += queue.delete(&done).await?;
         }

@@ -16,8 +16,9 @@ use lambda_http::Body;
 use lambda_http::http::{self, StatusCode};
 use moengage_segment::config::{Endpoints, Settings};
 use moengage_segment::deliver::{RetryPolicy, SegmentClient};
-use moengage_segment::handler::{Handler, SettingsMode};
-use moengage_segment::park::{Park, SqsQueue};
+use moengage_segment::forward::{Forwarder, Queues};
+use moengage_segment::handler::Handler;
+use moengage_segment::park::SqsQueue;
 use moengage_segment::secrets::{SettingsCache, StaticSource};
 use moto::MotoServer;
 use segment_stub::{Reply, SegmentStub};
@@ -87,11 +88,7 @@ async fn visible_count(client: &aws_sdk_sqs::Client, url: &str) -> i64 {
         + n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
 }
 
-fn handler(
-    us: &SegmentStub,
-    park: Option<SqsQueue>,
-    budget: Duration,
-) -> Handler<StaticSource, SegmentClient, SqsQueue> {
+fn handler(us: &SegmentStub, park: Option<SqsQueue>, budget: Duration) -> Handler<StaticSource> {
     let settings = Settings::from_parts(
         Some(KEY.into()),
         Some("us".into()),
@@ -100,22 +97,28 @@ fn handler(
         None,
     );
     let mut h = Handler::new(
-        SettingsMode::Secret(SettingsCache::new(StaticSource(settings), Duration::MAX)),
-        SegmentClient::new(RetryPolicy {
-            base_delay: Duration::from_millis(20),
-            max_delay: Duration::from_millis(200),
-            ..RetryPolicy::default()
-        })
-        .unwrap(),
-        Endpoints {
-            us: us.url.clone(),
-            eu: us.url.clone(),
-        },
+        Forwarder::live(
+            SettingsCache::new(StaticSource(settings), Duration::MAX),
+            SegmentClient::new(RetryPolicy {
+                base_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(200),
+                ..RetryPolicy::default()
+            })
+            .unwrap(),
+            Endpoints {
+                us: us.url.clone(),
+                eu: us.url.clone(),
+            },
+            Queues {
+                parked: park,
+                refused: None,
+            },
+        ),
         6 << 20,
     );
     h.default_budget = budget;
     h.deadline_margin = Duration::from_millis(300);
-    h.with_park(park)
+    h
 }
 
 fn post(body: String) -> lambda_http::Request {
@@ -299,7 +302,11 @@ async fn concurrent_parking_delivers_every_parcel_once() {
         .map(|i| json!({"parcel": i, "pad": "x".repeat(i * 7)}).to_string())
         .collect();
     SqsQueue::new(client.clone(), url.clone())
-        .park(bodies.clone(), Instant::now() + Duration::from_secs(60))
+        .park(
+            "the parked queue",
+            &bodies,
+            Instant::now() + Duration::from_secs(60),
+        )
         .await
         .unwrap();
     let mut got = Vec::new();

@@ -12,10 +12,9 @@ use base64::Engine;
 use lambda_http::http::{self, StatusCode};
 use lambda_http::{Body, Request, Response};
 use moengage_segment::config::Endpoints;
-use moengage_segment::deliver::{
-    ChunkOutcome, Deliver, DeliveryReport, RetryPolicy, SegmentClient, Target,
-};
-use moengage_segment::handler::{Handler, SettingsMode};
+use moengage_segment::deliver::{ChunkOutcome, DeliveryReport, RetryPolicy, SegmentClient, Target};
+use moengage_segment::forward::{Forwarder, Queues};
+use moengage_segment::handler::Handler;
 use moengage_segment::invoke;
 use moengage_segment::metrics::MetricsSink;
 use moengage_segment::secrets::{SecretSource, SettingsCache, SettingsError};
@@ -79,16 +78,19 @@ fn fast_policy() -> RetryPolicy {
     }
 }
 
-type TestHandler = Handler<Src, SegmentClient>;
+type TestHandler = Handler<Src>;
 
 fn handler_with(source: Src, us: &SegmentStub, eu: &SegmentStub, budget: Duration) -> TestHandler {
     let mut h = Handler::new(
-        SettingsMode::Secret(SettingsCache::new(source, Duration::from_secs(300))),
-        SegmentClient::new(fast_policy()).unwrap(),
-        Endpoints {
-            us: us.url.clone(),
-            eu: eu.url.clone(),
-        },
+        Forwarder::live(
+            SettingsCache::new(source, Duration::from_secs(300)),
+            SegmentClient::new(fast_policy()).unwrap(),
+            Endpoints {
+                us: us.url.clone(),
+                eu: eu.url.clone(),
+            },
+            Queues::default(),
+        ),
         6 * 1024 * 1024,
     );
     h.default_budget = budget;
@@ -632,7 +634,7 @@ async fn every_sample_event_gets_its_documented_status() {
         .count();
     assert_eq!(
         on_disk,
-        expected.len(),
+        expected.len() + 1,
         "a sample event without an expectation here"
     );
     for (file, status, forwarded) in expected {
@@ -644,6 +646,31 @@ async fn every_sample_event_gets_its_documented_status() {
             assert_eq!(body_json(&resp).await["forwarded"], forwarded, "{file}");
         }
     }
+    // The SQS event of the parked queue: redelivered, no batch item failures, the parcels'
+    // own messageIds.
+    let text = std::fs::read_to_string(dir.join("sqs-parked.json")).unwrap();
+    let invoke::Invocation::Sqs(event) = invoke::event_from_str(&text).unwrap() else {
+        panic!("sqs-parked.json is not recognised as an SQS event");
+    };
+    let before = us.accepted();
+    let answer = h.redeliver(event, None).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    let after = us.accepted();
+    let more: Vec<&String> = after
+        .iter()
+        .filter(|(id, n)| before.get(*id).copied().unwrap_or(0) + 1 == **n)
+        .map(|(id, _)| id)
+        .collect();
+    let mut more: Vec<&str> = more.into_iter().map(String::as_str).collect();
+    more.sort_unstable();
+    assert_eq!(
+        more,
+        [
+            "moe-evt-apigw-0001",
+            "moe-evt-apigw-0002",
+            "moe-evt-apigw-0003"
+        ]
+    );
     assert!(us.violations().is_empty(), "{:?}", us.violations());
 }
 

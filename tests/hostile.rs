@@ -21,7 +21,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use moengage_segment::config::{Endpoints, Settings};
 use moengage_segment::decode::{MAX_ATTRIBUTES, MAX_EVENTS};
 use moengage_segment::deliver::{RetryPolicy, SegmentClient};
-use moengage_segment::handler::{Handler, MAX_LISTED_REJECTIONS, SettingsMode};
+use moengage_segment::forward::{Forwarder, Mode, Queues};
+use moengage_segment::handler::{Handler, MAX_LISTED_REJECTIONS};
 use moengage_segment::map::{self, MAX_MAPPED_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_TEXT_CHARS};
 use moengage_segment::park::SqsQueue;
 use moengage_segment::secrets::{SecretSource, SettingsCache, SettingsError, StaticSource};
@@ -46,7 +47,7 @@ fn settings(token: &str) -> Settings {
     .unwrap()
 }
 
-fn handler<S: SecretSource>(source: S, segment: &SegmentStub) -> Handler<S, SegmentClient> {
+fn handler<S: SecretSource>(source: S, segment: &SegmentStub) -> Handler<S> {
     let policy = RetryPolicy {
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(100),
@@ -54,19 +55,22 @@ fn handler<S: SecretSource>(source: S, segment: &SegmentStub) -> Handler<S, Segm
         ..RetryPolicy::default()
     };
     let mut h = Handler::new(
-        SettingsMode::Secret(SettingsCache::new(source, Duration::from_secs(300))),
-        SegmentClient::new(policy).unwrap(),
-        Endpoints {
-            us: segment.url.clone(),
-            eu: segment.url.clone(),
-        },
+        Forwarder::live(
+            SettingsCache::new(source, Duration::from_secs(300)),
+            SegmentClient::new(policy).unwrap(),
+            Endpoints {
+                us: segment.url.clone(),
+                eu: segment.url.clone(),
+            },
+            Queues::default(),
+        ),
         BODY_LIMIT,
     );
     h.default_budget = Duration::from_secs(20);
     h
 }
 
-async fn setup() -> (Handler<StaticSource, SegmentClient>, SegmentStub) {
+async fn setup() -> (Handler<StaticSource>, SegmentStub) {
     let segment = SegmentStub::start(&[KEY]).await;
     let h = handler(StaticSource(Ok(settings(TOKEN))), &segment);
     (h, segment)
@@ -628,7 +632,7 @@ async fn a_hanging_sqs_is_answered_503_before_the_deadline() {
     let mut h = handler(StaticSource(Ok(settings(TOKEN))), &segment);
     h.default_budget = Duration::from_secs(3);
     h.deadline_margin = Duration::from_millis(200);
-    let h = h.with_park(Some(hanging_queue().await));
+    h.forwarder.queues_mut().unwrap().parked = Some(hanging_queue().await);
     let started = Instant::now();
     let resp = h
         .handle(post(body_of((0..100).map(event).collect(), "req-hang")))
@@ -654,7 +658,7 @@ async fn a_hanging_sqs_is_answered_503_before_the_deadline() {
 async fn an_unconfigured_function_tells_strangers_nothing() {
     let segment = SegmentStub::start(&[KEY]).await;
     let mut h = handler(StaticSource(Ok(settings(TOKEN))), &segment);
-    h.settings = SettingsMode::Unconfigured("SECRET_ID is not set".into());
+    h.forwarder.mode = Mode::Unconfigured("SECRET_ID is not set".into());
     let (status, v, _) = answer(&h.handle(request(&[], body_of(vec![event(1)], "r"))).await);
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{v}");
     let (status, v, _) = answer(&h.handle(post(body_of(vec![event(1)], "r"))).await);

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use moengage_segment::park::{Park, SEND_CONCURRENCY, SqsQueue};
+use moengage_segment::park::{SEND_CONCURRENCY, SqsQueue};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -145,7 +145,11 @@ async fn parking_ends_at_the_deadline_when_sqs_hangs() {
     let started = Instant::now();
     let result = sqs
         .queue()
-        .park(bodies(2000), started + Duration::from_secs(1))
+        .park(
+            "the parked queue",
+            &bodies(2000),
+            started + Duration::from_secs(1),
+        )
         .await;
     let took = started.elapsed();
     let err = result.expect_err("SQS never answered, yet parking succeeded");
@@ -160,7 +164,11 @@ async fn batches_go_out_concurrently_within_the_bound() {
     let sqs = FakeSqs::start(Mode::Ok, Duration::from_millis(30)).await;
     let n = 1000;
     sqs.queue()
-        .park(bodies(n), Instant::now() + Duration::from_secs(60))
+        .park(
+            "the parked queue",
+            &bodies(n),
+            Instant::now() + Duration::from_secs(60),
+        )
         .await
         .unwrap();
     let max = sqs.max_in_flight();
@@ -183,7 +191,11 @@ async fn entries_reported_failed_are_sent_once_more() {
     let sqs = FakeSqs::start(Mode::FailOnce, Duration::ZERO).await;
     let n = 95;
     sqs.queue()
-        .park(bodies(n), Instant::now() + Duration::from_secs(30))
+        .park(
+            "the parked queue",
+            &bodies(n),
+            Instant::now() + Duration::from_secs(30),
+        )
         .await
         .unwrap();
     let seen = sqs.seen();
@@ -194,7 +206,11 @@ async fn entries_reported_failed_are_sent_once_more() {
     let sqs = FakeSqs::start(Mode::FailAlways, Duration::ZERO).await;
     let err = sqs
         .queue()
-        .park(bodies(25), Instant::now() + Duration::from_secs(30))
+        .park(
+            "the parked queue",
+            &bodies(25),
+            Instant::now() + Duration::from_secs(30),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("SQS refused"), "{err}");
@@ -209,7 +225,11 @@ async fn a_failure_for_an_id_never_sent_fails_without_panicking() {
     let sqs = FakeSqs::start(Mode::UnknownFailedId, Duration::ZERO).await;
     let err = sqs
         .queue()
-        .park(bodies(5), Instant::now() + Duration::from_secs(30))
+        .park(
+            "the parked queue",
+            &bodies(5),
+            Instant::now() + Duration::from_secs(30),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("SQS refused"), "{err}");

@@ -4,7 +4,7 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use moengage_segment::app::{self, Options};
+use moengage_segment::app::{self, DryRunWhen, Options};
 use moengage_segment::cli_map;
 use moengage_segment::config::{Env, SettingsSource};
 use moengage_segment::invoke;
@@ -25,11 +25,13 @@ enum Command {
         /// The body file; `-` or nothing reads stdin.
         file: Option<String>,
     },
-    /// Run the Lambda handler in-process on an API Gateway / Function URL event file and
-    /// print the HTTP response as JSON. Uses the Lambda's environment (SECRET_ID, or
-    /// SEGMENT_WRITE_KEY + SEGMENT_REGION + WEBHOOK_*); with neither, runs dry.
+    /// Run the Lambda handler in-process on an event file and print its answer as JSON: an
+    /// API Gateway / Function URL event (the webhook: the HTTP response), or an SQS event
+    /// from the parked queue (redelivery: the batch item failures). Uses the Lambda's
+    /// environment (SECRET_ID, or SEGMENT_WRITE_KEY + SEGMENT_REGION + WEBHOOK_*;
+    /// DEAD_LETTER_QUEUE_URL, REFUSED_QUEUE_URL); with no settings, runs dry.
     Invoke {
-        /// The event JSON (e.g. events/apigw-v2.json).
+        /// The event JSON (e.g. events/apigw-v2.json, events/sqs-parked.json).
         event_file: String,
         /// Print the Segment requests instead of sending them.
         #[arg(long)]
@@ -38,11 +40,13 @@ enum Command {
         #[arg(long, default_value_t = 25)]
         timeout: u64,
     },
-    /// Re-deliver events parked in the dead-letter queue to Segment (same messageIds), deleting
-    /// each only after Segment took it. Uses the same settings as the Lambda (SECRET_ID, or
-    /// SEGMENT_WRITE_KEY + SEGMENT_REGION). Prints a JSON report; exit 1 if any stayed.
+    /// Re-deliver the events waiting in a queue to Segment (same messageIds), deleting each
+    /// only once Segment took it (or, replaying the parked queue, once a refused one is set
+    /// aside in REFUSED_QUEUE_URL). Re-reads the secret on a Segment 401 as the Lambda does.
+    /// Uses the Lambda's settings (SECRET_ID, or SEGMENT_WRITE_KEY + SEGMENT_REGION). Prints
+    /// a JSON report; exit 1 if any stayed.
     Replay {
-        /// The SQS queue URL (the stack's DeadLetterQueueUrl output).
+        /// The SQS queue URL (the stack's RefusedQueueUrl output, or DeadLetterQueueUrl).
         #[arg(long)]
         queue: String,
         /// Print the Segment requests instead of sending them; delete nothing.
@@ -87,7 +91,7 @@ fn block_on(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 
 /// The Lambda's environment and handler, built as the Lambda builds them, for a CLI run;
 /// `Err` is the exit code after printing why.
-async fn env_and_app(dry_run: bool) -> Result<(Env, app::App), ExitCode> {
+async fn env_and_app(dry_run: DryRunWhen) -> Result<(Env, app::App), ExitCode> {
     let env = Env::from_env().map_err(|e| {
         eprintln!("moe2seg: {e}");
         ExitCode::from(2)
@@ -95,8 +99,7 @@ async fn env_and_app(dry_run: bool) -> Result<(Env, app::App), ExitCode> {
     let app = app::build(
         &env,
         Options {
-            dry_run_without_settings: true,
-            force_dry_run: dry_run,
+            dry_run,
             metrics: MetricsSink::Off,
             dry_run_output: || Box::new(io::stderr()),
         },
@@ -110,47 +113,34 @@ async fn env_and_app(dry_run: bool) -> Result<(Env, app::App), ExitCode> {
 }
 
 async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> ExitCode {
-    use moengage_segment::deliver::Target;
     use moengage_segment::park::SqsQueue;
     use moengage_segment::replay::{self, ReplayOptions};
     lambda_http::tracing::init_default_subscriber_with_writer(io::stderr);
-    let (env, app) = match env_and_app(dry_run).await {
+    let when = if dry_run {
+        DryRunWhen::Always
+    } else {
+        DryRunWhen::Never
+    };
+    let (env, app) = match env_and_app(when).await {
         Ok(x) => x,
         Err(code) => return code,
     };
-    if matches!(env.source, SettingsSource::None) && !dry_run {
-        eprintln!(
-            "moe2seg: replay needs SECRET_ID (or SEGMENT_WRITE_KEY and SEGMENT_REGION); use --dry-run to only print"
-        );
+    if let Err(e) = app.forwarder.prefetch().await {
+        eprintln!("moe2seg: {e}");
+        if !dry_run && matches!(env.source, SettingsSource::None) {
+            eprintln!(
+                "moe2seg: replay needs SECRET_ID (or SEGMENT_WRITE_KEY and SEGMENT_REGION); use --dry-run to only print"
+            );
+        }
         return ExitCode::from(2);
     }
-    let settings = match app.current_settings().await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("moe2seg: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let no_key = moengage_segment::config::Secret::default();
-    let (region, key) = match &settings {
-        Some(s) => (s.region, &s.write_key),
-        None => (
-            app.dry_run_region()
-                .unwrap_or(moengage_segment::config::Region::Us),
-            &no_key,
-        ),
-    };
-    let target = Target {
-        base_url: app.endpoints.base(region),
-        write_key: key,
-    };
     let queue = SqsQueue::from_env(queue_url).await;
     let opts = ReplayOptions {
         dry_run,
         max_batches,
         ..ReplayOptions::default()
     };
-    match replay::replay(&queue, &app.deliver, target, &opts).await {
+    match replay::replay(&queue, &app.forwarder, &opts).await {
         Ok(report) => {
             println!(
                 "{}",
@@ -202,14 +192,19 @@ async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let req = match invoke::request_from_event(&text) {
+    let invocation = match invoke::event_from_str(&text) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("moe2seg: {event_file}: {e}");
             return ExitCode::from(2);
         }
     };
-    let (env, app) = match env_and_app(dry_run).await {
+    let when = if dry_run {
+        DryRunWhen::Always
+    } else {
+        DryRunWhen::NoSettings
+    };
+    let (env, app) = match env_and_app(when).await {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -224,10 +219,18 @@ async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode {
             "moe2seg: --dry-run: nothing is sent to Segment; the requests are printed below."
         );
     }
-    let resp = app
-        .handle(invoke::with_deadline(req, timeout.saturating_mul(1000)))
-        .await;
-    let out = invoke::response_json(&resp);
+    let budget_ms = timeout.saturating_mul(1000);
+    let out = match invocation {
+        invoke::Invocation::Http(req) => {
+            let resp = app.handle(invoke::with_deadline(*req, budget_ms)).await;
+            invoke::response_json(&resp)
+        }
+        invoke::Invocation::Sqs(event) => {
+            let deadline = moengage_segment::time::now_millis().max(0) as u64 + budget_ms;
+            let answer = app.redeliver(event, Some(deadline)).await;
+            serde_json::to_value(&answer).unwrap_or_default()
+        }
+    };
     println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     ExitCode::SUCCESS
 }

@@ -1,0 +1,327 @@
+//! Automatic redelivery: the parked queue's SQS event source invokes the function with up to
+//! 100 parked events; each is sent again through the same [`Forwarder`] (same client, retry
+//! rules and `messageId`s as the webhook), and the answer is Lambda's partial batch response:
+//!
+//! - delivered → success (Lambda deletes it from the parked queue);
+//! - refused by Segment for good, or still failing past `REDELIVERY_MAX_AGE_HOURS` → moved to
+//!   the refused queue → success;
+//! - still failing (Segment down, the write key wrong) → a batch item failure, hidden for a
+//!   time that doubles with each receive ([`visibility_after`]: 30 s, 1 min, 2 min, … capped
+//!   at 1 h), so a long outage costs a few invocations an hour, not a hot loop;
+//! - a record that is not a parcel → moved to the refused queue as it is (never deleted).
+//!
+//! The function answers every record: it never fails the invocation as a whole.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::forward::{Fate, Origin, Plan, Provenance};
+use crate::handler::{Handler, Tally, log_failures};
+use crate::map::Mapped;
+use crate::park::Parcel;
+use crate::secrets::SecretSource;
+use crate::time;
+
+/// An SQS event, as Lambda's event source mapping sends it (the fields redelivery uses).
+#[derive(Debug, Clone, Deserialize)]
+pub struct SqsEvent {
+    #[serde(rename = "Records")]
+    pub records: Vec<SqsRecord>,
+}
+
+/// One SQS message of an [`SqsEvent`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SqsRecord {
+    /// The SQS message id: the `itemIdentifier` of a batch item failure.
+    pub message_id: String,
+    #[serde(default)]
+    pub receipt_handle: String,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub attributes: SqsAttributes,
+    #[serde(default)]
+    pub event_source: Option<String>,
+}
+
+/// The system attributes redelivery reads (SQS sends numbers as strings).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SqsAttributes {
+    #[serde(default)]
+    pub approximate_receive_count: Option<String>,
+    /// Epoch milliseconds.
+    #[serde(default)]
+    pub sent_timestamp: Option<String>,
+}
+
+impl SqsRecord {
+    fn receive_count(&self) -> u32 {
+        self.attributes
+            .approximate_receive_count
+            .as_deref()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1)
+    }
+
+    fn sent_at_ms(&self) -> Option<i64> {
+        self.attributes
+            .sent_timestamp
+            .as_deref()
+            .and_then(|v| v.trim().parse().ok())
+    }
+}
+
+/// Lambda's partial batch response (`ReportBatchItemFailures`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchResponse {
+    pub batch_item_failures: Vec<ItemFailure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemFailure {
+    pub item_identifier: String,
+}
+
+/// First hiding time of a message that still fails.
+pub const FIRST_VISIBILITY: Duration = Duration::from_secs(30);
+/// Longest hiding time: about one try an hour during a long outage.
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(3600);
+
+/// How long a message received `receive_count` times is hidden after it failed again:
+/// 30 s doubled with each receive, at most an hour.
+pub fn visibility_after(receive_count: u32) -> Duration {
+    let doublings = receive_count.saturating_sub(1).min(16);
+    FIRST_VISIBILITY
+        .saturating_mul(1 << doublings)
+        .min(MAX_VISIBILITY)
+}
+
+impl<S: SecretSource> Handler<S> {
+    /// Redelivers the parked events of an SQS event; never fails, answers per record.
+    pub async fn redeliver(
+        &self,
+        event: SqsEvent,
+        lambda_deadline_ms: Option<u64>,
+    ) -> BatchResponse {
+        let started = Instant::now();
+        let deadline = self.deadline(lambda_deadline_ms);
+        let now_ms = time::now_millis();
+        let records = event.records;
+        let mut messages = Vec::with_capacity(records.len());
+        let mut origins = Vec::with_capacity(records.len());
+        // The record of each message, and the records that are not parcels.
+        let mut record_of = Vec::with_capacity(records.len());
+        let mut unreadable = Vec::new();
+        for (r, record) in records.iter().enumerate() {
+            match serde_json::from_str::<Parcel<'_>>(&record.body) {
+                Ok(p) => {
+                    let age_ms = record
+                        .sent_at_ms()
+                        .map_or(0, |sent| now_ms.saturating_sub(sent));
+                    origins.push(Origin {
+                        moe_request_id: p.moe_request_id.map(str::to_owned),
+                        attempts: p.attempts,
+                        parked_at: Some(p.first_parked_at.unwrap_or(p.parked_at)),
+                        expired: u128::try_from(age_ms).unwrap_or(0)
+                            > self.redelivery_max_age.as_millis(),
+                    });
+                    messages.push(Mapped {
+                        index: messages.len(),
+                        event_uuid: p.event_uuid.map(str::to_owned),
+                        message_id: p.message_id.to_owned(),
+                        json: p.message.get().to_owned(),
+                    });
+                    record_of.push(r);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        sqs_message_id = %crate::excerpt::excerpt(&record.message_id, 100),
+                        error = %e,
+                        "not a moengage-segment parcel; setting it aside in the refused queue"
+                    );
+                    unreadable.push(r);
+                }
+            }
+        }
+        let forwarded = self
+            .forwarder
+            .forward(
+                &messages,
+                Provenance::Parcels(&origins),
+                Plan::FromParked,
+                deadline,
+            )
+            .await;
+        let mut failed: Vec<usize> = forwarded
+            .indexes(Fate::Stays)
+            .map(|i| record_of[i])
+            .collect();
+        let unreadable_moved = self.set_aside_raw(&records, &unreadable, deadline).await;
+        if !unreadable_moved {
+            failed.extend(&unreadable);
+        }
+        failed.sort_unstable();
+        self.hide_failed(&records, &failed).await;
+
+        let mut tally = Tally {
+            received: records.len(),
+            ..Tally::default()
+        };
+        tally.add(&forwarded);
+        if unreadable_moved {
+            tally.refused += unreadable.len();
+        }
+        log_failures(&forwarded);
+        let mut metrics = tally.metrics();
+        metrics.redelivered = metrics.forwarded;
+        metrics.forwarded = 0;
+        let log = |level_error: bool| {
+            macro_rules! summary {
+                ($lvl:ident) => {
+                    tracing::$lvl!(
+                        records = records.len(),
+                        redelivered = tally.forwarded,
+                        refused = tally.refused,
+                        still_parked = failed.len(),
+                        unreadable = unreadable.len(),
+                        retries = tally.retries,
+                        segment_requests = tally.requests,
+                        segment_latency_ms = tally.segment_latency.as_millis() as u64,
+                        duration_ms = started.elapsed().as_millis() as u64,
+                        "redelivery summary"
+                    )
+                };
+            }
+            if level_error {
+                summary!(warn);
+            } else {
+                summary!(info);
+            }
+        };
+        log(!failed.is_empty());
+        self.metrics.emit(&metrics, None, time::now_millis());
+        BatchResponse {
+            batch_item_failures: failed
+                .into_iter()
+                .map(|r| ItemFailure {
+                    item_identifier: records[r].message_id.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Moves records that are not parcels to the refused queue unchanged; `true` when they
+    /// are there (or there were none).
+    async fn set_aside_raw(
+        &self,
+        records: &[SqsRecord],
+        which: &[usize],
+        deadline: Instant,
+    ) -> bool {
+        if which.is_empty() {
+            return true;
+        }
+        let Some(refused) = self.forwarder.queues().and_then(|q| q.refused.as_ref()) else {
+            return false;
+        };
+        let bodies: Vec<String> = which.iter().map(|r| records[*r].body.clone()).collect();
+        match refused.park("the refused queue", &bodies, deadline).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "setting aside records that are not parcels failed");
+                false
+            }
+        }
+    }
+
+    /// Hides the records that still fail for [`visibility_after`] their receive count.
+    async fn hide_failed(&self, records: &[SqsRecord], failed: &[usize]) {
+        let Some(parked) = self.forwarder.queues().and_then(|q| q.parked.as_ref()) else {
+            return;
+        };
+        let receipts: Vec<(&str, Duration)> = failed
+            .iter()
+            .map(|r| &records[*r])
+            .filter(|r| !r.receipt_handle.is_empty())
+            .map(|r| {
+                (
+                    r.receipt_handle.as_str(),
+                    visibility_after(r.receive_count()),
+                )
+            })
+            .collect();
+        if receipts.is_empty() {
+            return;
+        }
+        match parked.hide(&receipts).await {
+            Ok(n) if n == receipts.len() => {}
+            Ok(n) => tracing::warn!(
+                hidden = n,
+                failed = receipts.len(),
+                "SQS did not extend every visibility timeout; the queue's default applies"
+            ),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "extending visibility timeouts failed; the queue's default applies"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_30_seconds_to_an_hour() {
+        let secs: Vec<u64> = (0..=12).map(|n| visibility_after(n).as_secs()).collect();
+        assert_eq!(
+            secs,
+            [
+                30, 30, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600, 3600, 3600
+            ]
+        );
+        assert_eq!(visibility_after(u32::MAX), MAX_VISIBILITY);
+    }
+
+    #[test]
+    fn a_day_of_outage_costs_a_few_dozen_receives() {
+        // Receives within 24 h at the backoff schedule.
+        let (mut t, mut n) = (0u64, 0u32);
+        while t < 24 * 3600 {
+            n += 1;
+            t += visibility_after(n).as_secs();
+        }
+        assert!(n <= 32, "{n} receives in a day");
+    }
+
+    #[test]
+    fn sqs_events_parse_with_their_attributes() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events/sqs-parked.json"),
+        )
+        .unwrap();
+        let event: SqsEvent = serde_json::from_str(&text).unwrap();
+        assert!(!event.records.is_empty());
+        for r in &event.records {
+            assert_eq!(r.event_source.as_deref(), Some("aws:sqs"));
+            assert!(r.receive_count() >= 1);
+            assert!(r.sent_at_ms().is_some());
+            serde_json::from_str::<Parcel<'_>>(&r.body).unwrap();
+        }
+        let answer = BatchResponse {
+            batch_item_failures: vec![ItemFailure {
+                item_identifier: "id-1".into(),
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&answer).unwrap(),
+            r#"{"batchItemFailures":[{"itemIdentifier":"id-1"}]}"#
+        );
+    }
+}
