@@ -192,3 +192,33 @@ async fn a_bad_event_file_is_a_clear_error() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sqs_event_file_runs_the_redelivery_handler() {
+    // Dry run (no configuration): the parcels' messages are printed, no record fails.
+    let mut c = moe2seg();
+    c.args(["invoke", "events/sqs-parked.json"]);
+    let (resp, stderr) = run(c).await;
+    assert_eq!(resp, json!({"batchItemFailures": []}), "{stderr}");
+    assert!(stderr.contains("moe-evt-apigw-0003"), "{stderr}");
+    assert!(stderr.contains("redelivery summary"), "{stderr}");
+
+    // For real, with Segment failing: every record is reported by its SQS messageId.
+    let us = SegmentStub::start(&[KEY]).await;
+    us.script(std::iter::repeat_n(Reply::Status(503), 10_000));
+    let mut c = moe2seg();
+    c.env("SEGMENT_WRITE_KEY", KEY)
+        .env("SEGMENT_REGION", "us")
+        .env("WEBHOOK_TOKEN", "local-token")
+        .env("SEGMENT_ENDPOINT_US", &us.url)
+        .args(["invoke", "events/sqs-parked.json", "--timeout", "3"]);
+    let (resp, stderr) = run(c).await;
+    let failures = resp["batchItemFailures"].as_array().unwrap();
+    assert_eq!(failures.len(), 3, "{stderr}");
+    assert_eq!(
+        failures[0]["itemIdentifier"],
+        "9a1b2c3d-0000-4000-8000-000000000001"
+    );
+    assert!(!us.requests().is_empty());
+    assert!(us.accepted().is_empty());
+}

@@ -404,3 +404,88 @@ async fn secrets_never_appear_in_output_or_answers() {
     }
     assert!(out.contains("invocation summary"), "expected logs: {out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_binary_serves_webhook_requests_and_sqs_redelivery_events() {
+    let us = SegmentStub::start(&["lambda-key"]).await;
+    let runtime = FakeRuntime::start().await;
+    let mut cmd = lambda(&runtime);
+    cmd.env("SEGMENT_WRITE_KEY", "lambda-key")
+        .env("SEGMENT_REGION", "us")
+        .env("WEBHOOK_USERNAME", "moengage")
+        .env("WEBHOOK_PASSWORD", "local-password")
+        .env("SEGMENT_ENDPOINT_US", &us.url);
+    let child = Running(cmd.spawn().unwrap());
+    runtime.push(
+        "sqs-1",
+        event("events/sqs-parked.json"),
+        Duration::from_secs(20),
+    );
+    runtime.push(
+        "http-1",
+        event("events/apigw-v2.json"),
+        Duration::from_secs(20),
+    );
+    runtime.wait_for(2, Duration::from_secs(30)).await;
+    let responses = runtime.responses();
+    let answer = |id: &str| {
+        responses
+            .iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(answer("sqs-1"), json!({"batchItemFailures": []}));
+    assert_eq!(answer("http-1")["statusCode"], 200);
+    let accepted = us.accepted();
+    for id in [
+        "moe-evt-apigw-0001",
+        "moe-evt-apigw-0002",
+        "moe-evt-apigw-0003",
+    ] {
+        // Once redelivered, once more from the webhook event (same messageId: Segment
+        // deduplicates it).
+        assert_eq!(accepted.get(id), Some(&2), "{id}: {accepted:?}");
+    }
+    assert!(runtime.errors().is_empty(), "{:?}", runtime.errors());
+    let out = output(child);
+    assert!(out.contains("redelivery summary"), "{out}");
+    let emf: Vec<Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect();
+    assert_eq!(emf[0]["Redelivered"], 3, "{out}");
+
+    // Segment down: every record is reported failed (the SQS message ids), none lost.
+    let down = SegmentStub::start(&["lambda-key"]).await;
+    down.script(std::iter::repeat_n(
+        segment_stub::Reply::Status(503),
+        10_000,
+    ));
+    let runtime = FakeRuntime::start().await;
+    let mut cmd = lambda(&runtime);
+    cmd.env("SEGMENT_WRITE_KEY", "lambda-key")
+        .env("SEGMENT_REGION", "us")
+        .env("WEBHOOK_TOKEN", "t")
+        .env("SEGMENT_ENDPOINT_US", &down.url);
+    let _child = Running(cmd.spawn().unwrap());
+    runtime.push(
+        "sqs-2",
+        event("events/sqs-parked.json"),
+        Duration::from_secs(3),
+    );
+    runtime.wait_for(1, Duration::from_secs(30)).await;
+    let failures: Vec<Value> = runtime.responses()[0].1["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let sqs_ids: Vec<Value> = serde_json::from_str::<Value>(&event("events/sqs-parked.json"))
+        .unwrap()["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!({"itemIdentifier": r["messageId"]}))
+        .collect();
+    assert_eq!(failures, sqs_ids);
+}
