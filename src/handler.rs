@@ -2,15 +2,15 @@
 //!
 //! | answer | when |
 //! |---|---|
-//! | 200 + summary | every deliverable event was accepted by Segment |
+//! | 200 + summary | every deliverable event is in Segment, in the parked queue (redelivered automatically) or in the refused queue |
 //! | 400 | the body is not a Streams request (or not valid gzip) |
 //! | 401 | missing or wrong credentials (nothing forwarded) |
 //! | 405 | not POST |
 //! | 413 | body (or its gzip expansion) over the limit, too many events, or mapped too large |
 //! | 415 | a `Content-Encoding` other than gzip/identity |
 //! | 500 | the secret is invalid (fail closed, nothing forwarded) |
-//! | 502 | Segment permanently refused a batch (4xx other than 401/403) |
-//! | 503 | the secret is unreadable, or Segment still failed at the deadline |
+//! | 502 | without queues: Segment permanently refused a batch (4xx other than 401/403) |
+//! | 503 | the secret is unreadable; parking failed; or, without queues, Segment still failed at the deadline |
 //!
 //! MoEngage re-sends the whole batch after any non-2xx; `messageId`s are deterministic, so
 //! events Segment already took are deduplicated there.

@@ -1,17 +1,25 @@
 //! moengage-segment: forwards MoEngage Streams webhooks to Segment.
 //!
-//! The pipeline is decode → map → deliver:
+//! The pipeline is decode → map → forward:
 //! - [`decode`] reads a Streams body leniently, each event on its own ([`json`] keeps raw
 //!   values compact and gives the canonical form content hashes use; [`time`] reads
 //!   `event_time`);
 //! - [`map`] turns each event into a Segment `track` message using the [`catalog`] and
 //!   [`properties`] tables;
-//! - [`deliver`] batches the messages and sends them to Segment with retries.
+//! - [`forward`] delivers the messages ([`deliver`]: batches, the Segment client and its
+//!   retries), re-reading the secret on a Segment 401, and parks what Segment did not take by
+//!   reason in the [`park`] queues: the parked queue (redelivered automatically) or the
+//!   refused queue (kept for a person).
 //!
-//! Around it: [`handler`] (HTTP semantics, inbound [`auth`], bounded [`excerpt`]s of input), [`secrets`] and [`config`]
-//! (the customer's secret), [`metrics`] (CloudWatch EMF), [`app`] (wiring real clients), and
-//! [`lambda_adapter`] (Lambda event → request → answer, in place of `lambda_http::run`: an event
-//! lambda_http cannot convert is answered 400 instead of failing the invocation).
+//! Three callers share [`forward`]: [`handler`] (the webhook: HTTP semantics, inbound
+//! [`auth`], bounded [`excerpt`]s of input), [`redeliver`] (SQS events of the parked queue →
+//! partial batch responses, with backoff) and [`replay`] (`moe2seg replay`).
+//!
+//! Around them: [`secrets`] and [`config`] (the customer's secret, the environment),
+//! [`metrics`] (CloudWatch EMF), [`app`] (wiring real clients), [`lambda_adapter`] (Lambda
+//! event → webhook request or SQS event → answer, in place of `lambda_http::run`: an event
+//! lambda_http cannot convert is answered 400 instead of failing the invocation), [`invoke`]
+//! and [`cli_map`] (the `moe2seg` commands).
 
 pub mod app;
 pub mod auth;

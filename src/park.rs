@@ -159,7 +159,7 @@ impl SqsQueue {
 
     /// Sends bodies in SendMessageBatch requests of ≤ 10 entries and ≤ 256 KiB, at most
     /// [`SEND_CONCURRENCY`] at once; entries SQS reports as failed are sent once more. Stops
-    /// at the first request that fails. Not bounded in time: [`Park::park`] bounds it.
+    /// at the first request that fails. Not bounded in time: [`SqsQueue::park`] bounds it.
     pub async fn send_all(&self, bodies: &[String]) -> Result<(), String> {
         let mut groups: Vec<Vec<usize>> = Vec::new();
         let mut size = 0;

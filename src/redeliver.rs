@@ -1,5 +1,5 @@
 //! Automatic redelivery: the parked queue's SQS event source invokes the function with up to
-//! 100 parked events; each is sent again through the same [`Forwarder`] (same client, retry
+//! 100 parked events; each is sent again through the same [`Forwarder`](crate::forward::Forwarder) (same client, retry
 //! rules and `messageId`s as the webhook), and the answer is Lambda's partial batch response:
 //!
 //! - delivered → success (Lambda deletes it from the parked queue);
@@ -166,7 +166,17 @@ impl<S: SecretSource> Handler<S> {
             failed.extend(&unreadable);
         }
         failed.sort_unstable();
-        self.hide_failed(&records, &failed).await;
+        // Hiding is bounded too, half-way into the margin kept before Lambda's own deadline
+        // (if it does not finish, the queue's default visibility applies).
+        let hide_by = deadline + self.deadline_margin / 2;
+        if tokio::time::timeout_at(hide_by.into(), self.hide_failed(&records, &failed))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "extending visibility timeouts did not finish in time; the queue's default applies"
+            );
+        }
 
         let mut tally = Tally {
             received: records.len(),
