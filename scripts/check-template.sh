@@ -13,8 +13,8 @@
 #   2. sam validate --lint (default and every other samconfig environment)
 #   3. samconfig.toml parameter_overrides match the template's parameters
 #   4. aws-sam-translator transforms the template offline; cfn-lint the result
-#   5. IAM statements in the result: no wildcard resources, and
-#      secretsmanager:GetSecretValue and sqs:SendMessage (dead-letter queue) are the only actions
+#   5. IAM in the result: each function's role holds exactly its grants (action x resource),
+#      its managed policies are the expected ones, and no statement has a wildcard
 #   6. (--build only) sam build with cargo-lambda; bootstrap is an aarch64 ELF
 set -euo pipefail
 
@@ -172,18 +172,70 @@ PY
 cfn-lint "$TRANSFORMED"
 ok "transformed template passes cfn-lint"
 
-step "[5/6] IAM: no wildcard resources; only secretsmanager:GetSecretValue and sqs:SendMessage"
-"$PYTHON" - "$TRANSFORMED" "$FUNCTION_ID" <<'PY'
+step "[5/6] IAM: each role holds exactly its function's grants; no wildcards"
+"$PYTHON" - "$TRANSFORMED" <<'PY'
 import json
 import re
 import sys
 
 template = json.load(open(sys.argv[1]))
-function_id = sys.argv[2]
 params = template.get("Parameters", {})
 resources = template["Resources"]
 problems = []
 WILDCARD_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:*"
+BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+SECRET = {"Fn::If": ["UseExistingSecret", {"Ref": "ExistingSecretArn"}, {"Ref": "WebhookSecret"}]}
+
+
+def arn(logical_id):
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+# Per function: its role, the role's managed policies, and every (action, resource) it may use.
+EXPECTED = {
+    "WebhookFunction": {
+        "role": "WebhookFunctionRole",
+        # Logs through AWSLambdaBasicExecutionRole (SAM's generated role).
+        "managed": [BASIC_EXECUTION],
+        "grants": [
+            ("secretsmanager:GetSecretValue", SECRET),
+            ("sqs:SendMessage", arn("DeadLetterQueue")),
+            ("sqs:SendMessage", arn("RefusedQueue")),
+        ],
+    },
+    "RedeliveryFunction": {
+        "role": "RedeliveryFunctionRole",
+        # Explicit role: no AWSLambdaSQSQueueExecutionRole (every queue), no
+        # AWSLambdaBasicExecutionRole (every log group); logs to its own group only.
+        "managed": [],
+        "grants": [
+            ("logs:CreateLogStream", arn("RedeliveryLogGroup")),
+            ("logs:PutLogEvents", arn("RedeliveryLogGroup")),
+            ("secretsmanager:GetSecretValue", SECRET),
+            ("sqs:ReceiveMessage", arn("DeadLetterQueue")),
+            ("sqs:DeleteMessage", arn("DeadLetterQueue")),
+            ("sqs:GetQueueAttributes", arn("DeadLetterQueue")),
+            ("sqs:ChangeMessageVisibility", arn("DeadLetterQueue")),
+            ("sqs:SendMessage", arn("RefusedQueue")),
+        ],
+    },
+}
+
+
+def key(expr):
+    return json.dumps(expr, sort_keys=True)
+
+
+def label(expr):
+    if expr == SECRET:
+        return "the webhook secret"
+    if isinstance(expr, dict) and list(expr) == ["Fn::GetAtt"]:
+        return ".".join(expr["Fn::GetAtt"])
+    return key(expr)
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
 
 
 def literals(expr, where):
@@ -215,7 +267,8 @@ def literals(expr, where):
         elif fn == "Fn::Join":
             yield from literals(arg[1], where)
         elif fn == "Fn::GetAtt":
-            pass
+            if arg[0] not in resources:
+                problems.append(f"{where}: Resource refers to unknown {arg[0]}")
         else:
             problems.append(f"{where}: unexpected {fn} in Resource")
     else:
@@ -225,57 +278,100 @@ def literals(expr, where):
 def statements(node, path):
     if isinstance(node, dict):
         if "Statement" in node:
-            body = node["Statement"]
-            for i, st in enumerate(body if isinstance(body, list) else [body]):
+            for i, st in enumerate(as_list(node["Statement"])):
                 yield f"{path}.Statement[{i}]", st
-        for key, value in node.items():
-            yield from statements(value, f"{path}.{key}")
+        for k, value in node.items():
+            yield from statements(value, f"{path}.{k}")
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from statements(value, f"{path}[{i}]")
 
 
-actions_seen = set()
+# 1. Every policy statement anywhere: no wildcard, no NotAction/NotResource, and only inside
+#    the expected roles' inline policies (trust policies aside).
+expected_roles = {spec["role"] for spec in EXPECTED.values()}
 checked = 0
 for logical_id, resource in resources.items():
+    rtype = resource.get("Type", "")
+    if rtype.startswith("AWS::IAM::") and rtype != "AWS::IAM::Role":
+        problems.append(f"{logical_id}: unexpected {rtype} (grants belong in the functions' roles)")
+    if rtype == "AWS::IAM::Role" and logical_id not in expected_roles:
+        problems.append(f"{logical_id}: unexpected IAM role (expected only {sorted(expected_roles)})")
     for where, st in statements(resource.get("Properties", {}), logical_id):
         if "Principal" in st and "Resource" not in st:
-            continue  # trust policy (AssumeRolePolicyDocument)
+            continue  # trust policy (AssumeRolePolicyDocument), checked below
         checked += 1
+        if not (rtype == "AWS::IAM::Role" and ".Policies[" in where):
+            problems.append(f"{where}: policy statement outside a role's inline policies")
         if "NotResource" in st or "NotAction" in st:
             problems.append(f"{where}: NotResource/NotAction are not allowed")
+        if st.get("Effect") != "Allow":
+            problems.append(f"{where}: Effect {st.get('Effect')!r}, expected Allow")
+        if "Condition" in st:
+            problems.append(f"{where}: unexpected Condition")
         if "Resource" not in st:
             problems.append(f"{where}: statement without Resource")
         for literal in literals(st.get("Resource"), where):
             if "*" in literal or "?" in literal:
                 problems.append(f"{where}: wildcard in Resource {literal!r}")
-        actions = st.get("Action", [])
-        for action in actions if isinstance(actions, list) else [actions]:
-            actions_seen.add(action)
-            if "*" in action:
-                problems.append(f"{where}: wildcard action {action!r}")
+        for action in as_list(st.get("Action", [])):
+            if not isinstance(action, str) or "*" in action or "?" in action:
+                problems.append(f"{where}: wildcard or non-literal action {action!r}")
 
-secrets_actions = {a for a in actions_seen if a.lower().startswith("secretsmanager:")}
-if secrets_actions != {"secretsmanager:GetSecretValue"}:
-    problems.append(f"Secrets Manager actions are {sorted(secrets_actions)}, expected only GetSecretValue")
-sqs_actions = {a for a in actions_seen if a.lower().startswith("sqs:")}
-if sqs_actions != {"sqs:SendMessage"}:
-    problems.append(f"SQS actions are {sorted(sqs_actions)}, expected only SendMessage (dead-letter parking)")
-other = {a for a in actions_seen} - secrets_actions - sqs_actions
-if other:
-    problems.append(f"unexpected actions {sorted(other)}")
-
-role = resources.get(f"{function_id}Role", {}).get("Properties", {})
-managed = role.get("ManagedPolicyArns", [])
-if managed != ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]:
-    problems.append(f"{function_id}Role managed policies are {managed}, expected only AWSLambdaBasicExecutionRole")
+# 2. Per function: the role it runs as, the role's trust policy, managed policies and grants.
+summary = []
+for function_id, spec in EXPECTED.items():
+    role_id = spec["role"]
+    function = resources.get(function_id, {})
+    if function.get("Type") != "AWS::Lambda::Function":
+        problems.append(f"{function_id}: not an AWS::Lambda::Function in the translated template")
+        continue
+    if function["Properties"].get("Role") != arn(role_id):
+        problems.append(f"{function_id}: Role is {function['Properties'].get('Role')!r}, expected {role_id}.Arn")
+    role = resources.get(role_id, {})
+    if role.get("Type") != "AWS::IAM::Role":
+        problems.append(f"{role_id}: missing (role of {function_id})")
+        continue
+    props = role["Properties"]
+    trust = as_list(props.get("AssumeRolePolicyDocument", {}).get("Statement", []))
+    if len(trust) != 1 or trust[0].get("Effect") != "Allow" \
+            or as_list(trust[0].get("Principal", {}).get("Service")) != ["lambda.amazonaws.com"] \
+            or list(trust[0].get("Principal", {})) != ["Service"] \
+            or as_list(trust[0].get("Action")) != ["sts:AssumeRole"] or "Condition" in trust[0]:
+        problems.append(f"{role_id}: trust policy must be exactly lambda.amazonaws.com sts:AssumeRole, got {trust!r}")
+    managed = sorted(map(key, props.get("ManagedPolicyArns", [])))
+    if managed != sorted(map(key, spec["managed"])):
+        problems.append(f"{role_id}: managed policies are {props.get('ManagedPolicyArns', [])}, expected {spec['managed']}")
+    for other in ("PermissionsBoundary",):
+        if other in props:
+            problems.append(f"{role_id}: unexpected {other}")
+    granted = {}
+    for policy in props.get("Policies", []):
+        for st in as_list(policy.get("PolicyDocument", {}).get("Statement", [])):
+            if st.get("Effect") != "Allow":
+                continue
+            for action in as_list(st.get("Action", [])):
+                for res in as_list(st.get("Resource", [])):
+                    granted[(action, key(res))] = (action, res)
+    expected = {(a, key(r)): (a, r) for a, r in spec["grants"]}
+    for k in sorted(set(granted) - set(expected)):
+        a, r = granted[k]
+        problems.append(f"{role_id} ({function_id}) grants {a} on {label(r)}, which is not expected")
+    for k in sorted(set(expected) - set(granted)):
+        a, r = expected[k]
+        problems.append(f"{role_id} ({function_id}) lacks {a} on {label(r)}")
+    lines = {}
+    for a, r in spec["grants"]:
+        lines.setdefault(label(r), []).append(a)
+    summary.append(f"  {function_id} -> {role_id}; managed: {[m.rsplit('/', 1)[-1] for m in spec['managed']] or 'none'}")
+    summary += [f"    {', '.join(actions)} on {target}" for target, actions in lines.items()]
 
 if problems:
     sys.exit("IAM problems:\n  " + "\n  ".join(problems))
-print(f"  {checked} policy statement(s); actions: {', '.join(sorted(actions_seen))}")
-print("  managed policy: AWSLambdaBasicExecutionRole (CloudWatch Logs only)")
+print(f"  {checked} policy statement(s), no wildcard resources or actions")
+print("\n".join(summary))
 PY
-ok "IAM is least-privilege"
+ok "IAM is least-privilege: each role holds exactly its function's grants"
 
 if [[ "$BUILD" -eq 1 ]]; then
   step "[6/6] sam build (rust-cargolambda, arm64)"
