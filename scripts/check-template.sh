@@ -13,9 +13,15 @@
 #   2. sam validate --lint (default and every other samconfig environment)
 #   3. samconfig.toml parameter_overrides match the template's parameters
 #   4. aws-sam-translator transforms the template offline; cfn-lint the result
-#   5. IAM statements in the result: no wildcard resources, and
-#      secretsmanager:GetSecretValue and sqs:SendMessage (dead-letter queue) are the only actions
-#   6. (--build only) sam build with cargo-lambda; bootstrap is an aarch64 ELF
+#   5. IAM in the result: each function's role holds exactly its grants (action x resource),
+#      its managed policies are the expected ones, and no statement has a wildcard
+#   6. redelivery wiring in the result: both queues (retention, Retain, redrive to the refused
+#      queue, visibility timeout >= 6x the redelivery timeout), the SQS event source mapping,
+#      the functions' queue settings, the alarms, the dashboard (valid JSON once substituted,
+#      all metric names and both queues), the outputs, and one build definition for both
+#      functions
+#   7. (--build only) sam build with cargo-lambda: one build for both functions; each
+#      bootstrap is an aarch64 ELF
 set -euo pipefail
 
 BUILD=0
@@ -26,7 +32,9 @@ case "${1:-}" in
 esac
 
 TEMPLATE=template.yaml
-FUNCTION_ID=WebhookFunction
+# The functions built from the one binary (same build definition in the template).
+FUNCTION_IDS="WebhookFunction RedeliveryFunction"
+FUNCTION_IDS_REVERSED="RedeliveryFunction WebhookFunction"
 
 if [[ ! -f "$TEMPLATE" || ! -f samconfig.toml ]]; then
   echo "check-template: run from the repository root (template.yaml and samconfig.toml not found)" >&2
@@ -59,11 +67,11 @@ trap 'rm -rf "$WORK"' EXIT
 step() { printf '\n==> %s\n' "$*"; }
 ok() { printf 'OK: %s\n' "$*"; }
 
-step "[1/6] cfn-lint $TEMPLATE"
+step "[1/7] cfn-lint $TEMPLATE"
 cfn-lint "$TEMPLATE"
 ok "cfn-lint: no errors, warnings or informational findings"
 
-step "[2/6] sam validate --lint"
+step "[2/7] sam validate --lint"
 sam validate --lint --template-file "$TEMPLATE"
 ENVS="$("$PYTHON" -c '
 try:
@@ -79,7 +87,7 @@ for env in $ENVS; do
 done
 ok "sam validate --lint (config environments: default $ENVS)"
 
-step "[3/6] samconfig.toml parameter_overrides against the template's parameters"
+step "[3/7] samconfig.toml parameter_overrides against the template's parameters"
 "$PYTHON" - "$TEMPLATE" <<'PY'
 import re
 import sys
@@ -134,7 +142,7 @@ if problems:
 PY
 ok "samconfig.toml overrides are known parameters with allowed values, and hold no secret"
 
-step "[4/6] aws-sam-translator: transform offline, then cfn-lint the CloudFormation JSON"
+step "[4/7] aws-sam-translator: transform offline, then cfn-lint the CloudFormation JSON"
 TRANSFORMED="$WORK/transformed.json"
 "$PYTHON" - "$TEMPLATE" "$TRANSFORMED" <<'PY'
 import json
@@ -172,18 +180,70 @@ PY
 cfn-lint "$TRANSFORMED"
 ok "transformed template passes cfn-lint"
 
-step "[5/6] IAM: no wildcard resources; only secretsmanager:GetSecretValue and sqs:SendMessage"
-"$PYTHON" - "$TRANSFORMED" "$FUNCTION_ID" <<'PY'
+step "[5/7] IAM: each role holds exactly its function's grants; no wildcards"
+"$PYTHON" - "$TRANSFORMED" <<'PY'
 import json
 import re
 import sys
 
 template = json.load(open(sys.argv[1]))
-function_id = sys.argv[2]
 params = template.get("Parameters", {})
 resources = template["Resources"]
 problems = []
 WILDCARD_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:*"
+BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+SECRET = {"Fn::If": ["UseExistingSecret", {"Ref": "ExistingSecretArn"}, {"Ref": "WebhookSecret"}]}
+
+
+def arn(logical_id):
+    return {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+# Per function: its role, the role's managed policies, and every (action, resource) it may use.
+EXPECTED = {
+    "WebhookFunction": {
+        "role": "WebhookFunctionRole",
+        # Logs through AWSLambdaBasicExecutionRole (SAM's generated role).
+        "managed": [BASIC_EXECUTION],
+        "grants": [
+            ("secretsmanager:GetSecretValue", SECRET),
+            ("sqs:SendMessage", arn("DeadLetterQueue")),
+            ("sqs:SendMessage", arn("RefusedQueue")),
+        ],
+    },
+    "RedeliveryFunction": {
+        "role": "RedeliveryFunctionRole",
+        # Explicit role: no AWSLambdaSQSQueueExecutionRole (every queue), no
+        # AWSLambdaBasicExecutionRole (every log group); logs to its own group only.
+        "managed": [],
+        "grants": [
+            ("logs:CreateLogStream", arn("RedeliveryLogGroup")),
+            ("logs:PutLogEvents", arn("RedeliveryLogGroup")),
+            ("secretsmanager:GetSecretValue", SECRET),
+            ("sqs:ReceiveMessage", arn("DeadLetterQueue")),
+            ("sqs:DeleteMessage", arn("DeadLetterQueue")),
+            ("sqs:GetQueueAttributes", arn("DeadLetterQueue")),
+            ("sqs:ChangeMessageVisibility", arn("DeadLetterQueue")),
+            ("sqs:SendMessage", arn("RefusedQueue")),
+        ],
+    },
+}
+
+
+def key(expr):
+    return json.dumps(expr, sort_keys=True)
+
+
+def label(expr):
+    if expr == SECRET:
+        return "the webhook secret"
+    if isinstance(expr, dict) and list(expr) == ["Fn::GetAtt"]:
+        return ".".join(expr["Fn::GetAtt"])
+    return key(expr)
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
 
 
 def literals(expr, where):
@@ -215,7 +275,8 @@ def literals(expr, where):
         elif fn == "Fn::Join":
             yield from literals(arg[1], where)
         elif fn == "Fn::GetAtt":
-            pass
+            if arg[0] not in resources:
+                problems.append(f"{where}: Resource refers to unknown {arg[0]}")
         else:
             problems.append(f"{where}: unexpected {fn} in Resource")
     else:
@@ -225,89 +286,446 @@ def literals(expr, where):
 def statements(node, path):
     if isinstance(node, dict):
         if "Statement" in node:
-            body = node["Statement"]
-            for i, st in enumerate(body if isinstance(body, list) else [body]):
+            for i, st in enumerate(as_list(node["Statement"])):
                 yield f"{path}.Statement[{i}]", st
-        for key, value in node.items():
-            yield from statements(value, f"{path}.{key}")
+        for k, value in node.items():
+            yield from statements(value, f"{path}.{k}")
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from statements(value, f"{path}[{i}]")
 
 
-actions_seen = set()
+# 1. Every policy statement anywhere: no wildcard, no NotAction/NotResource, and only inside
+#    the expected roles' inline policies (trust policies aside).
+expected_roles = {spec["role"] for spec in EXPECTED.values()}
 checked = 0
 for logical_id, resource in resources.items():
+    rtype = resource.get("Type", "")
+    if rtype.startswith("AWS::IAM::") and rtype != "AWS::IAM::Role":
+        problems.append(f"{logical_id}: unexpected {rtype} (grants belong in the functions' roles)")
+    if rtype == "AWS::IAM::Role" and logical_id not in expected_roles:
+        problems.append(f"{logical_id}: unexpected IAM role (expected only {sorted(expected_roles)})")
     for where, st in statements(resource.get("Properties", {}), logical_id):
         if "Principal" in st and "Resource" not in st:
-            continue  # trust policy (AssumeRolePolicyDocument)
+            continue  # trust policy (AssumeRolePolicyDocument), checked below
         checked += 1
+        if not (rtype == "AWS::IAM::Role" and ".Policies[" in where):
+            problems.append(f"{where}: policy statement outside a role's inline policies")
         if "NotResource" in st or "NotAction" in st:
             problems.append(f"{where}: NotResource/NotAction are not allowed")
+        if st.get("Effect") != "Allow":
+            problems.append(f"{where}: Effect {st.get('Effect')!r}, expected Allow")
+        if "Condition" in st:
+            problems.append(f"{where}: unexpected Condition")
         if "Resource" not in st:
             problems.append(f"{where}: statement without Resource")
         for literal in literals(st.get("Resource"), where):
             if "*" in literal or "?" in literal:
                 problems.append(f"{where}: wildcard in Resource {literal!r}")
-        actions = st.get("Action", [])
-        for action in actions if isinstance(actions, list) else [actions]:
-            actions_seen.add(action)
-            if "*" in action:
-                problems.append(f"{where}: wildcard action {action!r}")
+        for action in as_list(st.get("Action", [])):
+            if not isinstance(action, str) or "*" in action or "?" in action:
+                problems.append(f"{where}: wildcard or non-literal action {action!r}")
 
-secrets_actions = {a for a in actions_seen if a.lower().startswith("secretsmanager:")}
-if secrets_actions != {"secretsmanager:GetSecretValue"}:
-    problems.append(f"Secrets Manager actions are {sorted(secrets_actions)}, expected only GetSecretValue")
-sqs_actions = {a for a in actions_seen if a.lower().startswith("sqs:")}
-if sqs_actions != {"sqs:SendMessage"}:
-    problems.append(f"SQS actions are {sorted(sqs_actions)}, expected only SendMessage (dead-letter parking)")
-other = {a for a in actions_seen} - secrets_actions - sqs_actions
-if other:
-    problems.append(f"unexpected actions {sorted(other)}")
-
-role = resources.get(f"{function_id}Role", {}).get("Properties", {})
-managed = role.get("ManagedPolicyArns", [])
-if managed != ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]:
-    problems.append(f"{function_id}Role managed policies are {managed}, expected only AWSLambdaBasicExecutionRole")
+# 2. Per function: the role it runs as, the role's trust policy, managed policies and grants.
+summary = []
+for function_id, spec in EXPECTED.items():
+    role_id = spec["role"]
+    function = resources.get(function_id, {})
+    if function.get("Type") != "AWS::Lambda::Function":
+        problems.append(f"{function_id}: not an AWS::Lambda::Function in the translated template")
+        continue
+    if function["Properties"].get("Role") != arn(role_id):
+        problems.append(f"{function_id}: Role is {function['Properties'].get('Role')!r}, expected {role_id}.Arn")
+    role = resources.get(role_id, {})
+    if role.get("Type") != "AWS::IAM::Role":
+        problems.append(f"{role_id}: missing (role of {function_id})")
+        continue
+    props = role["Properties"]
+    trust = as_list(props.get("AssumeRolePolicyDocument", {}).get("Statement", []))
+    if len(trust) != 1 or trust[0].get("Effect") != "Allow" \
+            or as_list(trust[0].get("Principal", {}).get("Service")) != ["lambda.amazonaws.com"] \
+            or list(trust[0].get("Principal", {})) != ["Service"] \
+            or as_list(trust[0].get("Action")) != ["sts:AssumeRole"] or "Condition" in trust[0]:
+        problems.append(f"{role_id}: trust policy must be exactly lambda.amazonaws.com sts:AssumeRole, got {trust!r}")
+    managed = sorted(map(key, props.get("ManagedPolicyArns", [])))
+    if managed != sorted(map(key, spec["managed"])):
+        problems.append(f"{role_id}: managed policies are {props.get('ManagedPolicyArns', [])}, expected {spec['managed']}")
+    for other in ("PermissionsBoundary",):
+        if other in props:
+            problems.append(f"{role_id}: unexpected {other}")
+    granted = {}
+    for policy in props.get("Policies", []):
+        for st in as_list(policy.get("PolicyDocument", {}).get("Statement", [])):
+            if st.get("Effect") != "Allow":
+                continue
+            for action in as_list(st.get("Action", [])):
+                for res in as_list(st.get("Resource", [])):
+                    granted[(action, key(res))] = (action, res)
+    expected = {(a, key(r)): (a, r) for a, r in spec["grants"]}
+    for k in sorted(set(granted) - set(expected)):
+        a, r = granted[k]
+        problems.append(f"{role_id} ({function_id}) grants {a} on {label(r)}, which is not expected")
+    for k in sorted(set(expected) - set(granted)):
+        a, r = expected[k]
+        problems.append(f"{role_id} ({function_id}) lacks {a} on {label(r)}")
+    lines = {}
+    for a, r in spec["grants"]:
+        lines.setdefault(label(r), []).append(a)
+    summary.append(f"  {function_id} -> {role_id}; managed: {[m.rsplit('/', 1)[-1] for m in spec['managed']] or 'none'}")
+    summary += [f"    {', '.join(actions)} on {target}" for target, actions in lines.items()]
 
 if problems:
     sys.exit("IAM problems:\n  " + "\n  ".join(problems))
-print(f"  {checked} policy statement(s); actions: {', '.join(sorted(actions_seen))}")
-print("  managed policy: AWSLambdaBasicExecutionRole (CloudWatch Logs only)")
+print(f"  {checked} policy statement(s), no wildcard resources or actions")
+print("\n".join(summary))
 PY
-ok "IAM is least-privilege"
+ok "IAM is least-privilege: each role holds exactly its function's grants"
+
+step "[6/7] Redelivery: queues, event source mapping, alarms, dashboard, outputs, shared build"
+"$PYTHON" - "$TEMPLATE" "$TRANSFORMED" <<'PY'
+import json
+import re
+import sys
+
+from samtranslator.yaml_helper import yaml_parse
+
+source = yaml_parse(open(sys.argv[1]).read())
+template = json.load(open(sys.argv[2]))
+params = template.get("Parameters", {})
+resources = template["Resources"]
+outputs = template.get("Outputs", {})
+problems = []
+notes = []
+
+METRICS = ["Received", "Forwarded", "Rejected", "Retried", "Parked", "Refused", "Redelivered", "SegmentLatencyMs"]
+SECRET = {"Fn::If": ["UseExistingSecret", {"Ref": "ExistingSecretArn"}, {"Ref": "WebhookSecret"}]}
+ALARM_ACTIONS = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
+
+
+def ref(x):
+    return {"Ref": x}
+
+
+def getatt(x, attr):
+    return {"Fn::GetAtt": [x, attr]}
+
+
+def props(logical_id, rtype):
+    resource = resources.get(logical_id)
+    if resource is None or resource.get("Type") != rtype:
+        problems.append(f"{logical_id}: missing, or not {rtype}")
+        return {}
+    return resource.get("Properties", {})
+
+
+def number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def expect(cond, message):
+    if not cond:
+        problems.append(message)
+    return cond
+
+
+# --- Queues -------------------------------------------------------------------------------
+parked = props("DeadLetterQueue", "AWS::SQS::Queue")
+refused = props("RefusedQueue", "AWS::SQS::Queue")
+for qid, q, suffix in (("DeadLetterQueue", parked, "parked"), ("RefusedQueue", refused, "refused")):
+    if not q:
+        continue
+    expect(q.get("QueueName") == {"Fn::Sub": "${AWS::StackName}-" + suffix},
+           f"{qid}: QueueName is {q.get('QueueName')!r}, expected ${{AWS::StackName}}-{suffix}")
+    expect(number(q.get("MessageRetentionPeriod")) == 1209600,
+           f"{qid}: MessageRetentionPeriod is {q.get('MessageRetentionPeriod')!r}, expected 1209600 (14 days)")
+    expect(q.get("SqsManagedSseEnabled") in (True, "true"), f"{qid}: SqsManagedSseEnabled is not true")
+    for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+        expect(resources[qid].get(policy) == "Retain",
+               f"{qid}: {policy} is {resources[qid].get(policy)!r}, expected Retain (it may hold undelivered events)")
+
+redelivery = props("RedeliveryFunction", "AWS::Lambda::Function")
+webhook = props("WebhookFunction", "AWS::Lambda::Function")
+timeout = number(redelivery.get("Timeout"))
+expect(timeout is not None, f"RedeliveryFunction: Timeout {redelivery.get('Timeout')!r} is not a literal number")
+if parked:
+    redrive = parked.get("RedrivePolicy") or {}
+    expect(redrive.get("deadLetterTargetArn") == getatt("RefusedQueue", "Arn"),
+           f"DeadLetterQueue: RedrivePolicy.deadLetterTargetArn is {redrive.get('deadLetterTargetArn')!r}, expected RefusedQueue.Arn")
+    receives = number(redrive.get("maxReceiveCount"))
+    expect(receives is not None and receives >= 100,
+           f"DeadLetterQueue: RedrivePolicy.maxReceiveCount is {redrive.get('maxReceiveCount')!r}, expected >= 100 "
+           "(a backstop only; the function moves old messages itself)")
+    visibility = number(parked.get("VisibilityTimeout"))
+    if timeout is not None:
+        expect(visibility is not None and visibility >= 6 * timeout,
+               f"DeadLetterQueue: VisibilityTimeout is {parked.get('VisibilityTimeout')!r}, expected >= 6 x "
+               f"RedeliveryFunction Timeout ({timeout:g} s) = {6 * timeout:g}")
+if refused:
+    allow = refused.get("RedriveAllowPolicy") or {}
+    parked_arn = {"Fn::Sub": "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:${AWS::StackName}-parked"}
+    expect(allow.get("redrivePermission") == "byQueue" and allow.get("sourceQueueArns") == [parked_arn],
+           f"RefusedQueue: RedriveAllowPolicy is {allow!r}, expected byQueue with only the parked queue's ARN")
+
+# --- Event source mapping -----------------------------------------------------------------
+mappings = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::Lambda::EventSourceMapping"}
+on_parked = {k: m for k, m in mappings.items() if m.get("EventSourceArn") == getatt("DeadLetterQueue", "Arn")}
+expect(len(mappings) == 1 and len(on_parked) == 1,
+       f"expected exactly one event source mapping, on DeadLetterQueue; found {sorted(mappings)} ({sorted(on_parked)} on the parked queue)")
+for mid, m in on_parked.items():
+    expect(m.get("FunctionName") == ref("RedeliveryFunction"),
+           f"{mid}: FunctionName is {m.get('FunctionName')!r}, expected RedeliveryFunction")
+    expect(m.get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
+           f"{mid}: FunctionResponseTypes is {m.get('FunctionResponseTypes')!r}, expected [ReportBatchItemFailures]")
+    expect(m.get("ScalingConfig") == {"MaximumConcurrency": ref("RedeliveryConcurrency")},
+           f"{mid}: ScalingConfig is {m.get('ScalingConfig')!r}, expected MaximumConcurrency: !Ref RedeliveryConcurrency")
+    expect(number(m.get("BatchSize")) == 100, f"{mid}: BatchSize is {m.get('BatchSize')!r}, expected 100")
+    window = number(m.get("MaximumBatchingWindowInSeconds"))
+    expect(window is not None and 1 <= window <= 300,
+           f"{mid}: MaximumBatchingWindowInSeconds is {m.get('MaximumBatchingWindowInSeconds')!r}; "
+           "a BatchSize over 10 needs 1..300")
+    expect(m.get("Enabled", True) in (True, "true"), f"{mid}: Enabled is {m.get('Enabled')!r}")
+concurrency = params.get("RedeliveryConcurrency", {})
+expect(concurrency.get("Type") == "Number" and number(concurrency.get("Default")) == 2
+       and number(concurrency.get("MinValue")) == 2 and (number(concurrency.get("MaxValue")) or 0) <= 1000,
+       "parameter RedeliveryConcurrency is %r, expected Number, Default 2, MinValue 2 (AWS's minimum), MaxValue <= 1000"
+       % {k: concurrency.get(k) for k in ("Type", "Default", "MinValue", "MaxValue")})
+
+# --- The functions' queue settings and logs --------------------------------------------------
+env_w = webhook.get("Environment", {}).get("Variables", {})
+env_r = redelivery.get("Environment", {}).get("Variables", {})
+for name, expected in (("DEAD_LETTER_QUEUE_URL", ref("DeadLetterQueue")), ("REFUSED_QUEUE_URL", ref("RefusedQueue"))):
+    expect(env_w.get(name) == expected, f"WebhookFunction: {name} is {env_w.get(name)!r}, expected {expected!r}")
+expected_env = {
+    "SECRET_ID": SECRET,
+    "SECRET_TTL_SECONDS": ref("SecretTtlSeconds"),
+    "RUST_LOG": ref("RustLog"),
+    "DEAD_LETTER_QUEUE_URL": ref("DeadLetterQueue"),
+    "REFUSED_QUEUE_URL": ref("RefusedQueue"),
+    "REDELIVERY_MAX_AGE_HOURS": "168",
+}
+for name in sorted(set(env_r) | set(expected_env)):
+    expect(env_r.get(name) == expected_env.get(name),
+           f"RedeliveryFunction: environment {name} is {env_r.get(name)!r}, expected {expected_env.get(name)!r}")
+max_age_h = number(env_r.get("REDELIVERY_MAX_AGE_HOURS"))
+if parked and max_age_h is not None:
+    expect(max_age_h * 3600 < (number(parked.get("MessageRetentionPeriod")) or 0),
+           "REDELIVERY_MAX_AGE_HOURS must be below the parked queue's retention, or messages expire before they move")
+for fid, fprops, group, name in (
+    ("WebhookFunction", webhook, "FunctionLogGroup", "/aws/lambda/${AWS::StackName}-webhook"),
+    ("RedeliveryFunction", redelivery, "RedeliveryLogGroup", "/aws/lambda/${AWS::StackName}-redelivery"),
+):
+    logging = fprops.get("LoggingConfig", {})
+    expect(logging.get("LogFormat") == "JSON" and logging.get("LogGroup") == ref(group),
+           f"{fid}: LoggingConfig is {logging!r}, expected JSON into {group}")
+    expect(props(group, "AWS::Logs::LogGroup").get("LogGroupName") == {"Fn::Sub": name},
+           f"{group}: LogGroupName is not {name}")
+
+# --- Alarms -------------------------------------------------------------------------------
+alarms = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def single(namespace, metric, dim_name, dim_value):
+    return {k: a for k, a in alarms.items()
+            if a.get("Namespace") == namespace and a.get("MetricName") == metric
+            and a.get("Dimensions") == [{"Name": dim_name, "Value": dim_value}]}
+
+
+def want_alarm(what, found, threshold, operator):
+    ok = {k: a for k, a in found.items()
+          if number(a.get("Threshold")) == threshold and a.get("ComparisonOperator") == operator}
+    if expect(ok, f"no alarm: {what} (threshold {threshold:g}, {operator}); candidates: {sorted(found)}"):
+        notes.append(f"{what}: {', '.join(sorted(ok))}")
+
+
+want_alarm("refused queue depth >= 1",
+           single("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", getatt("RefusedQueue", "QueueName")),
+           1, "GreaterThanOrEqualToThreshold")
+want_alarm("parked queue oldest message > 3600 s",
+           single("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", getatt("DeadLetterQueue", "QueueName")),
+           3600, "GreaterThanThreshold")
+want_alarm("redelivery function errors >= 1",
+           single("AWS/Lambda", "Errors", "FunctionName", ref("RedeliveryFunction")), 1, "GreaterThanOrEqualToThreshold")
+depth = single("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", getatt("DeadLetterQueue", "QueueName"))
+expect(not depth, f"{sorted(depth)}: alarm on the parked queue's depth; a parked event is normal and redelivered by itself")
+backlog = [k for k, a in alarms.items()
+           if any(m.get("MetricStat", {}).get("Metric", {}).get("Dimensions") == [{"Name": "QueueName", "Value": getatt("DeadLetterQueue", "QueueName")}]
+                  and m["MetricStat"]["Metric"].get("MetricName") == "ApproximateNumberOfMessagesNotVisible"
+                  for m in a.get("Metrics", []))
+           and (number(a.get("EvaluationPeriods")) or 0) * 300 >= 3600]
+if expect(backlog, "no alarm: parked queue not empty (waiting + in backoff) for an hour"):
+    notes.append(f"parked queue not empty for an hour: {', '.join(backlog)}")
+for k, a in alarms.items():
+    expect(a.get("AlarmActions") == ALARM_ACTIONS and a.get("OKActions") == ALARM_ACTIONS,
+           f"{k}: AlarmActions/OKActions must be !If [HasAlarmEmail, [!Ref AlarmTopic], !Ref AWS::NoValue]")
+
+# --- Dashboard ----------------------------------------------------------------------------
+dashboards = {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Dashboard"}
+if expect(len(dashboards) == 1, f"expected one AWS::CloudWatch::Dashboard, found {sorted(dashboards)}"):
+    (dash_id, dash), = dashboards.items()
+    expect(dash.get("DashboardName") == {"Fn::Sub": "${AWS::StackName}"},
+           f"{dash_id}: DashboardName is {dash.get('DashboardName')!r}, expected ${{AWS::StackName}}")
+    body = dash.get("DashboardBody")
+    if expect(isinstance(body, dict) and isinstance(body.get("Fn::Sub"), str),
+              f"{dash_id}: DashboardBody must be !Sub with a JSON string"):
+        text = body["Fn::Sub"]
+        variables = set(re.findall(r"\$\{([^!}][^}]*)\}", text))
+        for var in sorted(variables):
+            base, _, attr = var.partition(".")
+            known = var.startswith("AWS::") or (not attr and var in params) or base in resources
+            expect(known, f"{dash_id}: ${{{var}}} is neither a pseudo parameter, a parameter nor a resource")
+        # Every ${X} becomes "SUB(X)", every ${!X} the literal ${X}: what CloudFormation would do.
+        substituted = re.sub(r"\$\{!", "${", re.sub(r"\$\{([^!}][^}]*)\}", r"SUB(\1)", text))
+        try:
+            parsed = json.loads(substituted)
+        except json.JSONDecodeError as e:
+            parsed = None
+            line = substituted.splitlines()[e.lineno - 1] if e.lineno <= len(substituted.splitlines()) else ""
+            problems.append(f"{dash_id}: DashboardBody is not valid JSON after substitution: {e}\n      {line.strip()}")
+        if parsed is not None:
+            widgets = parsed.get("widgets") if isinstance(parsed, dict) else None
+            expect(isinstance(widgets, list) and widgets, f"{dash_id}: no widgets")
+            series = []  # (namespace, metric, {dimension: value}, options)
+            alarm_arns = set()
+            for i, w in enumerate(widgets or []):
+                geometry = [w.get(k) for k in ("x", "y", "width", "height")]
+                expect(all(isinstance(v, int) for v in geometry) and geometry[0] + geometry[2] <= 24,
+                       f"{dash_id}: widget {i} has a bad position/size {geometry}")
+                p = w.get("properties", {})
+                if w.get("type") == "metric":
+                    expect(p.get("region") == "SUB(AWS::Region)", f"{dash_id}: widget {i} region is not ${{AWS::Region}}")
+                    previous = []
+                    for row in p.get("metrics", []):
+                        options = row[-1] if row and isinstance(row[-1], dict) else {}
+                        fields = row[:-1] if options else row
+                        fields = [previous[j] if f == "." and j < len(previous) else f for j, f in enumerate(fields)]
+                        previous = fields
+                        if len(fields) < 2 or len(fields) % 2:
+                            problems.append(f"{dash_id}: widget {i} has a malformed metric row {row!r}")
+                            continue
+                        series.append((fields[0], fields[1], dict(zip(fields[2::2], fields[3::2])), options))
+                elif w.get("type") == "alarm":
+                    alarm_arns.update(p.get("alarms", []))
+
+            def has(namespace, metric, **dims):
+                return any(s[0] == namespace and s[1] == metric and s[2] == dims for s in series)
+
+            emitted = {s[1] for s in series if s[0] == "MoEngageSegment"}
+            missing = [m for m in METRICS if m not in emitted]
+            expect(not missing, f"{dash_id}: MoEngageSegment metrics missing: {missing}")
+            for fid in ("WebhookFunction", "RedeliveryFunction"):
+                fn = f"SUB({fid})"
+                expect(has("MoEngageSegment", "SegmentLatencyMs", FunctionName=fn), f"{dash_id}: no SegmentLatencyMs of {fid}")
+                for metric in ("Errors", "Throttles", "Duration"):
+                    expect(has("AWS/Lambda", metric, FunctionName=fn), f"{dash_id}: no AWS/Lambda {metric} of {fid}")
+            for metric in ("Received", "Forwarded", "Parked", "Refused", "Rejected"):
+                expect(has("MoEngageSegment", metric, FunctionName="SUB(WebhookFunction)"), f"{dash_id}: no {metric} of WebhookFunction")
+            for metric in ("Received", "Redelivered", "Refused"):
+                expect(has("MoEngageSegment", metric, FunctionName="SUB(RedeliveryFunction)"), f"{dash_id}: no {metric} of RedeliveryFunction")
+            for qid in ("DeadLetterQueue", "RefusedQueue"):
+                expect(has("AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName=f"SUB({qid}.QueueName)"),
+                       f"{dash_id}: no ApproximateNumberOfMessagesVisible of {qid}")
+            expect(has("AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName="SUB(DeadLetterQueue.QueueName)"),
+                   f"{dash_id}: no ApproximateAgeOfOldestMessage of DeadLetterQueue")
+            for metric in ("4xx", "5xx"):
+                expect(has("AWS/ApiGateway", metric, ApiId="SUB(HttpApi)"), f"{dash_id}: no AWS/ApiGateway {metric} of HttpApi")
+            unknown_fn = {s[2].get("FunctionName") for s in series if "FunctionName" in s[2]} - {"SUB(WebhookFunction)", "SUB(RedeliveryFunction)"}
+            expect(not unknown_fn, f"{dash_id}: FunctionName dimensions {sorted(unknown_fn)} are neither function")
+            missing_alarms = sorted(k for k in alarms if f"SUB({k}.Arn)" not in alarm_arns)
+            expect(not missing_alarms, f"{dash_id}: alarm widget lacks {missing_alarms}")
+            notes.append(f"dashboard {dash_id}: {len(widgets)} widgets, {len(series)} metric series, "
+                         f"{len(alarm_arns)} alarms; valid JSON once substituted")
+
+# --- Outputs ------------------------------------------------------------------------------
+def sub_text(value):
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        arg = value["Fn::Sub"]
+        return arg[0] if isinstance(arg, list) else arg
+    return None
+
+
+for name, value in (("DeadLetterQueueUrl", ref("DeadLetterQueue")), ("RefusedQueueUrl", ref("RefusedQueue")),
+                    ("RedeliveryFunctionName", ref("RedeliveryFunction"))):
+    expect(outputs.get(name, {}).get("Value") == value, f"output {name} is missing or not {value!r}")
+dash_url = sub_text(outputs.get("DashboardUrl", {}).get("Value")) or ""
+expect("#dashboards:name=${Dashboard}" in dash_url and dash_url.startswith("https://"),
+       f"output DashboardUrl is missing or does not open ${{Dashboard}}: {dash_url!r}")
+replay = sub_text(outputs.get("ReplayCommand", {}).get("Value")) or ""
+expect(replay.endswith("replay --queue ${RefusedQueue}"), f"output ReplayCommand does not replay the refused queue: {replay!r}")
+
+# --- One build for both functions (source template, Globals applied) ----------------------
+BUILD_KEYS = ("CodeUri", "Handler", "Runtime", "Architectures", "PackageType")
+globals_fn = source.get("Globals", {}).get("Function", {})
+builds = {}
+for fid in ("WebhookFunction", "RedeliveryFunction"):
+    res = source["Resources"].get(fid, {})
+    effective = {k: res.get("Properties", {}).get(k, globals_fn.get(k)) for k in BUILD_KEYS}
+    builds[fid] = (effective, res.get("Metadata"))
+(w_props, w_meta), (r_props, r_meta) = builds["WebhookFunction"], builds["RedeliveryFunction"]
+expect(w_props == r_props, f"build properties differ, so sam build would build twice: {w_props!r} vs {r_props!r}")
+expect(w_meta == r_meta, f"build Metadata differs, so sam build would build twice: {w_meta!r} vs {r_meta!r}")
+expect((w_meta or {}).get("BuildMethod") == "rust-cargolambda", f"WebhookFunction Metadata.BuildMethod is not rust-cargolambda")
+notes.append(f"shared build: {w_props['CodeUri']} {w_props['Runtime']} {w_props['Architectures']} "
+             f"{(w_meta or {}).get('BuildMethod')} {(w_meta or {}).get('BuildProperties')}")
+
+if problems:
+    sys.exit("redelivery wiring problems:\n  " + "\n  ".join(problems))
+print("  queues: parked (visibility %ss >= 6 x %ss, redrive after %s receives to refused), refused (redrive only from parked)"
+      % (parked.get("VisibilityTimeout"), redelivery.get("Timeout"), parked["RedrivePolicy"]["maxReceiveCount"]))
+print("  event source mapping: %s" % ", ".join(sorted(on_parked)))
+print("\n".join("  " + n for n in notes))
+PY
+ok "redelivery wiring, alarms, dashboard and outputs are as the code expects"
 
 if [[ "$BUILD" -eq 1 ]]; then
-  step "[6/6] sam build (rust-cargolambda, arm64)"
+  step "[7/7] sam build (rust-cargolambda, arm64): one build serves both functions"
   command -v cargo-lambda >/dev/null || { echo "check-template: cargo-lambda not on PATH" >&2; exit 2; }
   BUILD_DIR=.aws-sam/build
+  BUILD_LOG="$WORK/sam-build.log"
   # No --cached: samconfig.toml builds from scratch; the .aws-sam folder stays (git-ignored).
-  sam build --template-file "$TEMPLATE" --build-dir "$BUILD_DIR"
-  BOOTSTRAP="$BUILD_DIR/$FUNCTION_ID/bootstrap"
-  [[ -f "$BOOTSTRAP" ]] || { echo "check-template: $BOOTSTRAP was not built" >&2; exit 1; }
-  "$PYTHON" - "$BOOTSTRAP" <<'PY'
+  sam build --template-file "$TEMPLATE" --build-dir "$BUILD_DIR" 2>&1 | tee "$BUILD_LOG"
+  # SAM builds functions with identical build definitions (CodeUri, Runtime, Architectures,
+  # Handler, Metadata) once and copies the result; it names them on one "Building codeuri" line.
+  BUILDS="$(grep -c '^Building codeuri:' "$BUILD_LOG" || true)"
+  if [[ "$BUILDS" -ne 1 ]] || ! grep -Eq "^Building codeuri: .* functions: (${FUNCTION_IDS// /, }|${FUNCTION_IDS_REVERSED// /, })\$" "$BUILD_LOG"; then
+    echo "check-template: expected one build for both functions ($FUNCTION_IDS); sam build said:" >&2
+    grep '^Building codeuri:' "$BUILD_LOG" >&2 || echo "  (no 'Building codeuri:' line)" >&2
+    exit 1
+  fi
+  for function_id in $FUNCTION_IDS; do
+    [[ -f "$BUILD_DIR/$function_id/bootstrap" ]] || { echo "check-template: $BUILD_DIR/$function_id/bootstrap was not built" >&2; exit 1; }
+  done
+  "$PYTHON" - $(for f in $FUNCTION_IDS; do echo "$BUILD_DIR/$f/bootstrap"; done) <<'PY'
+import hashlib
 import struct
 import sys
 
-path = sys.argv[1]
-with open(path, "rb") as f:
-    header = f.read(20)
-if header[:4] != b"\x7fELF":
-    sys.exit(f"{path}: not an ELF file")
-if header[4] != 2:
-    sys.exit(f"{path}: not a 64-bit ELF")
-byte_order = "<" if header[5] == 1 else ">"
-(machine,) = struct.unpack(byte_order + "H", header[18:20])
-if machine != 183:  # EM_AARCH64
-    sys.exit(f"{path}: e_machine is {machine}, expected 183 (aarch64)")
-print(f"  {path}: ELF64, e_machine=183 (aarch64)")
+digests = {}
+for path in sys.argv[1:]:
+    with open(path, "rb") as f:
+        data = f.read()
+    header = data[:20]
+    if header[:4] != b"\x7fELF":
+        sys.exit(f"{path}: not an ELF file")
+    if header[4] != 2:
+        sys.exit(f"{path}: not a 64-bit ELF")
+    byte_order = "<" if header[5] == 1 else ">"
+    (machine,) = struct.unpack(byte_order + "H", header[18:20])
+    if machine != 183:  # EM_AARCH64
+        sys.exit(f"{path}: e_machine is {machine}, expected 183 (aarch64)")
+    digests[path] = hashlib.sha256(data).hexdigest()
+    print(f"  {path}: ELF64, e_machine=183 (aarch64), sha256 {digests[path][:16]}")
+if len(set(digests.values())) != 1:
+    sys.exit("the functions' bootstraps differ, but they must be the same binary")
 PY
   if command -v file >/dev/null; then
-    file "$BOOTSTRAP"
+    for function_id in $FUNCTION_IDS; do file "$BUILD_DIR/$function_id/bootstrap"; done
   fi
-  ok "built $BOOTSTRAP for arm64"
+  ok "one arm64 build of the binary serves $FUNCTION_IDS"
 else
-  step "[6/6] sam build skipped (pass --build to build the arm64 bootstrap with cargo-lambda)"
+  step "[7/7] sam build skipped (pass --build to build the arm64 bootstrap with cargo-lambda)"
 fi
 
 printf '\nAll template checks passed.\n'
