@@ -12,6 +12,7 @@
 //! The result is one [`Fate`] per message, from which each caller builds its answer: the
 //! webhook's HTTP status, the redelivery's batch item failures, replay's deletions.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -101,6 +102,25 @@ pub struct Origin {
     pub expired: bool,
 }
 
+/// Reads a parcel back from a queue: the message to forward and where it came from (not
+/// expired: the caller decides that).
+pub fn unpack(body: &str) -> Result<(Mapped, Origin), serde_json::Error> {
+    let p: Parcel<'_> = serde_json::from_str(body)?;
+    let message = Mapped {
+        index: 0,
+        event_uuid: p.event_uuid.map(Cow::into_owned),
+        message_id: p.message_id.into_owned(),
+        json: p.message.get().to_owned(),
+    };
+    let origin = Origin {
+        moe_request_id: p.moe_request_id.map(Cow::into_owned),
+        attempts: p.attempts,
+        parked_at: Some(p.first_parked_at.unwrap_or(p.parked_at)),
+        expired: false,
+    };
+    Ok((message, origin))
+}
+
 /// The context of the messages being forwarded, for their parcels.
 #[derive(Debug, Clone, Copy)]
 pub enum Provenance<'a> {
@@ -158,7 +178,9 @@ impl Forwarded {
             .iter()
             .filter(|c| {
                 c.outcome != ChunkOutcome::Delivered
-                    && self.fates.get(c.range.start) == Some(&Fate::Stays)
+                    && c.range
+                        .clone()
+                        .any(|i| self.fates.get(i) == Some(&Fate::Stays))
             })
             .map(|c| &c.outcome)
     }
@@ -463,6 +485,8 @@ async fn settle(
     let now = time::format_millis(time::now_millis());
     let mut parked: (Vec<usize>, Vec<String>) = Default::default();
     let mut refused: (Vec<usize>, Vec<String>) = Default::default();
+    // Refused or expired messages kept in the parked queue for want of a refused queue.
+    let mut stranded = 0usize;
     for chunk in &forwarded.report.chunks {
         let Some((reason, detail)) = chunk.outcome.failure() else {
             continue;
@@ -470,6 +494,10 @@ async fn settle(
         for i in chunk.range.clone() {
             let (moe_request_id, attempts, first_parked_at, expired) = provenance.origin(i);
             let to = destination(plan, &chunk.outcome, expired, queues);
+            let set_aside = expired || matches!(chunk.outcome, ChunkOutcome::Refused { .. });
+            if to == To::Stay && plan == Plan::FromParked && set_aside {
+                stranded += 1;
+            }
             let (list, reason) = match to {
                 To::Stay => continue,
                 To::Parked => (&mut parked, reason),
@@ -500,34 +528,78 @@ async fn settle(
             }
         }
     }
-    for ((indexes, bodies), queue, fate, name) in [
-        (
-            parked,
+    if stranded > 0 {
+        tracing::error!(
+            events = stranded,
+            "no refused queue (REFUSED_QUEUE_URL): refused or expired events stay in the parked queue, which deletes them when its retention ends; set REFUSED_QUEUE_URL"
+        );
+    }
+    // Both queues at once: a hanging one does not eat the other's time. The webhook gives
+    // the refused queue half the time left, so that the fallback below still fits.
+    let refused_by = match plan == Plan::Webhook && queues.parked.is_some() {
+        true => {
+            let now = Instant::now();
+            now + deadline.saturating_duration_since(now) / 2
+        }
+        false => deadline,
+    };
+    let (to_parked, to_refused) = tokio::join!(
+        send(
             queues.parked.as_ref(),
-            Fate::Parked,
+            &parked.1,
             "the parked queue",
+            deadline
         ),
-        (
-            refused,
+        send(
             queues.refused.as_ref(),
-            Fate::SetAside,
+            &refused.1,
             "the refused queue",
+            refused_by
         ),
+    );
+    // The webhook must not answer 503 for refusals alone (MoEngage would re-send the whole
+    // request and park its transient failures again): when the refused queue fails, they go
+    // to the parked queue, from which redelivery sets them aside later.
+    let to_refused = match (to_refused, plan, queues.parked.as_ref(), &to_parked) {
+        (Some(Err(e)), Plan::Webhook, Some(q), None | Some(Ok(()))) => {
+            tracing::error!(error = %e, "setting refusals aside failed; parking them instead");
+            let fallback = q.park("the parked queue", &refused.1, deadline).await;
+            for i in fallback.is_ok().then_some(&refused.0).into_iter().flatten() {
+                forwarded.fates[*i] = Fate::Parked;
+            }
+            fallback.err().map(Err)
+        }
+        (other, ..) => other,
+    };
+    for (result, indexes, fate) in [
+        (to_parked, &parked.0, Fate::Parked),
+        (to_refused, &refused.0, Fate::SetAside),
     ] {
-        let Some(queue) = queue.filter(|_| !indexes.is_empty()) else {
-            continue;
-        };
-        match queue.park(name, &bodies, deadline).await {
-            Ok(()) => {
+        match result {
+            Some(Ok(())) => {
                 for i in indexes {
-                    forwarded.fates[i] = fate;
+                    forwarded.fates[*i] = fate;
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, messages = bodies.len(), "parking failed");
+            Some(Err(e)) => {
+                tracing::error!(error = %e, messages = indexes.len(), "parking failed");
                 forwarded.park_error.get_or_insert(e);
             }
+            None => {}
         }
+    }
+}
+
+/// Parks `bodies` in `queue`; `None` when there is nothing to send (or no queue).
+async fn send(
+    queue: Option<&SqsQueue>,
+    bodies: &[String],
+    name: &'static str,
+    deadline: Instant,
+) -> Option<Result<(), ParkError>> {
+    match queue {
+        Some(q) if !bodies.is_empty() => Some(q.park(name, bodies, deadline).await),
+        _ => None,
     }
 }
 
@@ -544,11 +616,11 @@ fn parcel(
     let message = RawValue::from_string(m.json.clone())?;
     serde_json::to_string(&Parcel {
         version: 1,
-        reason,
+        reason: reason.into(),
         detail: detail.to_owned(),
-        moe_request_id,
-        event_uuid: m.event_uuid.as_deref(),
-        message_id: &m.message_id,
+        moe_request_id: moe_request_id.map(Cow::Borrowed),
+        event_uuid: m.event_uuid.as_deref().map(Cow::Borrowed),
+        message_id: Cow::Borrowed(&m.message_id),
         attempts,
         parked_at: now.to_owned(),
         first_parked_at: first_parked_at.map(str::to_owned),

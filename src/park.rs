@@ -10,24 +10,30 @@
 //! A parcel carries the reason, the MoEngage request id, the attempt count and the mapped
 //! Segment message, so every later delivery uses the same `messageId`.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// One parked event: the SQS message body.
+/// One parked event: the SQS message body. Its strings borrow from the body when they can
+/// (a string holding escapes, e.g. a `"` in an `event_uuid`, is unescaped into its own).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Parcel<'a> {
     /// Format version of this record.
     pub version: u32,
     /// `segment_refused`, `segment_unavailable`, `segment_unauthorized` or
     /// `redelivery_expired`.
-    pub reason: &'a str,
+    #[serde(borrow)]
+    pub reason: Cow<'a, str>,
     pub detail: String,
-    pub moe_request_id: Option<&'a str>,
-    pub event_uuid: Option<&'a str>,
-    pub message_id: &'a str,
+    #[serde(borrow)]
+    pub moe_request_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub event_uuid: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub message_id: Cow<'a, str>,
     /// Segment requests made for this event before it was parked (over every delivery).
     pub attempts: u32,
     /// When it entered the queue it is in.
@@ -96,6 +102,21 @@ impl SqsQueue {
         }
     }
 
+    /// Another queue reached with the same client (one AWS configuration per process).
+    pub fn sibling(&self, url: impl Into<String>) -> SqsQueue {
+        SqsQueue::new(self.client.clone(), url)
+    }
+
+    /// The queue's name: the last path segment of its URL (the same queue may be written
+    /// with other hosts: `sqs.<region>.amazonaws.com`, `localhost`, a VPC endpoint).
+    pub fn name(&self) -> &str {
+        self.url
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.url)
+    }
+
     /// A queue whose client reads the standard AWS environment
     /// ([`aws_sdk_config`](crate::config::aws_sdk_config), with its timeouts: one stuck call
     /// cannot hold a send slot; parking as a whole is also bounded by the caller's deadline).
@@ -129,8 +150,10 @@ impl SqsQueue {
 
     /// Hides received messages for `visibility` from now (ChangeMessageVisibilityBatch, 10
     /// per call); returns how many SQS confirmed.
+    /// Fails only when no call succeeded.
     pub async fn hide(&self, receipts: &[(&str, Duration)]) -> Result<usize, String> {
         let mut changed = 0;
+        let mut last_error = None;
         for group in receipts.chunks(SQS_BATCH_ENTRIES) {
             let entries = group
                 .iter()
@@ -144,17 +167,25 @@ impl SqsQueue {
                         .map_err(|e| e.to_string())
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let out = self
+            // A failed call does not stop the others: each hidden message is one try less.
+            match self
                 .client
                 .change_message_visibility_batch()
                 .queue_url(&self.url)
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| sdk_error("ChangeMessageVisibilityBatch", e))?;
-            changed += out.successful().len();
+            {
+                Ok(out) => changed += out.successful().len(),
+                Err(e) => {
+                    last_error = Some(sdk_error("ChangeMessageVisibilityBatch", e));
+                }
+            }
         }
-        Ok(changed)
+        match (changed, last_error) {
+            (0, Some(e)) => Err(e),
+            (n, _) => Ok(n),
+        }
     }
 
     /// Sends bodies in SendMessageBatch requests of ≤ 10 entries and ≤ 256 KiB, at most

@@ -16,10 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::forward::{Fate, Origin, Plan, Provenance};
+use crate::forward::{Fate, Plan, Provenance, unpack};
 use crate::handler::{Handler, Tally, log_failures};
-use crate::map::Mapped;
-use crate::park::Parcel;
 use crate::secrets::SecretSource;
 use crate::time;
 
@@ -101,6 +99,21 @@ pub fn visibility_after(receive_count: u32) -> Duration {
         .min(MAX_VISIBILITY)
 }
 
+/// The receipt handle and hiding time of each failed record.
+fn hiding<'r>(records: &'r [SqsRecord], failed: &[usize]) -> Vec<(&'r str, Duration)> {
+    failed
+        .iter()
+        .filter_map(|r| records.get(*r))
+        .filter(|r| !r.receipt_handle.is_empty())
+        .map(|r| {
+            (
+                r.receipt_handle.as_str(),
+                visibility_after(r.receive_count()),
+            )
+        })
+        .collect()
+}
+
 impl<S: SecretSource> Handler<S> {
     /// Redelivers the parked events of an SQS event; never fails, answers per record.
     pub async fn redeliver(
@@ -118,24 +131,16 @@ impl<S: SecretSource> Handler<S> {
         let mut record_of = Vec::with_capacity(records.len());
         let mut unreadable = Vec::new();
         for (r, record) in records.iter().enumerate() {
-            match serde_json::from_str::<Parcel<'_>>(&record.body) {
-                Ok(p) => {
+            match unpack(&record.body) {
+                Ok((mut message, mut origin)) => {
                     let age_ms = record
                         .sent_at_ms()
                         .map_or(0, |sent| now_ms.saturating_sub(sent));
-                    origins.push(Origin {
-                        moe_request_id: p.moe_request_id.map(str::to_owned),
-                        attempts: p.attempts,
-                        parked_at: Some(p.first_parked_at.unwrap_or(p.parked_at)),
-                        expired: u128::try_from(age_ms).unwrap_or(0)
-                            > self.redelivery_max_age.as_millis(),
-                    });
-                    messages.push(Mapped {
-                        index: messages.len(),
-                        event_uuid: p.event_uuid.map(str::to_owned),
-                        message_id: p.message_id.to_owned(),
-                        json: p.message.get().to_owned(),
-                    });
+                    origin.expired =
+                        u128::try_from(age_ms).unwrap_or(0) > self.redelivery_max_age.as_millis();
+                    message.index = messages.len();
+                    messages.push(message);
+                    origins.push(origin);
                     record_of.push(r);
                 }
                 Err(e) => {
@@ -148,6 +153,9 @@ impl<S: SecretSource> Handler<S> {
                 }
             }
         }
+        // Records that are not parcels first (they are few, and must not starve behind a long
+        // delivery).
+        let unreadable_moved = self.set_aside_raw(&records, &unreadable, deadline).await;
         let forwarded = self
             .forwarder
             .forward(
@@ -161,7 +169,6 @@ impl<S: SecretSource> Handler<S> {
             .indexes(Fate::Stays)
             .map(|i| record_of[i])
             .collect();
-        let unreadable_moved = self.set_aside_raw(&records, &unreadable, deadline).await;
         if !unreadable_moved {
             failed.extend(&unreadable);
         }
@@ -254,17 +261,7 @@ impl<S: SecretSource> Handler<S> {
         let Some(parked) = self.forwarder.queues().and_then(|q| q.parked.as_ref()) else {
             return;
         };
-        let receipts: Vec<(&str, Duration)> = failed
-            .iter()
-            .map(|r| &records[*r])
-            .filter(|r| !r.receipt_handle.is_empty())
-            .map(|r| {
-                (
-                    r.receipt_handle.as_str(),
-                    visibility_after(r.receive_count()),
-                )
-            })
-            .collect();
+        let receipts = hiding(records, failed);
         if receipts.is_empty() {
             return;
         }
@@ -311,6 +308,37 @@ mod tests {
     }
 
     #[test]
+    fn each_failed_record_is_hidden_by_its_own_receive_count() {
+        let record = |n: &str, receipts: &str| SqsRecord {
+            message_id: format!("id-{receipts}"),
+            receipt_handle: receipts.into(),
+            body: String::new(),
+            attributes: SqsAttributes {
+                approximate_receive_count: Some(n.into()),
+                sent_timestamp: None,
+            },
+            event_source: Some("aws:sqs".into()),
+        };
+        let records = [
+            record("1", "a"),
+            record("4", "b"),
+            record("40", "c"),
+            record("x", "d"),
+            record("2", ""),
+        ];
+        assert_eq!(
+            hiding(&records, &[0, 1, 2, 3, 4, 99]),
+            [
+                ("a", Duration::from_secs(30)),
+                ("b", Duration::from_secs(240)),
+                ("c", Duration::from_secs(3600)),
+                // An unreadable count counts as a first receive.
+                ("d", Duration::from_secs(30)),
+            ]
+        );
+    }
+
+    #[test]
     fn sqs_events_parse_with_their_attributes() {
         let text = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events/sqs-parked.json"),
@@ -322,7 +350,7 @@ mod tests {
             assert_eq!(r.event_source.as_deref(), Some("aws:sqs"));
             assert!(r.receive_count() >= 1);
             assert!(r.sent_at_ms().is_some());
-            serde_json::from_str::<Parcel<'_>>(&r.body).unwrap();
+            crate::forward::unpack(&r.body).unwrap();
         }
         let answer = BatchResponse {
             batch_item_failures: vec![ItemFailure {

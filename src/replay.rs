@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::forward::{Fate, Forwarder, Origin, Plan, Provenance};
-use crate::map::Mapped;
-use crate::park::{Parcel, SqsQueue};
+use crate::forward::{Fate, Forwarder, Plan, Provenance, unpack};
+use crate::park::SqsQueue;
 use crate::secrets::SecretSource;
 
 /// What a replay did.
@@ -56,16 +55,22 @@ impl Default for ReplayOptions {
     }
 }
 
-/// The plan for messages read back from `queue`: the refused queue moves nothing.
+/// The plan for messages read back from `queue`: only the configured parked queue
+/// (`DEAD_LETTER_QUEUE_URL`, compared by queue name) sets refusals aside in the refused queue;
+/// any other queue (the refused queue, however its URL is written) moves nothing, so a message
+/// is never sent back into the queue it is read from.
 pub fn plan_for<S: SecretSource>(forwarder: &Forwarder<S>, queue: &SqsQueue) -> Plan {
-    let is_refused = forwarder
-        .queues()
+    let queues = forwarder.queues();
+    let is_parked = queues
+        .and_then(|q| q.parked.as_ref())
+        .is_some_and(|p| p.name() == queue.name());
+    let refused_elsewhere = queues
         .and_then(|q| q.refused.as_ref())
-        .is_some_and(|r| r.url == queue.url);
-    if is_refused {
-        Plan::FromRefused
-    } else {
+        .is_some_and(|r| r.name() != queue.name());
+    if is_parked && refused_elsewhere {
         Plan::FromParked
+    } else {
+        Plan::FromRefused
     }
 }
 
@@ -87,20 +92,11 @@ pub async fn replay<S: SecretSource>(
         let mut origins = Vec::new();
         let mut receipts = Vec::new();
         for r in &got {
-            match serde_json::from_str::<Parcel<'_>>(&r.body) {
-                Ok(p) => {
-                    messages.push(Mapped {
-                        index: messages.len(),
-                        event_uuid: p.event_uuid.map(str::to_owned),
-                        message_id: p.message_id.to_owned(),
-                        json: p.message.get().to_owned(),
-                    });
-                    origins.push(Origin {
-                        moe_request_id: p.moe_request_id.map(str::to_owned),
-                        attempts: p.attempts,
-                        parked_at: Some(p.first_parked_at.unwrap_or(p.parked_at)),
-                        expired: false,
-                    });
+            match unpack(&r.body) {
+                Ok((mut message, origin)) => {
+                    message.index = messages.len();
+                    messages.push(message);
+                    origins.push(origin);
                     receipts.push(r.receipt_handle.as_str());
                 }
                 Err(e) => {

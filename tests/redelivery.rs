@@ -588,3 +588,137 @@ async fn every_event_is_counted_once_across_webhook_redelivery_and_replay() {
     assert_eq!(everything.keys().cloned().collect::<BTreeSet<_>>(), want);
     assert!(everything.values().all(|n| *n == 1), "{everything:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ids_with_quotes_and_backslashes_survive_parking_and_redelivery() {
+    let stack = Stack::start().await;
+    let body = json!({"moe_request_id": "req-\"quoted\"\\x", "events": [
+        {"event_name": "Email Sent", "event_uuid": "evt-\"q\"-\\-1", "event_time": 1_764_331_200,
+         "uid": "u1"}]})
+    .to_string();
+    let down = segment_down().await;
+    let resp = handler(&down, &stack, Duration::from_secs(2))
+        .handle(post(body))
+        .await;
+    assert_eq!(answer_json(&resp)["parked"], 1, "{}", answer_json(&resp));
+
+    let healthy = SegmentStub::start(&[KEY]).await;
+    let h = handler(&healthy, &stack, Duration::from_secs(10));
+    let (event, records) = stack.sqs_event(10, 300).await;
+    let answer = stack.redeliver(&h, &event, &records).await;
+    assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
+    assert_eq!(healthy.accepted().len(), 1, "redelivered, not set aside");
+    assert_eq!(stack.total(&stack.parked).await, 0);
+    assert_eq!(stack.total(&stack.refused).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replaying_the_refused_queue_never_moves_a_message_back_into_it() {
+    let stack = Stack::start().await;
+    // One event refused for good by the webhook.
+    let segment = SegmentStub::start(&[KEY]).await;
+    segment.poison("moe-evt-r-0000");
+    let h = handler(&segment, &stack, Duration::from_secs(10));
+    let resp = h.handle(post(body_of("r", 1))).await;
+    assert_eq!(answer_json(&resp)["refused"], 1);
+    // Replayed while Segment still refuses it, with the queue's URL written another way
+    // than REFUSED_QUEUE_URL: it stays, after one try.
+    let other_spelling = stack.refused.replace("127.0.0.1", "localhost");
+    assert_ne!(other_spelling, stack.refused);
+    let before = segment.requests().len();
+    let queue = SqsQueue::new(stack.client.clone(), other_spelling);
+    let opts = ReplayOptions {
+        visibility: Duration::from_secs(30),
+        batch_budget: Duration::from_secs(5),
+        max_batches: 20,
+        ..ReplayOptions::default()
+    };
+    let report = replay::replay(&queue, &h.forwarder, &opts).await.unwrap();
+    assert_eq!(
+        (
+            report.received,
+            report.set_aside,
+            report.deleted,
+            report.failed
+        ),
+        (1, 0, 0, 1),
+        "{report:?}"
+    );
+    assert_eq!(segment.requests().len() - before, 1);
+    assert_eq!(stack.total(&stack.refused).await, 1);
+}
+
+/// An SQS endpoint that accepts connections and never answers.
+async fn hanging_queue() -> SqsQueue {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    SqsQueue::new(
+        sqs_client(&format!("http://{addr}")),
+        format!("http://{addr}/123456789012/stack-refused"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_refused_queue_costs_neither_the_deadline_nor_the_other_events() {
+    let stack = Stack::start().await;
+    park_during_outage(&stack, "hang", 6).await;
+    let healthy = SegmentStub::start(&[KEY]).await;
+    healthy.poison("moe-evt-hang-0002");
+    let queues = Queues {
+        refused: Some(hanging_queue().await),
+        ..stack.queues()
+    };
+    let h = handler_with(
+        StaticSource(Ok(settings())),
+        &healthy,
+        queues,
+        Duration::from_secs(3),
+    );
+    let (event, records) = stack.sqs_event(10, 300).await;
+    let started = std::time::Instant::now();
+    let answer = stack.redeliver(&h, &event, &records).await;
+    // The budget is 3 s less the 0.3 s margin: a generous bound that only catches a refused
+    // queue left unbounded.
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    // The refused message could not be set aside: it stays (a batch item failure) and the
+    // others are delivered.
+    let poisoned = records
+        .iter()
+        .find(|r| r["body"].as_str().unwrap().contains("moe-evt-hang-0002"))
+        .unwrap();
+    assert_eq!(
+        answer.batch_item_failures,
+        [moengage_segment::redeliver::ItemFailure {
+            item_identifier: poisoned["messageId"].as_str().unwrap().to_owned()
+        }]
+    );
+    assert_eq!(healthy.accepted().len(), 5);
+    assert_eq!(stack.total(&stack.parked).await, 1);
+
+    // The webhook: refusals it cannot set aside are parked instead (200, not a 503 that
+    // would make MoEngage re-send the whole request).
+    healthy.poison("moe-evt-hook-0000");
+    let resp = h.handle(post(body_of("hook", 3))).await;
+    let v = answer_json(&resp);
+    assert_eq!(resp.status(), StatusCode::OK, "{v}");
+    assert_eq!(
+        (
+            v["forwarded"].as_u64(),
+            v["parked"].as_u64(),
+            v["refused"].as_u64()
+        ),
+        (Some(2), Some(1), Some(0)),
+        "{v}"
+    );
+    assert_eq!(stack.total(&stack.parked).await, 2);
+}

@@ -134,7 +134,15 @@ async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> ExitCod
         }
         return ExitCode::from(2);
     }
-    let queue = SqsQueue::from_env(queue_url).await;
+    // The app's SQS client when it has one (one AWS configuration), else a new one.
+    let known = app
+        .forwarder
+        .queues()
+        .and_then(|q| q.parked.as_ref().or(q.refused.as_ref()));
+    let queue = match known {
+        Some(q) => q.sibling(queue_url),
+        None => SqsQueue::from_env(queue_url).await,
+    };
     let opts = ReplayOptions {
         dry_run,
         max_batches,
