@@ -4,43 +4,26 @@
 //! alone; a failed park answers 503.
 
 mod moto;
+mod parking;
 mod segment_stub;
 
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use base64::Engine;
 use lambda_http::Body;
-use lambda_http::http::{self, StatusCode};
-use moengage_segment::config::{Endpoints, Settings};
-use moengage_segment::deliver::{RetryPolicy, SegmentClient};
-use moengage_segment::forward::{Forwarder, Queues};
+use lambda_http::http::StatusCode;
+use moengage_segment::config::Settings;
+use moengage_segment::forward::Queues;
 use moengage_segment::handler::Handler;
 use moengage_segment::park::SqsQueue;
-use moengage_segment::secrets::{SettingsCache, StaticSource};
+use moengage_segment::secrets::StaticSource;
 use moto::MotoServer;
+use parking::{body_of, post, sqs_client};
 use segment_stub::{Reply, SegmentStub};
 use serde_json::{Value, json};
 
 const KEY: &str = "dlq-write-key";
-
-fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    let conf = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new(moto::REGION))
-        .credentials_provider(Credentials::new(
-            moto::ACCESS_KEY_ID,
-            moto::SECRET_ACCESS_KEY,
-            None,
-            None,
-            "test",
-        ))
-        .build();
-    aws_sdk_sqs::Client::from_conf(conf)
-}
 
 async fn queue(moto: &MotoServer, name: &str) -> (aws_sdk_sqs::Client, String) {
     let client = sqs_client(&moto.endpoint);
@@ -92,54 +75,15 @@ fn handler(us: &SegmentStub, park: Option<SqsQueue>, budget: Duration) -> Handle
     let settings = Settings::from_parts(
         Some(KEY.into()),
         Some("us".into()),
-        Some("moengage".into()),
-        Some("pw".into()),
+        Some(parking::USER.into()),
+        Some(parking::PASSWORD.into()),
         None,
     );
-    let mut h = Handler::new(
-        Forwarder::live(
-            SettingsCache::new(StaticSource(settings), Duration::MAX),
-            SegmentClient::new(RetryPolicy {
-                base_delay: Duration::from_millis(20),
-                max_delay: Duration::from_millis(200),
-                ..RetryPolicy::default()
-            })
-            .unwrap(),
-            Endpoints {
-                us: us.url.clone(),
-                eu: us.url.clone(),
-            },
-            Queues {
-                parked: park,
-                refused: None,
-            },
-        ),
-        6 << 20,
-    );
-    h.default_budget = budget;
-    h.deadline_margin = Duration::from_millis(300);
-    h
-}
-
-fn post(body: String) -> lambda_http::Request {
-    let auth = base64::engine::general_purpose::STANDARD.encode("moengage:pw");
-    http::Request::builder()
-        .method("POST")
-        .uri("/moengage")
-        .header("authorization", format!("Basic {auth}"))
-        .body(Body::from(body))
-        .unwrap()
-}
-
-fn body_of(tag: &str, n: usize) -> String {
-    let events: Vec<Value> = (0..n)
-        .map(|i| {
-            json!({"event_name": "Email Sent", "event_code": "MOE_EMAIL_SENT",
-            "event_uuid": format!("evt-{tag}-{i:04}"), "event_time": 1_764_331_200 + i,
-            "uid": format!("u{i}"), "user_attributes": {"moengage_user_id": format!("mu{i}")}})
-        })
-        .collect();
-    json!({"moe_request_id": format!("req-{tag}"), "events": events}).to_string()
+    let queues = Queues {
+        parked: park,
+        refused: None,
+    };
+    parking::live_handler(StaticSource(settings), &us.url, queues, budget)
 }
 
 fn resp_json(resp: &lambda_http::Response<Body>) -> Value {

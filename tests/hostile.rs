@@ -9,6 +9,7 @@
 //! - events lambda_http cannot convert, and `cargo lambda watch`: `tests/lambda_binary.rs`
 //!   and `scripts/emulator-check` (run by CI).
 
+mod parking;
 mod segment_stub;
 
 use std::io::Write;
@@ -24,7 +25,6 @@ use moengage_segment::deliver::{RetryPolicy, SegmentClient};
 use moengage_segment::forward::{Forwarder, Mode, Queues};
 use moengage_segment::handler::{Handler, MAX_LISTED_REJECTIONS};
 use moengage_segment::map::{self, MAX_MAPPED_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_TEXT_CHARS};
-use moengage_segment::park::SqsQueue;
 use moengage_segment::secrets::{SecretSource, SettingsCache, SettingsError, StaticSource};
 use segment_stub::{Reply, SegmentStub};
 use serde_json::{Value, json};
@@ -599,29 +599,6 @@ async fn a_body_mapping_to_too_many_bytes_is_refused_whole() {
 }
 
 /// A queue whose SQS endpoint accepts connections and never answers.
-async fn hanging_queue() -> SqsQueue {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = listener.accept().await {
-            held.push(sock);
-        }
-    });
-    let conf = aws_sdk_sqs::Config::builder()
-        .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-        .endpoint_url(format!("http://{addr}"))
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .build();
-    SqsQueue::new(
-        aws_sdk_sqs::Client::from_conf(conf),
-        format!("http://{addr}/123456789012/parked"),
-    )
-}
-
 #[tokio::test]
 async fn a_hanging_sqs_is_answered_503_before_the_deadline() {
     // Segment down, SQS never answering: delivery stops early enough to leave parking its
@@ -632,7 +609,7 @@ async fn a_hanging_sqs_is_answered_503_before_the_deadline() {
     let mut h = handler(StaticSource(Ok(settings(TOKEN))), &segment);
     h.default_budget = Duration::from_secs(3);
     h.deadline_margin = Duration::from_millis(200);
-    h.forwarder.queues_mut().unwrap().parked = Some(hanging_queue().await);
+    h.forwarder.queues_mut().unwrap().parked = Some(parking::hanging_queue("parked").await);
     let started = Instant::now();
     let resp = h
         .handle(post(body_of((0..100).map(event).collect(), "req-hang")))

@@ -5,6 +5,7 @@
 //! reported as failures). Refusals end in the refused queue; nothing is lost or sent twice.
 
 mod moto;
+mod parking;
 mod segment_stub;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,41 +13,22 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use base64::Engine;
-use lambda_http::Body;
-use lambda_http::http::{self, StatusCode};
-use moengage_segment::config::{Endpoints, Settings};
-use moengage_segment::deliver::{RetryPolicy, SegmentClient};
-use moengage_segment::forward::{Forwarder, Queues};
+use lambda_http::http::StatusCode;
+use moengage_segment::config::Settings;
+use moengage_segment::forward::Queues;
 use moengage_segment::handler::Handler;
 use moengage_segment::invoke::{self, Invocation};
 use moengage_segment::park::SqsQueue;
 use moengage_segment::redeliver::{BatchResponse, visibility_after};
 use moengage_segment::replay::{self, ReplayOptions};
-use moengage_segment::secrets::{SecretSource, SettingsCache, SettingsError, StaticSource};
+use moengage_segment::secrets::{SecretSource, SettingsError, StaticSource};
 use moto::MotoServer;
+use parking::{answer_json, body_of, hanging_queue, post, sqs_client};
 use segment_stub::{Reply, SegmentStub};
 use serde_json::{Value, json};
 
 const KEY: &str = "redelivery-write-key";
-
-fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
-    let conf = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new(moto::REGION))
-        .credentials_provider(Credentials::new(
-            moto::ACCESS_KEY_ID,
-            moto::SECRET_ACCESS_KEY,
-            None,
-            None,
-            "test",
-        ))
-        .build();
-    aws_sdk_sqs::Client::from_conf(conf)
-}
 
 /// The stack's two queues in one moto server.
 struct Stack {
@@ -234,26 +216,7 @@ fn handler_with<S: SecretSource>(
     queues: Queues,
     budget: Duration,
 ) -> Handler<S> {
-    let mut h = Handler::new(
-        Forwarder::live(
-            SettingsCache::new(source, Duration::from_secs(300)),
-            SegmentClient::new(RetryPolicy {
-                base_delay: Duration::from_millis(20),
-                max_delay: Duration::from_millis(200),
-                ..RetryPolicy::default()
-            })
-            .unwrap(),
-            Endpoints {
-                us: segment.url.clone(),
-                eu: segment.url.clone(),
-            },
-            queues,
-        ),
-        6 << 20,
-    );
-    h.default_budget = budget;
-    h.deadline_margin = Duration::from_millis(300);
-    h
+    parking::live_handler(source, &segment.url, queues, budget)
 }
 
 fn handler(segment: &SegmentStub, stack: &Stack, budget: Duration) -> Handler<StaticSource> {
@@ -265,33 +228,14 @@ fn handler(segment: &SegmentStub, stack: &Stack, budget: Duration) -> Handler<St
     )
 }
 
-fn post(body: String) -> lambda_http::Request {
-    let auth = base64::engine::general_purpose::STANDARD.encode("moengage:pw");
-    http::Request::builder()
-        .method("POST")
-        .uri("/moengage")
-        .header("authorization", format!("Basic {auth}"))
-        .body(Body::from(body))
-        .unwrap()
-}
-
-fn body_of(tag: &str, n: usize) -> String {
-    let events: Vec<Value> = (0..n)
-        .map(|i| {
-            json!({"event_name": "Email Sent", "event_code": "MOE_EMAIL_SENT",
-            "event_uuid": format!("evt-{tag}-{i:04}"), "event_time": 1_764_331_200 + i,
-            "uid": format!("u{i}"), "user_attributes": {"moengage_user_id": format!("mu{i}")}})
-        })
-        .collect();
-    json!({"moe_request_id": format!("req-{tag}"), "events": events}).to_string()
-}
-
 fn ids(tag: &str, n: usize) -> BTreeSet<String> {
     (0..n).map(|i| format!("moe-evt-{tag}-{i:04}")).collect()
 }
 
-fn answer_json(resp: &lambda_http::Response<Body>) -> Value {
-    serde_json::from_slice(resp.body().as_ref()).unwrap()
+/// An answer's (forwarded, parked, refused).
+fn fates(v: &Value) -> (u64, u64, u64) {
+    let n = |k: &str| v[k].as_u64().unwrap_or_else(|| panic!("no {k} in {v}"));
+    (n("forwarded"), n("parked"), n("refused"))
 }
 
 /// A Segment that answers 503 to everything.
@@ -416,15 +360,7 @@ async fn a_poisoned_message_is_set_aside_and_the_others_delivered() {
     let resp = h.handle(post(body_of("hook", 5))).await;
     let v = answer_json(&resp);
     assert_eq!(resp.status(), StatusCode::OK, "{v}");
-    assert_eq!(
-        (
-            v["forwarded"].as_u64(),
-            v["parked"].as_u64(),
-            v["refused"].as_u64()
-        ),
-        (Some(4), Some(0), Some(1)),
-        "{v}"
-    );
+    assert_eq!(fates(&v), (4, 0, 1), "{v}");
     assert_eq!(stack.total(&stack.refused).await, 2);
     assert_eq!(stack.total(&stack.parked).await, 0);
 }
@@ -648,22 +584,6 @@ async fn replaying_the_refused_queue_never_moves_a_message_back_into_it() {
     assert_eq!(stack.total(&stack.refused).await, 1);
 }
 
-/// An SQS endpoint that accepts connections and never answers.
-async fn hanging_queue() -> SqsQueue {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = listener.accept().await {
-            held.push(sock);
-        }
-    });
-    SqsQueue::new(
-        sqs_client(&format!("http://{addr}")),
-        format!("http://{addr}/123456789012/stack-refused"),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hanging_refused_queue_costs_neither_the_deadline_nor_the_other_events() {
     let stack = Stack::start().await;
@@ -671,7 +591,7 @@ async fn a_hanging_refused_queue_costs_neither_the_deadline_nor_the_other_events
     let healthy = SegmentStub::start(&[KEY]).await;
     healthy.poison("moe-evt-hang-0002");
     let queues = Queues {
-        refused: Some(hanging_queue().await),
+        refused: Some(hanging_queue("stack-refused").await),
         ..stack.queues()
     };
     let h = handler_with(
