@@ -99,10 +99,11 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
         }
         (None, _) => Mode::Unconfigured(StartupError::NoSettings.to_string()),
         (Some(settings), _) => {
+            // One SQS client for both queues.
+            let sqs = aws.as_ref().map(aws_sdk_sqs::Client::new);
             let queue = |url: &Option<String>| {
-                let client = aws.as_ref().map(aws_sdk_sqs::Client::new);
                 url.clone()
-                    .zip(client)
+                    .zip(sqs.clone())
                     .map(|(url, client)| SqsQueue::new(client, url))
             };
             Mode::Live {

@@ -276,6 +276,30 @@ fn env_num<T: std::str::FromStr>(k: &'static str, default: T) -> Result<T, Confi
     }
 }
 
+/// [`env_num`], which must lie within `range` (`why` says where the bounds come from).
+fn env_num_within<T>(
+    k: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    why: &str,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display,
+{
+    let n = env_num(k, default)?;
+    if range.contains(&n) {
+        return Ok(n);
+    }
+    Err(ConfigError::BadEnv(
+        k,
+        format!(
+            "{n} is out of range: {} to {} ({why})",
+            range.start(),
+            range.end()
+        ),
+    ))
+}
+
 impl Env {
     pub fn from_env() -> Result<Env, ConfigError> {
         let source = if let Some(secret_id) = env_var("SECRET_ID") {
@@ -297,24 +321,18 @@ impl Env {
         } else {
             SettingsSource::None
         };
-        let max_body_bytes = env_num("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
-        if !(1..=MAX_MAX_BODY_BYTES).contains(&max_body_bytes) {
-            return Err(ConfigError::BadEnv(
-                "MAX_BODY_BYTES",
-                format!(
-                    "{max_body_bytes} is out of range: 1 to {MAX_MAX_BODY_BYTES} (Lambda's request payload limit)"
-                ),
-            ));
-        }
-        let max_age_hours = env_num("REDELIVERY_MAX_AGE_HOURS", DEFAULT_REDELIVERY_MAX_AGE_HOURS)?;
-        if !(1..=MAX_REDELIVERY_MAX_AGE_HOURS).contains(&max_age_hours) {
-            return Err(ConfigError::BadEnv(
-                "REDELIVERY_MAX_AGE_HOURS",
-                format!(
-                    "{max_age_hours} is out of range: 1 to {MAX_REDELIVERY_MAX_AGE_HOURS} (the parked queue keeps messages 14 days)"
-                ),
-            ));
-        }
+        let max_body_bytes = env_num_within(
+            "MAX_BODY_BYTES",
+            DEFAULT_MAX_BODY_BYTES,
+            1..=MAX_MAX_BODY_BYTES,
+            "Lambda's request payload limit",
+        )?;
+        let max_age_hours = env_num_within(
+            "REDELIVERY_MAX_AGE_HOURS",
+            DEFAULT_REDELIVERY_MAX_AGE_HOURS,
+            1..=MAX_REDELIVERY_MAX_AGE_HOURS,
+            "the parked queue keeps messages 14 days",
+        )?;
         let redelivery_max_age = Duration::from_secs(max_age_hours * 3600);
         Ok(Env {
             source,

@@ -4,7 +4,6 @@
 //! `{"statusCode", "headers", "body"}`; or an SQS event from the parked queue, rendering the
 //! redelivery's partial batch response `{"batchItemFailures": [...]}`.
 
-use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Context, Request, RequestExt, Response};
 use serde_json::{Value, json};
 
@@ -44,25 +43,28 @@ pub fn event_from_str(text: &str) -> Result<Invocation, EventFileError> {
     }
 }
 
-/// Parses an event JSON into a request with the Lambda's own conversion
-/// ([`lambda_adapter::to_request`]): an invalid base64 body or a host, path, query or scheme
-/// that is not a valid URI is an error, not a panic.
+/// Parses an HTTP event JSON into a request, as [`event_from_str`] does (the Lambda's own
+/// recognition and conversion, [`lambda_adapter::to_request`]): an invalid base64 body or a
+/// host, path, query or scheme that is not a valid URI is an error, not a panic.
 pub fn request_from_event(text: &str) -> Result<Request, EventFileError> {
-    let event: LambdaRequest = serde_json::from_str(text).map_err(|e| {
-        if e.is_data() {
-            EventFileError::NotHttpEvent(e.to_string())
-        } else {
-            EventFileError::NotJson(e.to_string())
-        }
-    })?;
-    Ok(lambda_adapter::to_request(event)?)
+    match event_from_str(text)? {
+        Invocation::Http(req) => Ok(*req),
+        Invocation::Sqs(_) => Err(EventFileError::NotHttpEvent(
+            "an SQS event, not an HTTP request".into(),
+        )),
+    }
+}
+
+/// The Lambda deadline (epoch ms) of an invocation with `budget_ms` from now.
+pub fn deadline_ms(budget_ms: u64) -> u64 {
+    (crate::time::now_millis().max(0) as u64).saturating_add(budget_ms)
 }
 
 /// Attaches a Lambda context whose deadline is `budget_ms` from now.
 pub fn with_deadline(req: Request, budget_ms: u64) -> Request {
     let mut ctx = Context::default();
     ctx.request_id = "local-invoke".into();
-    ctx.deadline = crate::time::now_millis().max(0) as u64 + budget_ms;
+    ctx.deadline = deadline_ms(budget_ms);
     req.with_lambda_context(ctx)
 }
 

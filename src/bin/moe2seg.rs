@@ -234,8 +234,9 @@ async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode {
             invoke::response_json(&resp)
         }
         invoke::Invocation::Sqs(event) => {
-            let deadline = moengage_segment::time::now_millis().max(0) as u64 + budget_ms;
-            let answer = app.redeliver(event, Some(deadline)).await;
+            let answer = app
+                .redeliver(event, Some(invoke::deadline_ms(budget_ms)))
+                .await;
             serde_json::to_value(&answer).unwrap_or_default()
         }
     };
