@@ -11,19 +11,19 @@ use crate::forward::{Forwarder, Mode, Queues};
 use crate::handler::Handler;
 use crate::metrics::MetricsSink;
 use crate::park::SqsQueue;
-use crate::secrets::{AwsSecretSource, SecretSource, SettingsCache, SettingsError, StaticSource};
+use crate::secrets::{AwsSecretSource, FieldsSource, SecretSource, SettingsCache, SettingsError};
 
 /// Secrets Manager or environment variables.
 pub enum AnySource {
     Aws(AwsSecretSource),
-    Static(StaticSource),
+    Env(FieldsSource),
 }
 
 impl SecretSource for AnySource {
     async fn fetch(&self) -> Result<String, SettingsError> {
         match self {
             AnySource::Aws(s) => s.fetch().await,
-            AnySource::Static(s) => s.fetch().await,
+            AnySource::Env(s) => s.fetch().await,
         }
     }
 }
@@ -80,8 +80,8 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
             )),
             *ttl,
         )),
-        (SettingsSource::Env(settings), _) => Some(SettingsCache::new(
-            AnySource::Static(StaticSource((**settings).clone())),
+        (SettingsSource::Env(fields), _) => Some(SettingsCache::new(
+            AnySource::Env(FieldsSource((**fields).clone())),
             Duration::MAX,
         )),
         _ => None,

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// US Segment host.
 pub const SEGMENT_US: &str = "https://api.segment.io";
@@ -120,13 +120,55 @@ pub struct Settings {
     pub webhook: WebhookAuth,
 }
 
-#[derive(Deserialize)]
-struct SecretJson {
-    segment_write_key: Option<String>,
-    segment_region: Option<String>,
-    webhook_username: Option<String>,
-    webhook_password: Option<String>,
-    webhook_token: Option<String>,
+/// The secret's fields as stored (its JSON object), before they are checked: what
+/// [`Settings::from_fields`] validates. Local runs build it from environment variables
+/// ([`SecretFields::from_env`]) so that they follow exactly the secret's rules. Its `Debug`
+/// shows which fields are set, never their values.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct SecretFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment_write_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment_region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_token: Option<String>,
+}
+
+impl fmt::Debug for SecretFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let set = |v: &Option<String>| v.as_ref().map(|_| "[set]");
+        f.debug_struct("SecretFields")
+            .field("segment_write_key", &set(&self.segment_write_key))
+            .field("segment_region", &self.segment_region)
+            .field("webhook_username", &set(&self.webhook_username))
+            .field("webhook_password", &set(&self.webhook_password))
+            .field("webhook_token", &set(&self.webhook_token))
+            .finish()
+    }
+}
+
+impl SecretFields {
+    /// `SEGMENT_WRITE_KEY`, `SEGMENT_REGION`, `WEBHOOK_USERNAME`, `WEBHOOK_PASSWORD`,
+    /// `WEBHOOK_TOKEN` (local runs without AWS).
+    pub fn from_env() -> SecretFields {
+        SecretFields {
+            segment_write_key: env_var("SEGMENT_WRITE_KEY"),
+            segment_region: env_var("SEGMENT_REGION"),
+            webhook_username: env_var("WEBHOOK_USERNAME"),
+            webhook_password: env_var("WEBHOOK_PASSWORD"),
+            webhook_token: env_var("WEBHOOK_TOKEN"),
+        }
+    }
+
+    /// The secret's JSON text.
+    pub fn to_json(&self) -> String {
+        // Strings only: serializing cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -136,7 +178,7 @@ fn non_empty(v: Option<String>) -> Option<String> {
 impl Settings {
     /// Parses the secret's `SecretString`. Error messages name fields, never values.
     pub fn from_secret_json(text: &str) -> Result<Settings, ConfigError> {
-        let raw: SecretJson = serde_json::from_str(text).map_err(|e| {
+        let raw: SecretFields = serde_json::from_str(text).map_err(|e| {
             // serde's message can quote input; keep only its category and position.
             ConfigError::NotJson(format!(
                 "{:?} error at line {} column {}",
@@ -145,15 +187,23 @@ impl Settings {
                 e.column()
             ))
         })?;
-        Settings::from_parts(
-            raw.segment_write_key,
-            raw.segment_region,
-            raw.webhook_username,
-            raw.webhook_password,
-            raw.webhook_token,
-        )
+        Settings::from_fields(raw)
     }
 
+    /// The fields these settings were read from (for a secret built in memory: tests, local
+    /// runs).
+    pub fn to_fields(&self) -> SecretFields {
+        let basic = self.webhook.basic.as_ref();
+        SecretFields {
+            segment_write_key: Some(self.write_key.expose().to_owned()),
+            segment_region: Some(self.region.as_str().to_owned()),
+            webhook_username: basic.map(|(u, _)| u.expose().to_owned()),
+            webhook_password: basic.map(|(_, p)| p.expose().to_owned()),
+            webhook_token: self.webhook.token.as_ref().map(|t| t.expose().to_owned()),
+        }
+    }
+
+    /// Settings from the main fields (tests).
     pub fn from_parts(
         write_key: Option<String>,
         region: Option<String>,
@@ -161,6 +211,24 @@ impl Settings {
         password: Option<String>,
         token: Option<String>,
     ) -> Result<Settings, ConfigError> {
+        Settings::from_fields(SecretFields {
+            segment_write_key: write_key,
+            segment_region: region,
+            webhook_username: username,
+            webhook_password: password,
+            webhook_token: token,
+        })
+    }
+
+    /// Checks the secret's fields.
+    pub fn from_fields(f: SecretFields) -> Result<Settings, ConfigError> {
+        let SecretFields {
+            segment_write_key: write_key,
+            segment_region: region,
+            webhook_username: username,
+            webhook_password: password,
+            webhook_token: token,
+        } = f;
         let write_key = non_empty(write_key).ok_or(ConfigError::Missing("segment_write_key"))?;
         let region = non_empty(region).ok_or(ConfigError::Missing("segment_region"))?;
         let region = Region::parse(&region).ok_or(ConfigError::BadRegion)?;
@@ -240,8 +308,9 @@ impl Endpoints {
 pub enum SettingsSource {
     /// `SECRET_ID`: a Secrets Manager secret name or ARN.
     SecretsManager { secret_id: String, ttl: Duration },
-    /// `SEGMENT_WRITE_KEY`, `SEGMENT_REGION`, `WEBHOOK_*` (local runs, no AWS).
-    Env(Box<Result<Settings, ConfigError>>),
+    /// `SEGMENT_WRITE_KEY`, `SEGMENT_REGION`, `WEBHOOK_*` (local runs, no AWS): the secret's
+    /// fields, checked as the secret's are when the settings are read.
+    Env(Box<SecretFields>),
     /// Neither: `moe2seg invoke` runs dry.
     None,
 }
@@ -311,13 +380,7 @@ impl Env {
                 )?),
             }
         } else if env_var("SEGMENT_WRITE_KEY").is_some() {
-            SettingsSource::Env(Box::new(Settings::from_parts(
-                env_var("SEGMENT_WRITE_KEY"),
-                env_var("SEGMENT_REGION"),
-                env_var("WEBHOOK_USERNAME"),
-                env_var("WEBHOOK_PASSWORD"),
-                env_var("WEBHOOK_TOKEN"),
-            )))
+            SettingsSource::Env(Box::new(SecretFields::from_env()))
         } else {
             SettingsSource::None
         };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, SecretFields, Settings};
 
 /// Why settings are not available.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -169,18 +169,22 @@ impl<S: SecretSource> SettingsCache<S> {
 
 impl SecretSource for StaticSource {
     async fn fetch(&self) -> Result<String, SettingsError> {
-        // Round-trip through JSON so env settings follow exactly the secret's rules.
+        // Round-trip through JSON so these settings follow exactly the secret's rules.
         match &self.0 {
-            Ok(s) => Ok(serde_json::json!({
-                "segment_write_key": s.write_key.expose(),
-                "segment_region": s.region.as_str(),
-                "webhook_username": s.webhook.basic.as_ref().map(|(u, _)| u.expose()),
-                "webhook_password": s.webhook.basic.as_ref().map(|(_, p)| p.expose()),
-                "webhook_token": s.webhook.token.as_ref().map(|t| t.expose()),
-            })
-            .to_string()),
+            Ok(s) => Ok(s.to_fields().to_json()),
             Err(e) => Err(SettingsError::Invalid(e.clone())),
         }
+    }
+}
+
+/// A secret's fields held in memory (local runs: built from environment variables), read
+/// and checked as the secret's text is.
+#[derive(Debug, Clone)]
+pub struct FieldsSource(pub SecretFields);
+
+impl SecretSource for FieldsSource {
+    async fn fetch(&self) -> Result<String, SettingsError> {
+        Ok(self.0.to_json())
     }
 }
 
