@@ -3,7 +3,8 @@
 use std::io::{self, Read, Write};
 
 use crate::decode::lossy_utf8;
-use crate::map::{Limits, MapOutput, map_body};
+use crate::map::{Limits, MapOutput, map_body_with};
+use crate::options::MappingOptions;
 use crate::time::now_millis;
 
 /// Reads a body from a path, or stdin for `-`/none.
@@ -18,7 +19,15 @@ pub fn read_input(path: Option<&str>) -> io::Result<Vec<u8>> {
     }
 }
 
-/// Writes messages (stdout) and rejections (stderr) as JSON Lines.
+/// Reads `--options FILE`: the options object, or a secret-shaped object holding it under
+/// `mapping`. The error says which field is wrong.
+pub fn read_options(path: &str) -> Result<MappingOptions, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    MappingOptions::from_json(&text).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Writes messages (stdout) and rejections (stderr) as JSON Lines; when the options skipped
+/// events, one more stderr line says how many (`{"filtered": N}`).
 pub fn write_output(
     out: &MapOutput,
     stdout: &mut impl Write,
@@ -32,15 +41,23 @@ pub fn write_output(
         serde_json::to_writer(&mut *stderr, r)?;
         stderr.write_all(b"\n")?;
     }
+    if out.filtered > 0 {
+        writeln!(stderr, "{{\"filtered\":{}}}", out.filtered)?;
+    }
     stdout.flush()?;
     stderr.flush()
 }
 
 /// Runs `map` on raw bytes; returns the process exit code (0 ok, 2 not a Streams body).
-pub fn run_map(bytes: &[u8], stdout: &mut impl Write, stderr: &mut impl Write) -> io::Result<i32> {
+pub fn run_map(
+    bytes: &[u8],
+    options: &MappingOptions,
+    stdout: &mut impl Write,
+    stderr: &mut impl Write,
+) -> io::Result<i32> {
     let text = lossy_utf8(bytes);
     // A file of the user's own: no request-wide bound (the Lambda has them).
-    match map_body(&text, now_millis(), Limits::NONE) {
+    match map_body_with(&text, now_millis(), Limits::NONE, options) {
         Ok(out) => {
             write_output(&out, stdout, stderr)?;
             Ok(0)

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::options::{Mapping, MappingOptions};
+
 /// US Segment host.
 pub const SEGMENT_US: &str = "https://api.segment.io";
 /// EU Segment host.
@@ -118,6 +120,8 @@ pub struct Settings {
     pub write_key: Secret,
     pub region: Region,
     pub webhook: WebhookAuth,
+    /// The mapping options in force, and whether the latest ones read are invalid.
+    pub mapping: Mapping,
 }
 
 /// The secret's fields as stored (its JSON object), before they are checked: what
@@ -136,6 +140,10 @@ pub struct SecretFields {
     pub webhook_password: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_token: Option<String>,
+    /// Mapping options ([`crate::options`]), checked apart from the rest: invalid options
+    /// never make the settings unusable ([`Mapping`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mapping: Option<serde_json::Value>,
 }
 
 impl fmt::Debug for SecretFields {
@@ -147,6 +155,7 @@ impl fmt::Debug for SecretFields {
             .field("webhook_username", &set(&self.webhook_username))
             .field("webhook_password", &set(&self.webhook_password))
             .field("webhook_token", &set(&self.webhook_token))
+            .field("mapping", &self.mapping)
             .finish()
     }
 }
@@ -161,6 +170,7 @@ impl SecretFields {
             webhook_username: env_var("WEBHOOK_USERNAME"),
             webhook_password: env_var("WEBHOOK_PASSWORD"),
             webhook_token: env_var("WEBHOOK_TOKEN"),
+            mapping: None,
         }
     }
 
@@ -200,6 +210,12 @@ impl Settings {
             webhook_username: basic.map(|(u, _)| u.expose().to_owned()),
             webhook_password: basic.map(|(_, p)| p.expose().to_owned()),
             webhook_token: self.webhook.token.as_ref().map(|t| t.expose().to_owned()),
+            mapping: self
+                .mapping
+                .options
+                .as_ref()
+                .filter(|o| ***o != MappingOptions::default())
+                .map(|o| o.to_value()),
         }
     }
 
@@ -217,6 +233,7 @@ impl Settings {
             webhook_username: username,
             webhook_password: password,
             webhook_token: token,
+            mapping: None,
         })
     }
 
@@ -228,6 +245,7 @@ impl Settings {
             webhook_username: username,
             webhook_password: password,
             webhook_token: token,
+            mapping,
         } = f;
         let write_key = non_empty(write_key).ok_or(ConfigError::Missing("segment_write_key"))?;
         let region = non_empty(region).ok_or(ConfigError::Missing("segment_region"))?;
@@ -259,6 +277,7 @@ impl Settings {
             write_key: Secret(write_key.trim().to_owned()),
             region,
             webhook: WebhookAuth { basic, token },
+            mapping: Mapping::read(mapping.as_ref()),
         })
     }
 }
@@ -329,6 +348,9 @@ pub struct Env {
     /// aside in the refused queue (default 7 days, at most 13: the parked queue keeps
     /// messages 14 days).
     pub redelivery_max_age: Duration,
+    /// `MAPPING_OPTIONS`: mapping options for local runs (with `SEGMENT_WRITE_KEY`, or a dry
+    /// run without settings); checked at start. With `SECRET_ID` the secret's own apply.
+    pub mapping_options: Option<serde_json::Value>,
 }
 
 fn env_var(k: &str) -> Option<String> {
@@ -371,6 +393,14 @@ where
 
 impl Env {
     pub fn from_env() -> Result<Env, ConfigError> {
+        let mapping_options = match env_var("MAPPING_OPTIONS") {
+            None => None,
+            Some(text) => {
+                let options = MappingOptions::from_json(&text)
+                    .map_err(|e| ConfigError::BadEnv("MAPPING_OPTIONS", e.to_string()))?;
+                Some(options.to_value())
+            }
+        };
         let source = if let Some(secret_id) = env_var("SECRET_ID") {
             SettingsSource::SecretsManager {
                 secret_id: secret_id.trim().to_owned(),
@@ -380,7 +410,10 @@ impl Env {
                 )?),
             }
         } else if env_var("SEGMENT_WRITE_KEY").is_some() {
-            SettingsSource::Env(Box::new(SecretFields::from_env()))
+            SettingsSource::Env(Box::new(SecretFields {
+                mapping: mapping_options.clone(),
+                ..SecretFields::from_env()
+            }))
         } else {
             SettingsSource::None
         };
@@ -404,6 +437,7 @@ impl Env {
             dead_letter_queue_url: env_var("DEAD_LETTER_QUEUE_URL").map(|u| u.trim().to_owned()),
             refused_queue_url: env_var("REFUSED_QUEUE_URL").map(|u| u.trim().to_owned()),
             redelivery_max_age,
+            mapping_options,
         })
     }
 }

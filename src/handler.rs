@@ -22,6 +22,7 @@
 
 use std::borrow::Cow;
 use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_http::http::{HeaderMap, Method, StatusCode, header};
@@ -29,12 +30,13 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
 use crate::auth;
-use crate::config::DEFAULT_REDELIVERY_MAX_AGE_HOURS;
+use crate::config::{DEFAULT_REDELIVERY_MAX_AGE_HOURS, Settings};
 use crate::decode::{self, DecodeError};
 use crate::deliver::ChunkOutcome;
 use crate::forward::{Access, Fate, Forwarded, Forwarder, Plan, Provenance};
 use crate::map::{self, MapError, MapOutput, Rejected};
 use crate::metrics::{InvocationMetrics, MetricsSink};
+use crate::options::MappingOptions;
 use crate::secrets::{SecretSource, SettingsError};
 use crate::time;
 
@@ -170,6 +172,10 @@ struct Summary<'a> {
     /// The first [`MAX_LISTED_REJECTIONS`].
     rejected: Vec<RejectedView<'a>>,
     rejected_count: usize,
+    /// Events the mapping options skip (not sent, not rejected).
+    filtered: usize,
+    /// `identify` messages among the forwarded ones (`identify: per_user`).
+    identifies: usize,
     duplicate_uuids: usize,
     moe_request_id: Option<&'a str>,
 }
@@ -211,6 +217,8 @@ impl<'a> Summary<'a> {
                 })
                 .collect(),
             rejected_count: out.rejected.len(),
+            filtered: out.filtered,
+            identifies: out.identifies,
             duplicate_uuids: out.duplicate_uuids,
             moe_request_id: out.moe_request_id.as_deref(),
         }
@@ -239,6 +247,8 @@ pub struct Handler<S> {
     pub metrics: MetricsSink,
     /// How long a parked event is redelivered before it is set aside.
     pub redelivery_max_age: Duration,
+    /// The mapping options of a dry run without settings (`MAPPING_OPTIONS`).
+    pub open_mapping: Arc<MappingOptions>,
 }
 
 /// What happened, for the log line and metrics.
@@ -255,6 +265,10 @@ pub(crate) struct Tally {
     pub parked: usize,
     pub refused: usize,
     pub duplicate_uuids: usize,
+    pub filtered: usize,
+    pub identifies: usize,
+    /// The secret's latest mapping options are invalid.
+    pub options_invalid: bool,
 }
 
 impl Tally {
@@ -278,6 +292,9 @@ impl Tally {
             parked: self.parked as u64,
             refused: self.refused as u64,
             redelivered: 0,
+            filtered: self.filtered as u64,
+            identifies: self.identifies as u64,
+            options_invalid: u64::from(self.options_invalid),
             segment_latency_ms: self.segment_latency.as_millis() as u64,
         }
     }
@@ -292,6 +309,7 @@ impl<S: SecretSource> Handler<S> {
             default_budget: Duration::from_secs(25),
             metrics: MetricsSink::Off,
             redelivery_max_age: Duration::from_secs(DEFAULT_REDELIVERY_MAX_AGE_HOURS * 3600),
+            open_mapping: MappingOptions::none(),
         }
     }
 
@@ -328,12 +346,15 @@ impl<S: SecretSource> Handler<S> {
                     received = tally.received,
                     forwarded = tally.forwarded,
                     rejected = tally.rejected,
+                    filtered = tally.filtered,
+                    identifies = tally.identifies,
                     undelivered = tally.undelivered,
                     retries = tally.retries,
                     segment_requests = tally.requests,
                     parked = tally.parked,
                     refused = tally.refused,
                     duplicate_uuids = tally.duplicate_uuids,
+                    options_invalid = tally.options_invalid,
                     segment_latency_ms = tally.segment_latency.as_millis() as u64,
                     duration_ms = started.elapsed().as_millis() as u64,
                     error = error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
@@ -374,16 +395,19 @@ impl<S: SecretSource> Handler<S> {
         if req.method() != Method::POST {
             return Err(HttpError::MethodNotAllowed(excerpt(req.method().as_str())));
         }
-        self.authorize(req.headers(), deadline).await?;
+        let settings = self.authorize(req.headers(), deadline).await?;
+        let options = self.mapping_options(settings.as_deref(), tally)?;
         let body = self.body_bytes(req.headers(), req.body().as_ref())?;
         let text = decode::lossy_utf8(&body);
-        let out = map::map_body(&text, time::now_millis(), map::Limits::REQUEST)?;
+        let out = map::map_body_with(&text, time::now_millis(), map::Limits::REQUEST, &options)?;
         drop(text);
         drop(body);
         tally.moe_request_id = out.moe_request_id.clone();
         tally.received = out.received;
         tally.rejected = out.rejected.len();
         tally.duplicate_uuids = out.duplicate_uuids;
+        tally.filtered = out.filtered;
+        tally.identifies = out.identifies;
         if out.duplicate_uuids > 0 {
             tracing::warn!(
                 duplicate_uuids = out.duplicate_uuids,
@@ -406,9 +430,14 @@ impl<S: SecretSource> Handler<S> {
         Ok((status, answer.to_json()))
     }
 
-    /// Checks the caller's credentials. A caller without any credential learns nothing, not
-    /// even whether the secret can be read or the function is configured at all.
-    async fn authorize(&self, headers: &HeaderMap, deadline: Instant) -> Result<(), HttpError> {
+    /// Checks the caller's credentials; the settings they were checked against (`None`: a
+    /// dry run without settings). A caller without any credential learns nothing, not even
+    /// whether the secret can be read or the function is configured at all.
+    async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        deadline: Instant,
+    ) -> Result<Option<Arc<Settings>>, HttpError> {
         let dry_run_without_settings = matches!(
             self.forwarder.mode,
             crate::forward::Mode::DryRun { settings: None, .. }
@@ -417,19 +446,39 @@ impl<S: SecretSource> Handler<S> {
             tracing::warn!(
                 "DRY RUN: no SECRET_ID or SEGMENT_WRITE_KEY; inbound auth skipped, nothing is sent to Segment"
             );
-            return Ok(());
+            return Ok(None);
         }
         if !auth::presents_credentials(headers) {
             return Err(HttpError::Unauthorized);
         }
         match self.forwarder.access(deadline).await {
-            Ok(Access::Check(s)) if auth::authorized(headers, &s.webhook) => Ok(()),
+            Ok(Access::Check(s)) if auth::authorized(headers, &s.webhook) => Ok(Some(s)),
             Ok(Access::Check(_)) => Err(HttpError::Unauthorized),
-            Ok(Access::Open) => Ok(()),
+            Ok(Access::Open) => Ok(None),
             Err(e) => {
                 tracing::error!(error = %e, "cannot use the configured secret");
                 Err(e.into())
             }
+        }
+    }
+
+    /// The mapping options in force: the settings' (the last good ones when the latest are
+    /// invalid: counted), or, without settings, [`Handler::open_mapping`]. With no good
+    /// options at all the function is misconfigured.
+    fn mapping_options(
+        &self,
+        settings: Option<&Settings>,
+        tally: &mut Tally,
+    ) -> Result<Arc<MappingOptions>, HttpError> {
+        let Some(settings) = settings else {
+            return Ok(self.open_mapping.clone());
+        };
+        let mapping = &settings.mapping;
+        tally.options_invalid = mapping.error.is_some();
+        match (&mapping.options, &mapping.error) {
+            (Some(options), _) => Ok(options.clone()),
+            (None, Some(e)) => Err(HttpError::Misconfigured(e.to_string())),
+            (None, None) => Ok(MappingOptions::none()),
         }
     }
 

@@ -5,7 +5,8 @@
 //!   values compact and gives the canonical form content hashes use; [`time`] reads
 //!   `event_time`);
 //! - [`map`] turns each event into a Segment `track` message using the [`catalog`] and
-//!   [`properties`] tables;
+//!   [`properties`] tables, shaped by the customer's [`options`] (filters, renames, dropped
+//!   or hashed keys, `identify` calls);
 //! - [`forward`] delivers the messages ([`deliver`]: batches, the Segment client and its
 //!   retries), re-reading the secret on a Segment 401, and parks what Segment did not take by
 //!   reason in the [`park`] queues: the parked queue (redelivered automatically) or the
@@ -37,6 +38,7 @@ pub mod json;
 pub mod lambda_adapter;
 pub mod map;
 pub mod metrics;
+pub mod options;
 pub mod park;
 pub mod properties;
 pub mod redeliver;

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::catalog::Catalog;
 use crate::decode::{self, Attributes, DecodeError, Event, StreamsRequest, Text};
 use crate::json;
+use crate::options::{Identify, KeySet, MappingOptions};
 use crate::properties::{KeyKind, PropertyTable};
 use crate::time;
 
@@ -29,6 +30,8 @@ pub const MAX_MESSAGE_ID_CHARS: usize = 100;
 pub const MESSAGE_ID_PREFIX: &str = "moe-";
 /// Namespace of the hashed `messageId`s, inside [`MESSAGE_ID_PREFIX`].
 pub const HASHED_ID_PREFIX: &str = "moe-h-";
+/// Namespace of the `identify` messages' ids, inside [`MESSAGE_ID_PREFIX`].
+pub const IDENTIFY_ID_PREFIX: &str = "moe-id-";
 /// Most bytes of Segment messages one request may map to (a 6 MB body of ordinary events
 /// maps to about its own size): bounds the memory of one invocation.
 pub const MAX_MAPPED_BYTES: usize = 16 * 1024 * 1024;
@@ -97,6 +100,12 @@ pub struct MapOutput {
     /// Messages whose `event_uuid` another, different event of the request also carries:
     /// they get content-derived `messageId`s so Segment keeps each of them.
     pub duplicate_uuids: usize,
+    /// Events the mapping options skip (`skip_events`, `only_events`): not sent, not
+    /// rejected.
+    pub filtered: usize,
+    /// `identify` messages among `messages` (after every track), one per user with traits
+    /// when the options ask for them.
+    pub identifies: usize,
 }
 
 /// Remembers what each raw attribute key is, for one request: the same keys recur in every
@@ -166,12 +175,23 @@ pub struct MapContext<'r> {
     /// `event_time`, and the reference for a plausible one.
     pub received_at_ms: i64,
     pub keys: &'r KeyCache,
+    pub options: &'r MappingOptions,
 }
 
-/// Decodes and maps a whole Streams body within `limits`.
+/// Decodes and maps a whole Streams body within `limits`, without mapping options.
 pub fn map_body(body: &str, received_at_ms: i64, limits: Limits) -> Result<MapOutput, MapError> {
+    map_body_with(body, received_at_ms, limits, &MappingOptions::default())
+}
+
+/// Decodes and maps a whole Streams body within `limits`, shaped by `options`.
+pub fn map_body_with(
+    body: &str,
+    received_at_ms: i64,
+    limits: Limits,
+    options: &MappingOptions,
+) -> Result<MapOutput, MapError> {
     let req = decode::decode_request(body, limits.max_events)?;
-    map_request(&req, received_at_ms, limits)
+    map_request(&req, received_at_ms, limits, options)
 }
 
 /// Maps every event of a decoded request, within `limits.max_mapped_bytes`.
@@ -179,6 +199,7 @@ pub fn map_request(
     req: &StreamsRequest<'_>,
     received_at_ms: i64,
     limits: Limits,
+    options: &MappingOptions,
 ) -> Result<MapOutput, MapError> {
     let keys = KeyCache::default();
     let app_name = text(&req.app_name).map(cap_request_text);
@@ -188,33 +209,46 @@ pub fn map_request(
         app_name: app_name.as_deref(),
         moe_request_id: moe_request_id.as_deref(),
         received_at_ms,
+        options,
     };
     let mut out = MapOutput {
         received: req.events.len(),
         moe_request_id: ctx.moe_request_id.map(str::to_owned),
         messages: Vec::with_capacity(req.events.len()),
-        rejected: Vec::new(),
-        duplicate_uuids: 0,
+        ..MapOutput::default()
     };
+    let mut users = (options.identify == Identify::PerUser).then(Users::default);
     let too_large = || MapError::MappedTooLarge {
         limit: limits.max_mapped_bytes,
     };
     let mut mapped_bytes = 0usize;
+    let mut keep = |m: &mut Mapped| {
+        // What the message really holds on the heap is what counts.
+        m.json.shrink_to_fit();
+        mapped_bytes = mapped_bytes.saturating_add(m.json.capacity());
+        (mapped_bytes <= limits.max_mapped_bytes)
+            .then_some(())
+            .ok_or_else(too_large)
+    };
     for (index, raw) in req.events.iter().enumerate() {
-        match map_one(index, raw, &ctx, IdRule::Uuid) {
+        match map_one(index, raw, &ctx, IdRule::Uuid, users.as_mut()) {
             Ok(mut m) => {
-                // What the message really holds on the heap is what counts.
-                m.json.shrink_to_fit();
-                mapped_bytes = mapped_bytes.saturating_add(m.json.capacity());
-                if mapped_bytes > limits.max_mapped_bytes {
-                    return Err(too_large());
-                }
+                keep(&mut m)?;
                 out.messages.push(m);
             }
-            Err(r) => out.rejected.push(r),
+            Err(Unmapped::Rejected(r)) => out.rejected.push(r),
+            Err(Unmapped::Filtered) => out.filtered += 1,
         }
     }
     separate_repeated_uuids(&mut out, req, &ctx);
+    if let Some(users) = users {
+        for (index, mut m) in users.identifies(req, &ctx) {
+            keep(&mut m)?;
+            m.index = index;
+            out.messages.push(m);
+            out.identifies += 1;
+        }
+    }
     // Content ids may make re-mapped messages a little longer.
     let total = out.messages.iter().map(|m| m.json.len()).sum::<usize>();
     if total > limits.max_mapped_bytes {
@@ -243,33 +277,62 @@ enum IdRule {
     Given(String),
 }
 
+/// Why an event gives no message.
+#[derive(Debug)]
+enum Unmapped {
+    Rejected(Rejected),
+    /// The mapping options skip it.
+    Filtered,
+}
+
+/// Why [`map_event`] gives no message.
+#[derive(Debug, PartialEq, Eq)]
+enum Unsent {
+    Rejected(RejectReason),
+    Filtered,
+}
+
+impl From<RejectReason> for Unsent {
+    fn from(r: RejectReason) -> Self {
+        Unsent::Rejected(r)
+    }
+}
+
+/// Maps the event at `index`; notes its user in `users` (when identify calls are made).
 fn map_one(
     index: usize,
     raw: &RawValue,
     ctx: &MapContext<'_>,
     rule: IdRule,
-) -> Result<Mapped, Rejected> {
+    users: Option<&mut Users>,
+) -> Result<Mapped, Unmapped> {
     match decode::decode_event(raw) {
-        Ok(event) => match map_event(&event, raw, ctx, rule) {
-            Ok((message_id, json)) => Ok(Mapped {
-                index,
-                event_uuid: uuid_of(&event),
-                message_id,
-                json,
-            }),
-            Err(reason) => Err(Rejected {
-                event_uuid: text(&event.event_uuid).map(short_uuid),
-                reason,
-                index,
-                detail: None,
-            }),
-        },
-        Err(e) => Err(Rejected {
+        Ok(event) => {
+            if let Some(users) = users {
+                users.note(index, &event, ctx);
+            }
+            match map_event(&event, raw, ctx, rule) {
+                Ok((message_id, json)) => Ok(Mapped {
+                    index,
+                    event_uuid: uuid_of(&event),
+                    message_id,
+                    json,
+                }),
+                Err(Unsent::Rejected(reason)) => Err(Unmapped::Rejected(Rejected {
+                    event_uuid: text(&event.event_uuid).map(short_uuid),
+                    reason,
+                    index,
+                    detail: None,
+                })),
+                Err(Unsent::Filtered) => Err(Unmapped::Filtered),
+            }
+        }
+        Err(e) => Err(Unmapped::Rejected(Rejected {
             event_uuid: salvage_uuid(raw),
             reason: RejectReason::InvalidEvent,
             index,
             detail: Some(e.0),
-        }),
+        })),
     }
 }
 
@@ -297,7 +360,7 @@ fn separate_repeated_uuids(out: &mut MapOutput, req: &StreamsRequest<'_>, ctx: &
     if groups.is_empty() {
         return;
     }
-    let mut remapped: Vec<(usize, Result<Mapped, Rejected>)> = Vec::new();
+    let mut remapped: Vec<(usize, Result<Mapped, Unmapped>)> = Vec::new();
     for members in groups.values() {
         let raw_of = |pos: &usize| req.events[out.messages[*pos].index];
         let ids: Vec<String> = members
@@ -309,7 +372,10 @@ fn separate_repeated_uuids(out: &mut MapOutput, req: &StreamsRequest<'_>, ctx: &
         }
         for (pos, id) in members.iter().zip(ids) {
             let index = out.messages[*pos].index;
-            remapped.push((*pos, map_one(index, raw_of(pos), ctx, IdRule::Given(id))));
+            remapped.push((
+                *pos,
+                map_one(index, raw_of(pos), ctx, IdRule::Given(id), None),
+            ));
         }
     }
     if remapped.is_empty() {
@@ -321,8 +387,13 @@ fn separate_repeated_uuids(out: &mut MapOutput, req: &StreamsRequest<'_>, ctx: &
         match result {
             Ok(m) => out.messages[pos] = m,
             // The longer id pushed it over the size limit: rejected, never dropped.
-            Err(r) => {
+            Err(Unmapped::Rejected(r)) => {
                 out.rejected.push(r);
+                gone.push(pos);
+            }
+            // It was mapped once with the same options: it cannot be filtered now.
+            Err(Unmapped::Filtered) => {
+                out.filtered += 1;
                 gone.push(pos);
             }
         }
@@ -369,11 +440,12 @@ fn short_uuid(uuid: &str) -> String {
 // messageId
 
 /// Whether an `event_uuid` can stand in a `messageId` as it is: it fits Segment's 100
-/// characters, stays out of the hashed namespace (`h-…`), and holds only printable ASCII
-/// other than space, `"` and `\`.
+/// characters, stays out of the hashed and identify namespaces (`h-…`, `id-…`), and holds
+/// only printable ASCII other than space, `"` and `\`.
 pub fn is_usable_uuid(uuid: &str) -> bool {
     MESSAGE_ID_PREFIX.len() + uuid.len() <= MAX_MESSAGE_ID_CHARS
         && !uuid.starts_with("h-")
+        && !uuid.starts_with("id-")
         && uuid
             .bytes()
             .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
@@ -426,6 +498,8 @@ enum Val<'m> {
     Bool(bool),
     List(Vec<String>),
     Count(usize),
+    /// A value the options hash ([`crate::options::hash_trait`]).
+    Hashed(String),
 }
 
 impl Val<'_> {
@@ -435,6 +509,7 @@ impl Val<'_> {
         let scalar = |v: &Val<'_>| -> Option<String> {
             match v {
                 Val::Str(s) => Some(s.trim().to_owned()),
+                Val::Hashed(s) => Some(s.clone()),
                 Val::Raw(r) => decode::raw_scalar_text(r).map(Cow::into_owned),
                 _ => None,
             }
@@ -455,7 +530,26 @@ impl Serialize for Val<'_> {
             Val::Bool(b) => s.serialize_bool(*b),
             Val::List(l) => l.serialize(s),
             Val::Count(n) => s.serialize_u64(*n as u64),
+            Val::Hashed(h) => s.serialize_str(h),
         }
+    }
+}
+
+impl<'m> Val<'m> {
+    /// The value the options send for a hashed key: the hash of its text (a string's, a
+    /// number's digits, or an array's or object's compact JSON). `null`, booleans and empty
+    /// strings hold nothing to hide and stay as they are.
+    fn hashed(self, key: &str) -> Val<'m> {
+        let text = match &self {
+            Val::Str(s) if !s.trim().is_empty() => Cow::Borrowed(*s),
+            Val::Raw(r) => match decode::raw_scalar_text(r) {
+                Some(t) => t,
+                None if r.get().starts_with(['[', '{']) => Cow::Borrowed(r.get()),
+                None => return self,
+            },
+            _ => return self,
+        };
+        Val::Hashed(crate::options::hash_trait(key, &text))
     }
 }
 
@@ -481,6 +575,34 @@ struct Fields<'m> {
     mask: u64,
     /// The next `_<n>` tried for a displaced value whose `moe_<key>` is taken as well.
     next_suffix: u32,
+    /// What the mapping options drop or hash (`None`: nothing, the usual case).
+    rules: Option<Rules<'m>>,
+}
+
+/// The keys of one object that the mapping options drop or hash. A key is matched as it is
+/// asked for and, for a value kept under another key (`moe_<key>`), under that key too.
+#[derive(Debug, Clone, Copy)]
+struct Rules<'o> {
+    drop: &'o KeySet,
+    hash: Option<&'o KeySet>,
+}
+
+impl<'o> Rules<'o> {
+    /// Rules when any key is listed.
+    fn of(drop: &'o KeySet, hash: Option<&'o KeySet>) -> Option<Self> {
+        (!drop.is_empty() || hash.is_some_and(|h| !h.is_empty())).then_some(Rules { drop, hash })
+    }
+
+    /// The value to place under `key` (hashed when listed), or `None` to drop it.
+    fn apply<'m>(&self, key: &str, val: Val<'m>) -> Option<Val<'m>> {
+        if self.drop.contains(key) {
+            return None;
+        }
+        match self.hash {
+            Some(h) if h.contains(key) && !matches!(val, Val::Hashed(_)) => Some(val.hashed(key)),
+            _ => Some(val),
+        }
+    }
 }
 
 impl<'m> Fields<'m> {
@@ -494,7 +616,13 @@ impl<'m> Fields<'m> {
             large: None,
             mask: 0,
             next_suffix: 2,
+            rules: None,
         }
+    }
+
+    fn with_rules(mut self, rules: Option<Rules<'m>>) -> Self {
+        self.rules = rules;
+        self
     }
 
     fn is_empty(&self) -> bool {
@@ -554,6 +682,13 @@ impl<'m> Fields<'m> {
     /// attribute's own raw key) if that is free, else under `moe_<key>`, `moe_<key>_<n>`:
     /// never dropped. A displaced value is droppable by truncation.
     fn place(&mut self, key: &'m str, alt: Option<&'m str>, val: Val<'m>, droppable: bool) {
+        let val = match &self.rules {
+            None => val,
+            Some(rules) => match rules.apply(key, val) {
+                Some(v) => v,
+                None => return,
+            },
+        };
         // The usual case: a key no field has (nor reserved), told by its filter bit alone.
         if self.large.is_none() && self.mask & key_bit(key) == 0 {
             return self.push(Cow::Borrowed(key), val, droppable);
@@ -564,7 +699,13 @@ impl<'m> Fields<'m> {
     /// [`Fields::place`] when the key may be taken: tries `key`, then `alt`, then
     /// `moe_<key>`, then `moe_<key>_<n>`.
     #[cold]
-    fn place_slow(&mut self, key: &'m str, alt: Option<&'m str>, val: Val<'m>, droppable: bool) {
+    fn place_slow(
+        &mut self,
+        key: &'m str,
+        alt: Option<&'m str>,
+        mut val: Val<'m>,
+        droppable: bool,
+    ) {
         let alt = alt.filter(|a| *a != key);
         let mut displaced = false;
         // The names are made only when tried: most keys are free at the first.
@@ -581,6 +722,15 @@ impl<'m> Fields<'m> {
                     Cow::Owned(format!("moe_{key}_{}", self.next_suffix - 1))
                 }
             };
+            if attempt > 0
+                && let Some(rules) = self.rules
+            {
+                // Kept under another key: the options may list that one too.
+                val = match rules.apply(&name, val) {
+                    Some(v) => v,
+                    None => return,
+                };
+            }
             match self.slot(&name, &val) {
                 Slot::Free => return self.push(name, val, droppable || displaced),
                 Slot::Same => return,
@@ -813,7 +963,8 @@ fn properties<'m>(
     scan: &Scan<'m>,
     time: &'m EventTime<'_>,
 ) -> Fields<'m> {
-    let mut props = Fields::with_capacity(10 + scan.renamed.len());
+    let rules = Rules::of(&ctx.options.drop_properties, None);
+    let mut props = Fields::with_capacity(10 + scan.renamed.len()).with_rules(rules);
     let extras = [
         ("event_uuid", text(&event.event_uuid)),
         ("event_code", text(&event.event_code)),
@@ -851,11 +1002,14 @@ fn properties<'m>(
     props
 }
 
-/// `context.traits`: the event's own contact points (`email` from `email_id`, `phone` from
-/// `mobile_number`), then every user attribute; a user attribute that differs from them
-/// is kept as `moe_email` / `moe_phone`.
-fn traits<'m>(event: &'m Event<'_>) -> Fields<'m> {
-    let mut traits = Fields::with_capacity(2 + event.user_attributes.entries().len());
+/// `context.traits` (and an `identify`'s `traits`): the event's own contact points (`email`
+/// from `email_id`, `phone` from `mobile_number`), then every user attribute; a user
+/// attribute that differs from them is kept as `moe_email` / `moe_phone`. The options drop
+/// or hash keys.
+fn traits<'m>(event: &'m Event<'_>, options: &'m MappingOptions) -> Fields<'m> {
+    let rules = Rules::of(&options.drop_traits, Some(&options.hash_traits));
+    let mut traits =
+        Fields::with_capacity(2 + event.user_attributes.entries().len()).with_rules(rules);
     if let Some(email) = text(&event.email_id) {
         traits.place("email", None, Val::Str(email), false);
     }
@@ -874,14 +1028,14 @@ fn map_event(
     raw: &RawValue,
     ctx: &MapContext<'_>,
     rule: IdRule,
-) -> Result<(String, String), RejectReason> {
+) -> Result<(String, String), Unsent> {
     for attrs in [
         &event.event_attributes,
         &event.user_attributes,
         &event.device_attributes,
     ] {
         if matches!(attrs, Attributes::TooMany(_)) {
-            return Err(RejectReason::TooManyAttributes);
+            return Err(RejectReason::TooManyAttributes.into());
         }
     }
     let scan = Scan::new(event, ctx);
@@ -892,6 +1046,16 @@ fn map_event(
             scan.platform.as_deref(),
         )
         .ok_or(RejectReason::NoEventName)?;
+    let options = ctx.options;
+    if options.filters()
+        && !options.sends(&[
+            Some(&event_name),
+            text(&event.event_code),
+            text(&event.event_name),
+        ])
+    {
+        return Err(Unsent::Filtered);
+    }
     let identity = Identity::of(event).ok_or(RejectReason::NoIdentity)?;
     let message_id = match rule {
         IdRule::Uuid => message_id(event, raw),
@@ -904,7 +1068,7 @@ fn map_event(
     let push_token = text(&event.push_id);
     let mut message = Message {
         kind: "track",
-        event: &event_name,
+        event: options.rename(&event_name),
         user_id: identity.user_id,
         anonymous_id: identity.anonymous_id.as_deref(),
         message_id: &message_id,
@@ -915,7 +1079,7 @@ fn map_event(
                 name: LIBRARY_NAME,
                 version: LIBRARY_VERSION,
             },
-            traits: traits(event),
+            traits: traits(event, ctx.options),
             device: (device_id.is_some() || push_token.is_some()).then_some(Device {
                 id: device_id.as_deref(),
                 token: push_token,
@@ -957,30 +1121,59 @@ const MAX_TRUNCATED_PATHS: usize = 10;
 const MAX_TRUNCATED_PATH_BYTES: usize = 100;
 
 /// Drops the largest droppable attribute values until the message fits, recording them in
-/// `properties.moe_truncated` / `moe_truncated_count`. One sort and one pass: the bytes each
-/// drop frees are known ([`entry_len`], never more than it really frees), so the shortest
-/// list of drops that fits is found before the message is written again, once.
+/// `properties.moe_truncated` / `moe_truncated_count` ([`shrink`]).
 fn truncate(message: &mut Message<'_>, size: usize) -> Result<String, RejectReason> {
-    // (bytes freed, is a trait, position in its object)
-    let mut candidates: Vec<(usize, bool, usize)> = Vec::new();
-    for (is_trait, fields) in [
-        (false, &message.properties),
-        (true, &message.context.traits),
-    ] {
+    let (paths, dropped) = shrink(
+        &mut [
+            ("properties.", &mut message.properties),
+            ("context.traits.", &mut message.context.traits),
+        ],
+        size,
+    )?;
+    let props = &mut message.properties.entries;
+    props.push(Field {
+        key: Cow::Borrowed(TRUNCATED_KEY),
+        val: Val::List(paths),
+        droppable: false,
+    });
+    props.push(Field {
+        key: Cow::Borrowed(TRUNCATED_COUNT_KEY),
+        val: Val::Count(dropped),
+        droppable: false,
+    });
+    fitting(to_json(message, MAX_MESSAGE_BYTES))
+}
+
+/// The message when it fits.
+fn fitting(json: String) -> Result<String, RejectReason> {
+    if json.len() <= MAX_MESSAGE_BYTES {
+        Ok(json)
+    } else {
+        Err(RejectReason::TooLarge)
+    }
+}
+
+/// Removes the largest droppable values of `objects` (each with the path prefix its keys are
+/// recorded under) until a message of `size` bytes fits, leaving room for the record of what
+/// was dropped; returns that record: the first [`MAX_TRUNCATED_PATHS`] paths (the largest
+/// first) and how many. One sort and one pass: the bytes each drop frees are known
+/// ([`entry_len`], never more than it really frees), so the shortest list of drops that fits
+/// is found before the message is written again, once.
+fn shrink(
+    objects: &mut [(&'static str, &mut Fields<'_>)],
+    size: usize,
+) -> Result<(Vec<String>, usize), RejectReason> {
+    // (bytes freed, object, position in it)
+    let mut candidates: Vec<(usize, usize, usize)> = Vec::new();
+    for (object, (_, fields)) in objects.iter().enumerate() {
         for (pos, f) in fields.entries.iter().enumerate() {
             if f.droppable {
-                candidates.push((entry_len(&f.key, &f.val), is_trait, pos));
+                candidates.push((entry_len(&f.key, &f.val), object, pos));
             }
         }
     }
-    let key_of = |&(_, is_trait, pos): &(usize, bool, usize)| -> &str {
-        let fields = if is_trait {
-            &message.context.traits
-        } else {
-            &message.properties
-        };
-        &fields.entries[pos].key
-    };
+    let key_of =
+        |&(_, object, pos): &(usize, usize, usize)| -> &str { &objects[object].1.entries[pos].key };
     candidates.sort_by(|a, b| {
         b.0.cmp(&a.0)
             .then_with(|| key_of(a).cmp(key_of(b)))
@@ -998,7 +1191,7 @@ fn truncate(message: &mut Message<'_>, size: usize) -> Result<String, RejectReas
         freed += c.0;
         dropped += 1;
         if paths.len() < MAX_TRUNCATED_PATHS {
-            let path = truncated_path(c.1, key_of(c));
+            let path = truncated_path(objects[c.1].0, key_of(c));
             paths_len += serde_json::to_string(&path).map_or(path.len() + 2, |j| j.len()) + 1;
             paths.push(path);
         }
@@ -1010,18 +1203,11 @@ fn truncate(message: &mut Message<'_>, size: usize) -> Result<String, RejectReas
     if dropped == 0 {
         return Err(RejectReason::TooLarge);
     }
-    let (mut gone_props, mut gone_traits) = (Vec::new(), Vec::new());
-    for &(_, is_trait, pos) in &candidates[..dropped] {
-        if is_trait {
-            gone_traits.push(pos);
-        } else {
-            gone_props.push(pos);
-        }
+    let mut gone: Vec<Vec<usize>> = vec![Vec::new(); objects.len()];
+    for &(_, object, pos) in &candidates[..dropped] {
+        gone[object].push(pos);
     }
-    for (fields, gone) in [
-        (&mut message.properties, &mut gone_props),
-        (&mut message.context.traits, &mut gone_traits),
-    ] {
+    for ((_, fields), gone) in objects.iter_mut().zip(&mut gone) {
         gone.sort_unstable();
         let mut pos = 0;
         fields.entries.retain(|_| {
@@ -1033,33 +1219,12 @@ fn truncate(message: &mut Message<'_>, size: usize) -> Result<String, RejectReas
         fields.large = None;
         fields.mask = u64::MAX;
     }
-    let props = &mut message.properties.entries;
-    props.push(Field {
-        key: Cow::Borrowed(TRUNCATED_KEY),
-        val: Val::List(paths),
-        droppable: false,
-    });
-    props.push(Field {
-        key: Cow::Borrowed(TRUNCATED_COUNT_KEY),
-        val: Val::Count(dropped),
-        droppable: false,
-    });
-    let json = to_json(message, MAX_MESSAGE_BYTES);
-    if json.len() <= MAX_MESSAGE_BYTES {
-        Ok(json)
-    } else {
-        Err(RejectReason::TooLarge)
-    }
+    Ok((paths, dropped))
 }
 
-/// `properties.<key>` or `context.traits.<key>`, the key cut to
-/// [`MAX_TRUNCATED_PATH_BYTES`] and printable.
-fn truncated_path(is_trait: bool, key: &str) -> String {
-    let prefix = if is_trait {
-        "context.traits."
-    } else {
-        "properties."
-    };
+/// `<prefix><key>` (`properties.<key>`, `context.traits.<key>`, `traits.<key>`), the key
+/// cut to [`MAX_TRUNCATED_PATH_BYTES`] and printable.
+fn truncated_path(prefix: &str, key: &str) -> String {
     format!(
         "{prefix}{}",
         crate::excerpt::excerpt(key, MAX_TRUNCATED_PATH_BYTES)
@@ -1076,7 +1241,176 @@ fn entry_len(key: &str, val: &Val<'_>) -> usize {
             Val::Bool(_) => 5,
             Val::List(l) => l.iter().map(|s| s.len() + 3).sum::<usize>() + 2,
             Val::Count(n) => n.to_string().len(),
+            Val::Hashed(h) => h.len() + 2,
         }
+}
+
+// ---------------------------------------------------------------------------------------------
+// identify
+
+/// A user an `identify` is made for: by `userId`, else by `anonymousId`.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum UserKey {
+    User(String),
+    Anonymous(String),
+}
+
+/// The users of one request who have traits, in order of first appearance, each with the
+/// event that says the most recent thing about them.
+#[derive(Debug, Default)]
+struct Users {
+    slots: HashMap<UserKey, usize>,
+    /// (index of the user's latest event, its time in epoch ms).
+    latest: Vec<(usize, i64)>,
+}
+
+impl Users {
+    /// Notes an event of the request: its user, if it has an identity and traits. The latest
+    /// event time wins; of equal times, the later event.
+    fn note(&mut self, index: usize, event: &Event<'_>, ctx: &MapContext<'_>) {
+        let readable = !matches!(event.user_attributes, Attributes::TooMany(_));
+        let has_traits = text(&event.email_id).is_some()
+            || text(&event.mobile_number).is_some()
+            || !event.user_attributes.entries().is_empty();
+        let Some(identity) = Identity::of(event).filter(|_| readable && has_traits) else {
+            return;
+        };
+        let key = match (identity.user_id, identity.anonymous_id) {
+            (Some(u), _) => UserKey::User(u.to_owned()),
+            (None, Some(a)) => UserKey::Anonymous(a.into_owned()),
+            (None, None) => return,
+        };
+        let at = match EventTime::read(event.event_time.as_ref(), ctx.received_at_ms) {
+            EventTime::At(ms) => ms,
+            EventTime::Missing | EventTime::Invalid(_) => ctx.received_at_ms,
+        };
+        match self.slots.entry(key) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(self.latest.len());
+                self.latest.push((index, at));
+            }
+            std::collections::hash_map::Entry::Occupied(o) => {
+                if let Some(latest) = self.latest.get_mut(*o.get())
+                    && at >= latest.1
+                {
+                    *latest = (index, at);
+                }
+            }
+        }
+    }
+
+    /// One `identify` per user, from their latest event: `(event index, message)`. A user
+    /// whose traits the options drop entirely gets none; so does one whose `identify` cannot
+    /// fit Segment's 32 KB (the track of the same event carries the same traits).
+    fn identifies(self, req: &StreamsRequest<'_>, ctx: &MapContext<'_>) -> Vec<(usize, Mapped)> {
+        self.latest
+            .into_iter()
+            .filter_map(|(index, _)| {
+                let raw = req.events.get(index)?;
+                let event = decode::decode_event(raw).ok()?;
+                let (message_id, json) = map_identify(&event, ctx)?;
+                Some((
+                    index,
+                    Mapped {
+                        index,
+                        event_uuid: None,
+                        message_id,
+                        json,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+#[derive(Serialize)]
+struct IdentifyContext {
+    library: Library,
+    /// What truncation dropped (paths under `traits.`), when it had to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moe_truncated: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    moe_truncated_count: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct IdentifyMessage<'m> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "userId", skip_serializing_if = "Option::is_none")]
+    user_id: Option<&'m str>,
+    #[serde(rename = "anonymousId", skip_serializing_if = "Option::is_none")]
+    anonymous_id: Option<&'m str>,
+    #[serde(rename = "messageId")]
+    message_id: &'m str,
+    timestamp: &'m str,
+    traits: Fields<'m>,
+    context: IdentifyContext,
+    integrations: Integrations,
+}
+
+/// What an `identify`'s `messageId` is derived from: the same profile gives the same id, so
+/// Segment drops a re-sent one; a changed profile gets a new id.
+#[derive(Serialize)]
+struct ProfileKey<'m> {
+    #[serde(rename = "userId")]
+    user_id: Option<&'m str>,
+    #[serde(rename = "anonymousId")]
+    anonymous_id: Option<&'m str>,
+    traits: &'m RawValue,
+}
+
+/// The `identify` of an event's user: their traits as the track's `context.traits` has them
+/// (after the options), at the event's time. `None` when there are no traits left, or when
+/// it cannot fit even after truncation.
+fn map_identify(event: &Event<'_>, ctx: &MapContext<'_>) -> Option<(String, String)> {
+    let identity = Identity::of(event)?;
+    let traits = traits(event, ctx.options);
+    if traits.is_empty() {
+        return None;
+    }
+    let traits_json = to_json(&traits, 256);
+    let traits_raw: &RawValue = serde_json::from_str(&traits_json).ok()?;
+    let profile = to_json(
+        &ProfileKey {
+            user_id: identity.user_id,
+            anonymous_id: identity.anonymous_id.as_deref(),
+            traits: traits_raw,
+        },
+        traits_json.len() + 128,
+    );
+    let message_id = format!(
+        "{IDENTIFY_ID_PREFIX}{}",
+        sha256_hex(canonical(&profile).as_bytes(), 40)
+    );
+    let timestamp = EventTime::read(event.event_time.as_ref(), ctx.received_at_ms)
+        .timestamp(ctx.received_at_ms);
+    let mut message = IdentifyMessage {
+        kind: "identify",
+        user_id: identity.user_id,
+        anonymous_id: identity.anonymous_id.as_deref(),
+        message_id: &message_id,
+        timestamp: &timestamp,
+        traits,
+        context: IdentifyContext {
+            library: Library {
+                name: LIBRARY_NAME,
+                version: LIBRARY_VERSION,
+            },
+            moe_truncated: None,
+            moe_truncated_count: None,
+        },
+        integrations: Integrations { moengage: false },
+    };
+    let mut json = to_json(&message, traits_json.len() + 512);
+    if json.len() > MAX_MESSAGE_BYTES {
+        let (paths, dropped) = shrink(&mut [("traits.", &mut message.traits)], json.len()).ok()?;
+        message.context.moe_truncated = Some(paths);
+        message.context.moe_truncated_count = Some(dropped);
+        json = fitting(to_json(&message, MAX_MESSAGE_BYTES)).ok()?;
+    }
+    drop(message); // it borrows message_id
+    Some((message_id, json))
 }
 
 #[cfg(test)]

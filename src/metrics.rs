@@ -20,6 +20,13 @@ pub struct InvocationMetrics {
     pub refused: u64,
     /// Delivered by the redelivery handler (events that had been parked).
     pub redelivered: u64,
+    /// Events the mapping options skip.
+    pub filtered: u64,
+    /// `identify` messages made (`identify: per_user`).
+    pub identifies: u64,
+    /// 1 when the secret's mapping options are invalid (the last good ones serve, or, with
+    /// none, the webhook answers 500): what an alarm watches.
+    pub options_invalid: u64,
     pub segment_latency_ms: u64,
 }
 
@@ -80,6 +87,9 @@ pub fn emf_line(
                     {"Name": "Parked", "Unit": "Count"},
                     {"Name": "Refused", "Unit": "Count"},
                     {"Name": "Redelivered", "Unit": "Count"},
+                    {"Name": "Filtered", "Unit": "Count"},
+                    {"Name": "Identifies", "Unit": "Count"},
+                    {"Name": "MappingOptionsInvalid", "Unit": "Count"},
                     {"Name": "SegmentLatencyMs", "Unit": "Milliseconds"},
                 ],
             }],
@@ -92,6 +102,9 @@ pub fn emf_line(
         "Parked": m.parked,
         "Refused": m.refused,
         "Redelivered": m.redelivered,
+        "Filtered": m.filtered,
+        "Identifies": m.identifies,
+        "MappingOptionsInvalid": m.options_invalid,
         "SegmentLatencyMs": m.segment_latency_ms,
         "moe_request_id": moe_request_id,
     })
@@ -112,6 +125,9 @@ mod tests {
             parked: 0,
             refused: 1,
             redelivered: 0,
+            filtered: 3,
+            identifies: 4,
+            options_invalid: 1,
             segment_latency_ms: 42,
         };
         let v: serde_json::Value =
@@ -139,6 +155,9 @@ mod tests {
             "Parked",
             "Refused",
             "Redelivered",
+            "Filtered",
+            "Identifies",
+            "MappingOptionsInvalid",
             "SegmentLatencyMs",
         ] {
             assert!(names.contains(&name), "{name}");

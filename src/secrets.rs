@@ -143,7 +143,17 @@ impl<S: SecretSource> SettingsCache<S> {
             .await
             .and_then(|text| Settings::from_secret_json(&text).map_err(SettingsError::from));
         match fetched {
-            Ok(settings) => {
+            Ok(mut settings) => {
+                // Invalid mapping options never replace good ones.
+                let previous = state.as_ref().map(|(s, _)| &s.mapping);
+                settings.mapping = settings.mapping.keeping(previous);
+                if let Some(e) = &settings.mapping.error {
+                    let serving = match settings.mapping.options {
+                        Some(_) => "the last good options",
+                        None => "none: webhook requests are answered 500 until they are fixed",
+                    };
+                    tracing::error!(error = %e, serving, "the secret's mapping options are invalid");
+                }
                 let settings = Arc::new(settings);
                 *state = Some((settings.clone(), Instant::now().checked_add(self.ttl)));
                 Ok(settings)

@@ -20,10 +20,15 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Map one Streams body to Segment messages: JSON Lines on stdout, rejected events as
-    /// JSON Lines on stderr. Exit 2 when the input is not a Streams request.
+    /// JSON Lines on stderr. Exit 2 when the input is not a Streams request, or the options
+    /// are invalid.
     Map {
         /// The body file; `-` or nothing reads stdin.
         file: Option<String>,
+        /// Mapping options (README "Mapping options"): a JSON file holding the options
+        /// object, or a secret-shaped object with them under `mapping`.
+        #[arg(long, value_name = "FILE")]
+        options: Option<String>,
     },
     /// Run the Lambda handler in-process on an event file and print its answer as JSON: an
     /// API Gateway / Function URL event (the webhook: the HTTP response), or an SQS event
@@ -61,7 +66,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Map { file } => map(file),
+        Command::Map { file, options } => map(file, options),
         Command::Invoke {
             event_file,
             dry_run,
@@ -167,7 +172,15 @@ async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> ExitCod
     }
 }
 
-fn map(file: Option<String>) -> ExitCode {
+fn map(file: Option<String>, options: Option<String>) -> ExitCode {
+    let options = match options.as_deref().map(cli_map::read_options) {
+        None => Default::default(),
+        Some(Ok(o)) => o,
+        Some(Err(e)) => {
+            eprintln!("moe2seg: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let bytes = match cli_map::read_input(file.as_deref()) {
         Ok(b) => b,
         Err(e) => {
@@ -181,7 +194,7 @@ fn map(file: Option<String>) -> ExitCode {
     // Stdout is line-buffered: one write per message without a BufWriter.
     let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut stderr = io::BufWriter::new(io::stderr().lock());
-    match cli_map::run_map(&bytes, &mut stdout, &mut stderr) {
+    match cli_map::run_map(&bytes, &options, &mut stdout, &mut stderr) {
         Ok(c) => ExitCode::from(c as u8),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
