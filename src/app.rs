@@ -117,6 +117,12 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
             }
         }
     };
+    if env.mapping_options.is_some() && matches!(env.source, SettingsSource::SecretsManager { .. })
+    {
+        tracing::warn!(
+            "MAPPING_OPTIONS is ignored: with SECRET_ID the secret's `mapping` field holds the mapping options"
+        );
+    }
     if env.dead_letter_queue_url.is_some() && env.refused_queue_url.is_none() {
         tracing::warn!(
             "DEAD_LETTER_QUEUE_URL is set without REFUSED_QUEUE_URL: refusals are parked, and redelivery keeps refused or expired events in the parked queue until its retention deletes them"

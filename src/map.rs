@@ -1255,18 +1255,17 @@ enum UserKey {
     Anonymous(String),
 }
 
-/// The users of one request who have traits, in order of first appearance, each with the
-/// event that says the most recent thing about them.
+/// The users of one request who have traits, in order of first appearance, each with their
+/// events.
 #[derive(Debug, Default)]
 struct Users {
     slots: HashMap<UserKey, usize>,
-    /// (index of the user's latest event, its time in epoch ms).
-    latest: Vec<(usize, i64)>,
+    /// Per user: (event time in epoch ms, event index) of each of their events.
+    events: Vec<Vec<(i64, usize)>>,
 }
 
 impl Users {
-    /// Notes an event of the request: its user, if it has an identity and traits. The latest
-    /// event time wins; of equal times, the later event.
+    /// Notes an event of the request under its user, if it has an identity and traits.
     fn note(&mut self, index: usize, event: &Event<'_>, ctx: &MapContext<'_>) {
         let readable = !matches!(event.user_attributes, Attributes::TooMany(_));
         let has_traits = text(&event.email_id).is_some()
@@ -1284,31 +1283,32 @@ impl Users {
             EventTime::At(ms) => ms,
             EventTime::Missing | EventTime::Invalid(_) => ctx.received_at_ms,
         };
-        match self.slots.entry(key) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(self.latest.len());
-                self.latest.push((index, at));
-            }
-            std::collections::hash_map::Entry::Occupied(o) => {
-                if let Some(latest) = self.latest.get_mut(*o.get())
-                    && at >= latest.1
-                {
-                    *latest = (index, at);
-                }
-            }
+        let slot = *self.slots.entry(key).or_insert_with(|| {
+            self.events.push(Vec::new());
+            self.events.len() - 1
+        });
+        if let Some(events) = self.events.get_mut(slot) {
+            events.push((at, index));
         }
     }
 
-    /// One `identify` per user, from their latest event: `(event index, message)`. A user
-    /// whose traits the options drop entirely gets none; so does one whose `identify` cannot
-    /// fit Segment's 32 KB (the track of the same event carries the same traits).
+    /// One `identify` per user: `(index of their latest event, message)`. Their traits are
+    /// those of all their events, a later event's value winning (Segment merges an
+    /// identify's traits into the profile); who they are and when come from the latest
+    /// event (by event time; of equal times, the later in the request). A user whose traits
+    /// the options drop entirely gets none; so does one whose `identify` cannot fit Segment's
+    /// 32 KB (the tracks carry the same traits).
     fn identifies(self, req: &StreamsRequest<'_>, ctx: &MapContext<'_>) -> Vec<(usize, Mapped)> {
-        self.latest
+        self.events
             .into_iter()
-            .filter_map(|(index, _)| {
-                let raw = req.events.get(index)?;
-                let event = decode::decode_event(raw).ok()?;
-                let (message_id, json) = map_identify(&event, ctx)?;
+            .filter_map(|mut events| {
+                events.sort_unstable();
+                let index = events.last()?.1;
+                let decoded: Vec<Event<'_>> = events
+                    .iter()
+                    .filter_map(|(_, i)| decode::decode_event(req.events.get(*i)?).ok())
+                    .collect();
+                let (message_id, json) = map_identify(&decoded, ctx)?;
                 Some((
                     index,
                     Mapped {
@@ -1321,6 +1321,32 @@ impl Users {
             })
             .collect()
     }
+}
+
+/// The traits of a user's events, oldest first, merged: each key once, at its first place,
+/// with its latest value.
+fn merged_traits<'m>(events: &'m [Event<'_>], options: &'m MappingOptions) -> Fields<'m> {
+    if let [one] = events {
+        return traits(one, options);
+    }
+    let mut merged: Vec<Field<'m>> = Vec::new();
+    let mut at: HashMap<Cow<'m, str>, usize> = HashMap::new();
+    for event in events {
+        for field in traits(event, options).entries {
+            match at.get(&field.key) {
+                Some(&pos) => merged[pos] = field,
+                None => {
+                    at.insert(field.key.clone(), merged.len());
+                    merged.push(field);
+                }
+            }
+        }
+    }
+    let mut out = Fields::with_capacity(merged.len());
+    for f in merged {
+        out.push(f.key, f.val, f.droppable);
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -1360,12 +1386,13 @@ struct ProfileKey<'m> {
     traits: &'m RawValue,
 }
 
-/// The `identify` of an event's user: their traits as the track's `context.traits` has them
-/// (after the options), at the event's time. `None` when there are no traits left, or when
-/// it cannot fit even after truncation.
-fn map_identify(event: &Event<'_>, ctx: &MapContext<'_>) -> Option<(String, String)> {
-    let identity = Identity::of(event)?;
-    let traits = traits(event, ctx.options);
+/// The `identify` of a user from their events (oldest first): their merged traits (after
+/// the options), as the latest event says who they are and when. `None` when there are no
+/// traits left, or when it cannot fit even after truncation.
+fn map_identify(events: &[Event<'_>], ctx: &MapContext<'_>) -> Option<(String, String)> {
+    let latest = events.last()?;
+    let identity = Identity::of(latest)?;
+    let traits = merged_traits(events, ctx.options);
     if traits.is_empty() {
         return None;
     }
@@ -1383,7 +1410,7 @@ fn map_identify(event: &Event<'_>, ctx: &MapContext<'_>) -> Option<(String, Stri
         "{IDENTIFY_ID_PREFIX}{}",
         sha256_hex(canonical(&profile).as_bytes(), 40)
     );
-    let timestamp = EventTime::read(event.event_time.as_ref(), ctx.received_at_ms)
+    let timestamp = EventTime::read(latest.event_time.as_ref(), ctx.received_at_ms)
         .timestamp(ctx.received_at_ms);
     let mut message = IdentifyMessage {
         kind: "identify",
@@ -1819,5 +1846,143 @@ mod tests {
             ),
             Err(RejectReason::TooLarge)
         );
+    }
+
+    fn with_options(events: Value, options: Value) -> MapOutput {
+        let body = json!({"moe_request_id": "req-1", "events": events});
+        let options = MappingOptions::from_value(&options).unwrap();
+        map_body_with(&body.to_string(), NOW, Limits::REQUEST, &options).unwrap()
+    }
+
+    fn identify_of(out: &MapOutput) -> Value {
+        assert_eq!(out.identifies, 1);
+        serde_json::from_str(&out.messages.last().unwrap().json).unwrap()
+    }
+
+    #[test]
+    fn identify_ids_follow_the_profile_not_the_time_or_key_order() {
+        let per_user = json!({"identify": "per_user"});
+        let at = |t: i64, attrs: Value| {
+            identify_of(&with_options(
+                json!([{"event_name": "X", "uid": "u1", "event_time": t, "user_attributes": attrs}]),
+                per_user.clone(),
+            ))
+        };
+        let a = at(
+            1_764_331_000,
+            json!({"first_name": "Ann", "city": "Springfield"}),
+        );
+        let later = at(
+            1_764_331_100,
+            json!({"first_name": "Ann", "city": "Springfield"}),
+        );
+        let reordered = at(
+            1_764_331_000,
+            json!({"city": "Springfield", "first_name": "Ann"}),
+        );
+        let moved = at(
+            1_764_331_000,
+            json!({"first_name": "Ann", "city": "Shelbyville"}),
+        );
+        assert_eq!(a["messageId"], later["messageId"], "same profile, same id");
+        assert_ne!(a["timestamp"], later["timestamp"]);
+        assert_eq!(a["messageId"], reordered["messageId"]);
+        assert_ne!(
+            a["messageId"], moved["messageId"],
+            "a changed profile goes through"
+        );
+        assert!(
+            a["messageId"]
+                .as_str()
+                .unwrap()
+                .starts_with(IDENTIFY_ID_PREFIX)
+        );
+        // Another user with the same traits is another profile.
+        let other = identify_of(&with_options(
+            json!([{"event_name": "X", "uid": "u2", "event_time": 1_764_331_000,
+                    "user_attributes": {"first_name": "Ann", "city": "Springfield"}}]),
+            per_user,
+        ));
+        assert_ne!(a["messageId"], other["messageId"]);
+    }
+
+    #[test]
+    fn identify_merges_a_users_events_latest_value_winning() {
+        let out = with_options(
+            json!([
+                {"event_name": "B", "uid": "u1", "event_time": 1_764_331_200, "email_id": "new@example.com",
+                 "user_attributes": {"city": "Shelbyville"}},
+                {"event_name": "A", "uid": "u1", "event_time": 1_764_331_100, "email_id": "old@example.com",
+                 "user_attributes": {"city": "Springfield", "first_name": "Ann"}},
+                {"event_name": "C", "uid": "u1", "event_time": 1_764_331_150,
+                 "user_attributes": {"plan": "gold"}},
+            ]),
+            json!({"identify": "per_user"}),
+        );
+        let id = identify_of(&out);
+        assert_eq!(
+            id["traits"],
+            json!({"email": "new@example.com", "city": "Shelbyville", "first_name": "Ann", "plan": "gold"})
+        );
+        assert_eq!(id["timestamp"], "2025-11-28T12:00:00.000Z");
+        assert_eq!(
+            out.messages.last().unwrap().index,
+            0,
+            "the latest event's index"
+        );
+        // Without traits, or with all of them dropped, no identify.
+        let none = with_options(
+            json!([{"event_name": "A", "uid": "u1", "user_attributes": {"plan": "gold"}},
+                   {"event_name": "A", "uid": "u2"}]),
+            json!({"identify": "per_user", "drop_traits": ["plan"]}),
+        );
+        assert_eq!((none.identifies, none.messages.len()), (0, 2));
+    }
+
+    #[test]
+    fn filtered_events_are_counted_not_rejected() {
+        let out = with_options(
+            json!([{"event_code": "MOE_EMAIL_OPEN", "uid": "u1"},
+                   {"event_name": "email opened", "uid": "u1"},
+                   {"event_name": "Kept", "uid": "u1"},
+                   {"event_name": "Email Opened"}]),
+            json!({"skip_events": ["EMAIL OPENED"]}),
+        );
+        assert_eq!((out.filtered, out.messages.len()), (3, 1));
+        assert!(
+            out.rejected.is_empty(),
+            "a skipped event is not checked further"
+        );
+    }
+
+    #[test]
+    fn uuids_in_the_identify_namespace_are_hashed() {
+        assert!(!is_usable_uuid("id-1234"));
+        assert!(is_usable_uuid("i-1234") && is_usable_uuid("1d-1234"));
+    }
+
+    #[test]
+    fn hashed_and_dropped_keys_follow_their_displaced_values() {
+        let out = with_options(
+            json!([{"event_name": "X", "uid": "u1", "email_id": "A@example.com", "mobile_number": "+1555",
+                    "user_attributes": {"email": "b@example.com", "phone": "+1666", "moe_phone": "kept"}}]),
+            json!({"hash_traits": ["email"], "drop_traits": ["phone"]}),
+        );
+        let m: Value = serde_json::from_str(&out.messages[0].json).unwrap();
+        let traits = &m["context"]["traits"];
+        assert_eq!(
+            traits["email"],
+            crate::options::hash_trait("email", "a@example.com")
+        );
+        assert_eq!(
+            traits["moe_email"],
+            crate::options::hash_trait("email", "b@example.com")
+        );
+        assert!(traits.get("phone").is_none());
+        assert_eq!(
+            traits["moe_phone"], "kept",
+            "a value of its own under moe_phone stays"
+        );
+        assert!(!m.to_string().contains("b@example.com"));
     }
 }

@@ -89,3 +89,131 @@ fn a_file_is_not_held_to_the_webhook_request_limits() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.lines().count(), 10_001);
 }
+
+/// `moe2seg` with the given environment only (plus PATH), from the crate root.
+fn moe2seg_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_moe2seg"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn options_file_shapes_the_output_as_the_golden_fixture_says() {
+    let (code, stdout, stderr) = moe2seg(
+        &[
+            "map",
+            "--options",
+            "tests/fixtures/options/issue_example.options.json",
+            "tests/fixtures/options/issue_example.json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let got: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string("tests/fixtures/options/issue_example.expected.json").unwrap(),
+    )
+    .unwrap();
+    // The golden fixture was mapped at a fixed time; these events all carry their own.
+    assert_eq!(&got, expected["messages"].as_array().unwrap());
+    assert_eq!(stderr, "{\"filtered\":2}\n");
+}
+
+#[test]
+fn invalid_options_exit_2_naming_the_field() {
+    let dir = std::env::temp_dir().join(format!("moe2seg-options-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, r#"{"mapping": {"hash_traits": ["email", 7]}}"#).unwrap();
+    let (code, stdout, stderr) = moe2seg(
+        &[
+            "map",
+            "--options",
+            bad.to_str().unwrap(),
+            "tests/fixtures/email.json",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("mapping option `hash_traits[1]`: expected a string, found a number"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = moe2seg(
+        &[
+            "map",
+            "--options",
+            "does/not/exist.json",
+            "tests/fixtures/email.json",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("cannot read does/not/exist.json"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn mapping_options_env_applies_to_local_runs() {
+    let settings = [
+        ("SEGMENT_WRITE_KEY", "env-key"),
+        ("SEGMENT_REGION", "us"),
+        ("WEBHOOK_USERNAME", "moengage"),
+        ("WEBHOOK_PASSWORD", "local-password"),
+    ];
+    let answer = |extra: &[(&str, &str)]| {
+        let mut env = settings.to_vec();
+        env.extend_from_slice(extra);
+        let (code, stdout, stderr) =
+            moe2seg_env(&["invoke", "--dry-run", "events/apigw-v2.json"], &env);
+        (code, stdout, stderr)
+    };
+    let body = |stdout: &str| -> serde_json::Value {
+        let resp: serde_json::Value = serde_json::from_str(stdout).unwrap();
+        serde_json::from_str(resp["body"].as_str().unwrap()).unwrap()
+    };
+    let (code, stdout, stderr) = answer(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(body(&stdout)["filtered"], 0);
+    let options = r#"{"skip_events": ["MOE_EMAIL_SENT", "email opened"], "identify": "per_user"}"#;
+    let (code, stdout, stderr) = answer(&[("MAPPING_OPTIONS", options)]);
+    assert_eq!(code, 0, "{stderr}");
+    let b = body(&stdout);
+    assert_eq!(
+        (&b["received"], &b["filtered"]),
+        (&6.into(), &2.into()),
+        "{b}"
+    );
+    assert_eq!(b["identifies"], 2, "{b}");
+    // The dry run printed the identify calls it would send.
+    assert_eq!(
+        stderr.matches("\"type\": \"identify\"").count(),
+        2,
+        "{stderr}"
+    );
+    // Invalid: the process says which field, and does not start.
+    let (code, _, stderr) = answer(&[("MAPPING_OPTIONS", r#"{"identify": "yes"}"#)]);
+    assert_ne!(code, 0);
+    assert!(
+        stderr.contains("MAPPING_OPTIONS") && stderr.contains("mapping option `identify`"),
+        "{stderr}"
+    );
+}

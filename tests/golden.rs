@@ -1,5 +1,7 @@
 //! Golden fixture pairs: `tests/fixtures/<case>.json` (a MoEngage Streams body) →
-//! `tests/fixtures/<case>.expected.json` (the Segment messages and rejections).
+//! `tests/fixtures/<case>.expected.json` (the Segment messages and rejections); with mapping
+//! options, `tests/fixtures/options/<case>.json` and `<case>.options.json` (the options, as
+//! `moe2seg map --options` reads them) → `<case>.expected.json`.
 //!
 //! Regenerate after an intended mapping change with `UPDATE_GOLDEN=1 cargo test --test golden`
 //! and review the diff: the expected files are the spec of the mapping.
@@ -9,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use moengage_segment::decode::lossy_utf8;
 use moengage_segment::json::compact_json;
-use moengage_segment::map::{Limits, MAX_MESSAGE_BYTES, MapOutput, map_body};
+use moengage_segment::map::{Limits, MAX_MESSAGE_BYTES, MapOutput, map_body, map_body_with};
+use moengage_segment::options::MappingOptions;
 use serde_json::{Value, json};
 
 mod pretty;
@@ -36,9 +39,13 @@ fn inputs() -> Vec<PathBuf> {
 }
 
 fn mapped(input: &Path) -> MapOutput {
+    mapped_with(input, &MappingOptions::default())
+}
+
+fn mapped_with(input: &Path, options: &MappingOptions) -> MapOutput {
     let bytes = fs::read(input).unwrap();
     let text = lossy_utf8(&bytes);
-    let out = map_body(&text, RECEIVED_AT_MS, Limits::REQUEST)
+    let out = map_body_with(&text, RECEIVED_AT_MS, Limits::REQUEST, options)
         .unwrap_or_else(|e| panic!("{}: not a Streams body: {e}", input.display()));
     for m in &out.messages {
         // Compact whatever the input's formatting: no whitespace outside strings.
@@ -68,20 +75,48 @@ fn actual(input: &Path) -> Value {
     })
 }
 
+/// The options case's output: also what the options skipped and how many identifies.
+fn actual_with(input: &Path, options: &MappingOptions) -> Value {
+    let out = mapped_with(input, options);
+    let messages: Vec<Value> = out
+        .messages
+        .iter()
+        .map(|m| serde_json::from_str(&m.json).unwrap())
+        .collect();
+    json!({
+        "received": out.received,
+        "filtered": out.filtered,
+        "identifies": out.identifies,
+        "messages": messages,
+        "rejected": out.rejected,
+        "duplicate_uuids": out.duplicate_uuids,
+    })
+}
+
 /// Every message must be one Segment will accept and attribute.
 fn check_invariants(name: &str, got: &Value) {
     let msgs = got["messages"].as_array().unwrap();
     let rejected = got["rejected"].as_array().unwrap();
+    let identifies = got["identifies"].as_u64().unwrap_or(0) as usize;
+    let filtered = got["filtered"].as_u64().unwrap_or(0) as usize;
     assert_eq!(
-        msgs.len() + rejected.len(),
+        msgs.len() - identifies + rejected.len() + filtered,
         got["received"].as_u64().unwrap() as usize,
-        "{name}: every event is either mapped or rejected"
+        "{name}: every event is either mapped, rejected or filtered"
     );
     let mut ids = std::collections::HashMap::new();
-    for m in msgs {
+    for (i, m) in msgs.iter().enumerate() {
         let what = format!("{name}: {}", m["messageId"]);
-        assert_eq!(m["type"], "track", "{what}");
-        assert!(m["event"].as_str().is_some_and(|e| !e.is_empty()), "{what}");
+        if i >= msgs.len() - identifies {
+            // The identifies follow every track.
+            assert_eq!(m["type"], "identify", "{what}");
+            assert!(m.get("event").is_none() && m.get("properties").is_none());
+            assert!(m["traits"].as_object().is_some_and(|t| !t.is_empty()));
+            assert!(m["messageId"].as_str().unwrap().starts_with("moe-id-"));
+        } else {
+            assert_eq!(m["type"], "track", "{what}");
+            assert!(m["event"].as_str().is_some_and(|e| !e.is_empty()), "{what}");
+        }
         let id = m["messageId"].as_str().unwrap();
         assert!(id.starts_with("moe-") && id.len() <= 100, "{what}");
         // Only truly identical events may share an id (Segment keeps one of them).
@@ -155,6 +190,74 @@ fn golden_fixtures() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// `tests/fixtures/options/<case>.json` + `<case>.options.json` → `<case>.expected.json`.
+#[test]
+fn golden_fixtures_with_options() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let dir = fixtures().join("options");
+    let mut cases: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".options.json"))
+        .map(|n| n.trim_end_matches(".options.json").to_owned())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 8, "options fixtures missing: {cases:?}");
+    let mut failures = Vec::new();
+    for case in cases {
+        let options_text = fs::read_to_string(dir.join(format!("{case}.options.json"))).unwrap();
+        let options = MappingOptions::from_json(&options_text)
+            .unwrap_or_else(|e| panic!("{case}.options.json: {e}"));
+        let got = actual_with(&dir.join(format!("{case}.json")), &options);
+        check_invariants(&case, &got);
+        let expected_path = dir.join(format!("{case}.expected.json"));
+        if update {
+            fs::write(
+                &expected_path,
+                serde_json::to_string_pretty(&got).unwrap() + "\n",
+            )
+            .unwrap();
+            continue;
+        }
+        let expected: Value = match fs::read_to_string(&expected_path) {
+            Ok(s) => serde_json::from_str(&s).unwrap(),
+            Err(_) => {
+                failures.push(format!(
+                    "{case}: no expected file (run with UPDATE_GOLDEN=1)"
+                ));
+                continue;
+            }
+        };
+        if got != expected {
+            failures.push(format!(
+                "{case}: output differs from {case}.expected.json\n--- got:\n{}",
+                serde_json::to_string_pretty(&got).unwrap()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// With no options, or options that change nothing, every fixture maps as without them.
+#[test]
+fn empty_options_change_nothing() {
+    for text in [
+        "{}",
+        r#"{"mapping": {}}"#,
+        r#"{"skip_events": [], "only_events": [], "identify": "off"}"#,
+    ] {
+        let options = MappingOptions::from_json(text).unwrap();
+        for input in inputs() {
+            assert_eq!(
+                mapped_with(&input, &options).messages,
+                mapped(&input).messages,
+                "{text}: {}",
+                input.display()
+            );
+        }
+    }
 }
 
 #[test]

@@ -5,8 +5,8 @@
 //!
 //! Unscripted requests are answered like Segment: 401 for an unknown write key, 400 for a body
 //! over 500 KB or a message over 32 KB, 200 otherwise. Things Segment would accept with 200
-//! but silently drop (over 2,500 messages, a message without identity or event name) are
-//! recorded as violations so tests can fail on them.
+//! but silently drop (over 2,500 messages, a message without identity, a track without event
+//! name, an identify without traits) are recorded as violations so tests can fail on them.
 //!
 //! Any request to [`OK_PATH`] gets 200 (accepting nothing): a redirect target that would make
 //! a client following redirects believe its batch was delivered.
@@ -288,9 +288,12 @@ fn enforce(
             st.violations
                 .push(format!("{id}: no userId/anonymousId (Segment drops it)"));
         }
-        if m["type"] != "track" || m["event"].as_str().is_none_or(str::is_empty) {
-            st.violations
-                .push(format!("{id}: not a track with an event name"));
+        let track = m["type"] == "track" && m["event"].as_str().is_some_and(|e| !e.is_empty());
+        let identify = m["type"] == "identify" && m["traits"].is_object();
+        if !track && !identify {
+            st.violations.push(format!(
+                "{id}: neither a track with an event name nor an identify with traits"
+            ));
         }
         if id.is_empty() || id.len() > 100 {
             st.violations.push(format!("bad messageId {id:?}"));
