@@ -397,7 +397,8 @@ outputs = template.get("Outputs", {})
 problems = []
 notes = []
 
-METRICS = ["Received", "Forwarded", "Rejected", "Retried", "Parked", "Refused", "Redelivered", "SegmentLatencyMs"]
+METRICS = ["Received", "Forwarded", "Rejected", "Retried", "Parked", "Refused", "Redelivered",
+           "Filtered", "Identifies", "MappingOptionsInvalid", "SegmentLatencyMs"]
 SECRET = {"Fn::If": ["UseExistingSecret", {"Ref": "ExistingSecretArn"}, {"Ref": "WebhookSecret"}]}
 ALARM_ACTIONS = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
 
@@ -546,6 +547,9 @@ want_alarm("refused queue depth >= 1",
 want_alarm("parked queue oldest message > 3600 s",
            single("AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", getatt("DeadLetterQueue", "QueueName")),
            3600, "GreaterThanThreshold")
+want_alarm("mapping options invalid >= 1",
+           single("MoEngageSegment", "MappingOptionsInvalid", "FunctionName", ref("WebhookFunction")),
+           1, "GreaterThanOrEqualToThreshold")
 want_alarm("redelivery function errors >= 1",
            single("AWS/Lambda", "Errors", "FunctionName", ref("RedeliveryFunction")), 1, "GreaterThanOrEqualToThreshold")
 depth = single("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", getatt("DeadLetterQueue", "QueueName"))
