@@ -1304,11 +1304,13 @@ impl Users {
             .filter_map(|mut events| {
                 events.sort_unstable();
                 let index = events.last()?.1;
-                let decoded: Vec<Event<'_>> = events
-                    .iter()
-                    .filter_map(|(_, i)| decode::decode_event(req.events.get(*i)?).ok())
-                    .collect();
-                let (message_id, json) = map_identify(&decoded, ctx)?;
+                let latest = decode::decode_event(req.events.get(index)?).ok()?;
+                let merged = (events.len() > 1).then(|| MergedTraits::of(req, &events, ctx));
+                let traits = match &merged {
+                    Some(m) => m.fields(),
+                    None => traits(&latest, ctx.options),
+                };
+                let (message_id, json) = map_identify(&latest, traits, ctx)?;
                 Some((
                     index,
                     Mapped {
@@ -1323,30 +1325,58 @@ impl Users {
     }
 }
 
-/// The traits of a user's events, oldest first, merged: each key once, at its first place,
-/// with its latest value.
-fn merged_traits<'m>(events: &'m [Event<'_>], options: &'m MappingOptions) -> Fields<'m> {
-    if let [one] = events {
-        return traits(one, options);
-    }
-    let mut merged: Vec<Field<'m>> = Vec::new();
-    let mut at: HashMap<Cow<'m, str>, usize> = HashMap::new();
-    for event in events {
-        for field in traits(event, options).entries {
-            match at.get(&field.key) {
-                Some(&pos) => merged[pos] = field,
-                None => {
-                    at.insert(field.key.clone(), merged.len());
-                    merged.push(field);
+/// The traits of a user's events merged: each key once, at its first place, with its latest
+/// value. Events are decoded one at a time and the values kept as compact JSON, so merging
+/// holds at most one event's structure and the merged text (never more than the body).
+#[derive(Debug, Default)]
+struct MergedTraits {
+    /// (key, value as compact JSON, droppable), in first-seen order.
+    entries: Vec<(String, String, bool)>,
+}
+
+impl MergedTraits {
+    /// Merges the traits of the events at `events` (time, index), oldest first.
+    fn of(req: &StreamsRequest<'_>, events: &[(i64, usize)], ctx: &MapContext<'_>) -> Self {
+        let mut merged = MergedTraits::default();
+        let mut at: HashMap<String, usize> = HashMap::new();
+        for &(_, i) in events {
+            let Some(event) = req
+                .events
+                .get(i)
+                .and_then(|raw| decode::decode_event(raw).ok())
+            else {
+                continue;
+            };
+            for f in traits(&event, ctx.options).entries {
+                let value = to_json(&f.val, 16);
+                match at.get(f.key.as_ref()) {
+                    Some(&pos) => {
+                        let entry = &mut merged.entries[pos];
+                        entry.1 = value;
+                        entry.2 = f.droppable;
+                    }
+                    None => {
+                        at.insert(f.key.to_string(), merged.entries.len());
+                        merged
+                            .entries
+                            .push((f.key.into_owned(), value, f.droppable));
+                    }
                 }
             }
         }
+        merged
     }
-    let mut out = Fields::with_capacity(merged.len());
-    for f in merged {
-        out.push(f.key, f.val, f.droppable);
+
+    fn fields(&self) -> Fields<'_> {
+        let mut out = Fields::with_capacity(self.entries.len());
+        for (key, json, droppable) in &self.entries {
+            // Written by `to_json` above: valid JSON.
+            if let Ok(raw) = serde_json::from_str::<&RawValue>(json) {
+                out.push(Cow::Borrowed(key), Val::Raw(raw), *droppable);
+            }
+        }
+        out
     }
-    out
 }
 
 #[derive(Serialize)]
@@ -1386,13 +1416,15 @@ struct ProfileKey<'m> {
     traits: &'m RawValue,
 }
 
-/// The `identify` of a user from their events (oldest first): their merged traits (after
-/// the options), as the latest event says who they are and when. `None` when there are no
-/// traits left, or when it cannot fit even after truncation.
-fn map_identify(events: &[Event<'_>], ctx: &MapContext<'_>) -> Option<(String, String)> {
-    let latest = events.last()?;
+/// The `identify` of a user: `traits` (merged, after the options), as their latest event
+/// says who they are and when. `None` when there are no traits left, or when it cannot fit
+/// even after truncation.
+fn map_identify(
+    latest: &Event<'_>,
+    traits: Fields<'_>,
+    ctx: &MapContext<'_>,
+) -> Option<(String, String)> {
     let identity = Identity::of(latest)?;
-    let traits = merged_traits(events, ctx.options);
     if traits.is_empty() {
         return None;
     }
