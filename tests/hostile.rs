@@ -643,3 +643,99 @@ async fn an_unconfigured_function_tells_strangers_nothing() {
     assert_eq!(v["error"], "misconfigured");
     assert!(!v.to_string().contains("SECRET_ID"), "{v}");
 }
+
+/// A handler whose settings carry these mapping options.
+async fn setup_with_options(options: Value) -> (Handler<StaticSource>, SegmentStub) {
+    let segment = SegmentStub::start(&[KEY]).await;
+    let mut s = settings(TOKEN);
+    s.mapping = moengage_segment::options::Mapping::good(Arc::new(
+        moengage_segment::options::MappingOptions::from_value(&options).unwrap(),
+    ));
+    (handler(StaticSource(Ok(s)), &segment), segment)
+}
+
+#[tokio::test]
+async fn identify_for_every_user_at_the_event_limit_is_delivered_whole() {
+    // 10,000 users with traits: 20,000 messages, under the same limits as tracks.
+    let (h, segment) = setup_with_options(json!({"identify": "per_user"})).await;
+    let events = (0..MAX_EVENTS)
+        .map(|i| {
+            let mut e = event(i);
+            e["user_attributes"] = json!({"first_name": format!("N{i}"), "plan": "gold"});
+            e
+        })
+        .collect();
+    let resp = h.handle(post(body_of(events, "req-identify"))).await;
+    let (status, v, _) = answer(&resp);
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (&v["received"], &v["identifies"], &v["forwarded"]),
+        (
+            &json!(MAX_EVENTS),
+            &json!(MAX_EVENTS),
+            &json!(2 * MAX_EVENTS)
+        )
+    );
+    let accepted = segment.accepted();
+    assert_eq!(accepted.len(), 2 * MAX_EVENTS);
+    assert!(accepted.values().all(|n| *n == 1));
+    assert!(
+        segment.violations().is_empty(),
+        "{:?}",
+        segment.violations()
+    );
+}
+
+#[tokio::test]
+async fn one_user_on_every_event_gets_one_identify_within_32_kb() {
+    // 10,000 events of one user, each adding a trait and changing `visits`: one identify,
+    // merged from all of them (10,001 keys, about 140 KB) and truncated to fit.
+    let options = json!({"identify": "per_user"});
+    let (h, segment) = setup_with_options(options.clone()).await;
+    let events: Vec<Value> = (0..MAX_EVENTS)
+        .map(|i| {
+            let mut e = event(i);
+            e["uid"] = json!("the-user");
+            e["event_time"] = json!(NOW - 10_000 + i as i64);
+            e["user_attributes"] = json!({"visits": i, format!("k{i}"): i});
+            e
+        })
+        .collect();
+    let body = body_of(events, "req-one-user");
+    let out = map::map_body_with(
+        std::str::from_utf8(&body).unwrap(),
+        NOW * 1000,
+        map::Limits::REQUEST,
+        &moengage_segment::options::MappingOptions::from_value(&options).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(out.identifies, 1);
+    let identify = out.messages.last().unwrap();
+    assert!(identify.json.len() <= MAX_MESSAGE_BYTES);
+    let m: Value = serde_json::from_str(&identify.json).unwrap();
+    let traits = m["traits"].as_object().unwrap();
+    let dropped = m["context"]["moe_truncated_count"].as_u64().unwrap() as usize;
+    assert_eq!(
+        traits.len() + dropped,
+        MAX_EVENTS + 1,
+        "every trait kept or counted"
+    );
+    assert_eq!(m["context"]["moe_truncated"].as_array().unwrap().len(), 10);
+    if let Some(visits) = traits.get("visits") {
+        assert_eq!(visits, MAX_EVENTS - 1, "the latest value");
+    }
+
+    let resp = h.handle(post(body)).await;
+    let (status, v, _) = answer(&resp);
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (&v["identifies"], &v["forwarded"]),
+        (&json!(1), &json!(MAX_EVENTS + 1))
+    );
+    assert!(segment.accepted().contains_key(&identify.message_id));
+    assert!(
+        segment.violations().is_empty(),
+        "{:?}",
+        segment.violations()
+    );
+}
