@@ -2304,3 +2304,158 @@ fn messages_parse_strictly() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Mapping options
+
+/// Options drawn from the names, codes and keys the generated bodies use.
+fn mapping_options() -> impl Strategy<Value = Value> {
+    let names = || {
+        let mut all = real_names();
+        all.extend(real_codes());
+        all.extend(["custom event".to_owned(), "X".to_owned()]);
+        all
+    };
+    let event_list = move || prop::collection::vec(select(names()), 0..4);
+    let keys = [
+        "email",
+        "phone",
+        "first_name",
+        "moe_email",
+        "event_code",
+        "campaign_id",
+        "app_name",
+        "event_uuid",
+        "moengage_user_id",
+    ];
+    (
+        event_list(),
+        event_list(),
+        prop::collection::vec((select(real_names()), "[A-Z][a-z]{1,8}"), 0..3),
+        prop::collection::vec(select(keys.to_vec()), 0..3),
+        prop::collection::vec(select(keys.to_vec()), 0..3),
+        prop::collection::vec(select(keys.to_vec()), 0..3),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(skip, only, renames, drop_p, drop_t, hash_t, identify, upper)| {
+                let case = |v: Vec<String>| -> Vec<String> {
+                    v.into_iter()
+                        .map(|n| if upper { n.to_uppercase() } else { n })
+                        .collect()
+                };
+                let only: Vec<String> = case(only)
+                    .into_iter()
+                    .filter(|o| !skip.iter().any(|s| s.eq_ignore_ascii_case(o)))
+                    .collect();
+                let hash_t: Vec<&str> =
+                    hash_t.into_iter().filter(|k| !drop_t.contains(k)).collect();
+                let renames: Map<String, Value> = renames
+                    .into_iter()
+                    .map(|(from, to)| (from, Value::from(to)))
+                    .collect();
+                json!({
+                    "skip_events": case(skip), "only_events": only, "rename_events": renames,
+                    "drop_properties": drop_p, "drop_traits": drop_t, "hash_traits": hash_t,
+                    "identify": if identify { "per_user" } else { "off" },
+                })
+            },
+        )
+}
+
+/// Whether a trait value is as `hash_traits` leaves it: a hash, or nothing to hide.
+fn hashed_or_empty(v: &Value) -> bool {
+    match v {
+        Value::String(s) => {
+            s.trim().is_empty() || (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        }
+        Value::Null | Value::Bool(_) => true,
+        _ => false,
+    }
+}
+
+proptest! {
+    #![proptest_config(config(96, 4096))]
+
+    /// With any options: every event is sent, rejected or filtered, exactly once; options
+    /// only remove (an event sent with them is sent without, a rejection is one without);
+    /// dropped keys are gone, hashed ones hashed; identify calls are valid, one per user;
+    /// the same body maps the same.
+    #[test]
+    fn options_keep_the_invariants(
+        (body, _) in streams_body(),
+        options in mapping_options(),
+        received_at in 0i64..4_102_444_800_000,
+    ) {
+        let opts = moengage_segment::options::MappingOptions::from_value(&options)
+            .map_err(|e| TestCaseError::fail(format!("{e}: {options}")))?;
+        let with = moengage_segment::map::map_body_with(&body, received_at, Limits::REQUEST, &opts)
+            .expect("a generated body is a Streams request");
+        let without = map_body(&body, received_at, Limits::REQUEST).unwrap();
+        let tracks = with.messages.len() - with.identifies;
+        prop_assert_eq!(tracks + with.rejected.len() + with.filtered, with.received);
+        let sent: HashSet<usize> = without.messages.iter().map(|m| m.index).collect();
+        let rejected: HashSet<usize> = without.rejected.iter().map(|r| r.index).collect();
+        for m in &with.messages[..tracks] {
+            prop_assert!(sent.contains(&m.index), "event {} is sent only with options", m.index);
+        }
+        for r in &with.rejected {
+            prop_assert!(rejected.contains(&r.index), "event {} is rejected only with options", r.index);
+        }
+        let listed = |field: &str| -> Vec<String> {
+            options[field].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+        };
+        let mut identify_ids = HashSet::new();
+        let mut users = HashSet::new();
+        for (i, m) in with.messages.iter().enumerate() {
+            let v: Value = serde_json::from_str(&m.json).unwrap();
+            prop_assert!(m.json.len() <= MAX_MESSAGE_BYTES);
+            let compact = compact_json(&m.json);
+            prop_assert_eq!(compact.as_ref(), m.json.as_str());
+            let traits = if i < tracks {
+                check_message(&m.json, &m.message_id).map_err(TestCaseError::fail)?;
+                for k in listed("drop_properties") {
+                    prop_assert!(v["properties"].get(&k).is_none(), "properties.{} kept: {}", k, m.json);
+                }
+                // Nothing skipped is sent: neither by its name (renames go to names no list
+                // holds) nor by its code.
+                for name in [&v["event"], &v["properties"]["event_code"]] {
+                    if let Some(name) = name.as_str() {
+                        prop_assert!(
+                            !listed("skip_events").iter().any(|s| s.to_lowercase() == name.to_lowercase()),
+                            "{} is skipped but sent: {}", name, m.json
+                        );
+                    }
+                }
+                v["context"]["traits"].clone()
+            } else {
+                prop_assert_eq!(&v["type"], "identify");
+                prop_assert!(m.message_id.starts_with("moe-id-") && identify_ids.insert(m.message_id.clone()));
+                let who = (v["userId"].clone(), v["anonymousId"].clone());
+                prop_assert!(!who.0.is_null() || !who.1.is_null());
+                if who.0.is_null() {
+                    prop_assert!(users.insert(json!(["anonymous", who.1])));
+                } else {
+                    prop_assert!(users.insert(json!(["user", who.0])));
+                }
+                prop_assert!(v["traits"].as_object().is_some_and(|t| !t.is_empty()));
+                v["traits"].clone()
+            };
+            for k in listed("drop_traits") {
+                prop_assert!(traits.get(&k).is_none(), "traits.{} kept: {}", k, m.json);
+            }
+            for k in listed("hash_traits") {
+                if let Some(t) = traits.get(&k) {
+                    prop_assert!(hashed_or_empty(t), "traits.{} = {} is not hashed", k, t);
+                }
+            }
+        }
+        if options["identify"] == "off" {
+            prop_assert_eq!(with.identifies, 0);
+        }
+        let again = moengage_segment::map::map_body_with(&body, received_at, Limits::REQUEST, &opts).unwrap();
+        prop_assert_eq!(&again.messages, &with.messages);
+        prop_assert_eq!(again.filtered, with.filtered);
+    }
+}
