@@ -69,6 +69,7 @@ mod tests {
         WebhookAuth {
             basic: basic.then(|| (Secret::new("moengage"), Secret::new("pa:ss"))),
             token: token.then(|| Secret::new("tok")),
+            oauth: None,
         }
     }
 
