@@ -20,7 +20,10 @@
 #      the functions' queue settings, the alarms, the dashboard (valid JSON once substituted,
 #      all metric names and both queues), the outputs, and one build definition for both
 #      functions
-#   7. (--build only) sam build with cargo-lambda: one build for both functions; each
+#   7. HTTP API routes in the result: exactly POST /moengage and POST /oauth/token (the OAuth
+#      2.0 token route), both to the webhook function with payload 2.0, each with its own
+#      invoke permission; the WebhookUrl and OAuthTokenUrl outputs
+#   8. (--build only) sam build with cargo-lambda: one build for both functions; each
 #      bootstrap is an aarch64 ELF
 set -euo pipefail
 
@@ -67,11 +70,11 @@ trap 'rm -rf "$WORK"' EXIT
 step() { printf '\n==> %s\n' "$*"; }
 ok() { printf 'OK: %s\n' "$*"; }
 
-step "[1/7] cfn-lint $TEMPLATE"
+step "[1/8] cfn-lint $TEMPLATE"
 cfn-lint "$TEMPLATE"
 ok "cfn-lint: no errors, warnings or informational findings"
 
-step "[2/7] sam validate --lint"
+step "[2/8] sam validate --lint"
 sam validate --lint --template-file "$TEMPLATE"
 ENVS="$("$PYTHON" -c '
 try:
@@ -87,7 +90,7 @@ for env in $ENVS; do
 done
 ok "sam validate --lint (config environments: default $ENVS)"
 
-step "[3/7] samconfig.toml parameter_overrides against the template's parameters"
+step "[3/8] samconfig.toml parameter_overrides against the template's parameters"
 "$PYTHON" - "$TEMPLATE" <<'PY'
 import re
 import sys
@@ -142,7 +145,7 @@ if problems:
 PY
 ok "samconfig.toml overrides are known parameters with allowed values, and hold no secret"
 
-step "[4/7] aws-sam-translator: transform offline, then cfn-lint the CloudFormation JSON"
+step "[4/8] aws-sam-translator: transform offline, then cfn-lint the CloudFormation JSON"
 TRANSFORMED="$WORK/transformed.json"
 "$PYTHON" - "$TEMPLATE" "$TRANSFORMED" <<'PY'
 import json
@@ -180,7 +183,7 @@ PY
 cfn-lint "$TRANSFORMED"
 ok "transformed template passes cfn-lint"
 
-step "[5/7] IAM: each role holds exactly its function's grants; no wildcards"
+step "[5/8] IAM: each role holds exactly its function's grants; no wildcards"
 "$PYTHON" - "$TRANSFORMED" <<'PY'
 import json
 import re
@@ -381,7 +384,7 @@ print("\n".join(summary))
 PY
 ok "IAM is least-privilege: each role holds exactly its function's grants"
 
-step "[6/7] Redelivery: queues, event source mapping, alarms, dashboard, outputs, shared build"
+step "[6/8] Redelivery: queues, event source mapping, alarms, dashboard, outputs, shared build"
 "$PYTHON" - "$TEMPLATE" "$TRANSFORMED" <<'PY'
 import json
 import re
@@ -683,8 +686,59 @@ print("\n".join("  " + n for n in notes))
 PY
 ok "redelivery wiring, alarms, dashboard and outputs are as the code expects"
 
+step "[7/8] HTTP API routes: the webhook and the OAuth token route"
+"$PYTHON" - "$TRANSFORMED" <<'PY'
+import json
+import sys
+
+template = json.load(open(sys.argv[1]))
+resources = template["Resources"]
+outputs = template.get("Outputs", {})
+problems = []
+
+# path -> the route's event in template.yaml (its invoke permission is WebhookFunction<Event>Permission)
+ROUTES = {"/moengage": "MoEngageWebhook", "/oauth/token": "OAuthToken"}
+INVOKE = {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${WebhookFunction.Arn}/invocations"}
+
+
+def expect(cond, message):
+    if not cond:
+        problems.append(message)
+    return cond
+
+
+api = resources.get("HttpApi", {})
+expect(api.get("Type") == "AWS::ApiGatewayV2::Api", "HttpApi: not an AWS::ApiGatewayV2::Api in the translated template")
+paths = api.get("Properties", {}).get("Body", {}).get("paths", {})
+expect(sorted(paths) == sorted(ROUTES), f"HttpApi routes are {sorted(paths)}, expected exactly {sorted(ROUTES)}")
+for path, event in ROUTES.items():
+    methods = paths.get(path, {})
+    expect(list(methods) == ["post"], f"{path}: methods {sorted(methods)}, expected POST only")
+    integration = methods.get("post", {}).get("x-amazon-apigateway-integration", {})
+    expect(integration.get("type") == "aws_proxy" and integration.get("uri") == INVOKE,
+           f"{path}: integration is {integration!r}, expected aws_proxy to WebhookFunction")
+    expect(integration.get("payloadFormatVersion") == "2.0", f"{path}: payloadFormatVersion is not 2.0")
+    permission = resources.get(f"WebhookFunction{event}Permission", {}).get("Properties", {})
+    source = permission.get("SourceArn", {}).get("Fn::Sub", [""])[0]
+    expect(permission.get("FunctionName") == {"Ref": "WebhookFunction"}
+           and permission.get("Principal") == "apigateway.amazonaws.com"
+           and source.endswith(f"/POST{path}"),
+           f"WebhookFunction{event}Permission: {permission!r} does not let the API invoke POST {path}")
+for name, path in (("WebhookUrl", "/moengage"), ("OAuthTokenUrl", "/oauth/token")):
+    value = outputs.get(name, {}).get("Value", {})
+    expect(value == {"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}" + path},
+           f"output {name} is {value!r}, expected the HttpApi's URL + {path}")
+
+if problems:
+    sys.exit("route problems:\n  " + "\n  ".join(problems))
+for path, event in ROUTES.items():
+    print(f"  POST {path} -> WebhookFunction (payload 2.0, WebhookFunction{event}Permission)")
+print("  outputs: WebhookUrl, OAuthTokenUrl")
+PY
+ok "the webhook and the OAuth token route reach the webhook function; their URLs are outputs"
+
 if [[ "$BUILD" -eq 1 ]]; then
-  step "[7/7] sam build (rust-cargolambda, arm64): one build serves both functions"
+  step "[8/8] sam build (rust-cargolambda, arm64): one build serves both functions"
   command -v cargo-lambda >/dev/null || { echo "check-template: cargo-lambda not on PATH" >&2; exit 2; }
   BUILD_DIR=.aws-sam/build
   BUILD_LOG="$WORK/sam-build.log"
@@ -729,7 +783,7 @@ PY
   fi
   ok "one arm64 build of the binary serves $FUNCTION_IDS"
 else
-  step "[7/7] sam build skipped (pass --build to build the arm64 bootstrap with cargo-lambda)"
+  step "[8/8] sam build skipped (pass --build to build the arm64 bootstrap with cargo-lambda)"
 fi
 
 printf '\nAll template checks passed.\n'

@@ -1,5 +1,6 @@
-//! Inbound authentication of MoEngage's requests: HTTP Basic with the secret's pair, or the
-//! secret's token as `Authorization: Bearer <token>` or `X-Api-Key: <token>`.
+//! Inbound authentication of MoEngage's requests: HTTP Basic with the secret's pair, the
+//! secret's token as `Authorization: Bearer <token>` or `X-Api-Key: <token>`, or an OAuth 2.0
+//! token from `/oauth/token` as `Authorization: Bearer <token>` ([`crate::oauth`]).
 //! Comparisons are constant-time.
 
 use base64::Engine;
@@ -7,6 +8,7 @@ use lambda_http::http::{self, HeaderMap};
 use subtle::ConstantTimeEq;
 
 use crate::config::WebhookAuth;
+use crate::oauth;
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     // `ct_eq` on slices of different lengths returns false without comparing contents; the
@@ -20,8 +22,9 @@ pub fn presents_credentials(headers: &HeaderMap) -> bool {
     headers.contains_key(http::header::AUTHORIZATION) || headers.contains_key("x-api-key")
 }
 
-/// Whether the request carries valid credentials.
-pub fn authorized(headers: &HeaderMap, auth: &WebhookAuth) -> bool {
+/// Whether the request carries valid credentials; `now` (Unix seconds) decides whether an OAuth
+/// token has expired.
+pub fn authorized(headers: &HeaderMap, auth: &WebhookAuth, now: u64) -> bool {
     let mut ok = false;
     for value in headers.get_all(http::header::AUTHORIZATION) {
         let Ok(value) = value.to_str() else { continue };
@@ -45,10 +48,13 @@ pub fn authorized(headers: &HeaderMap, auth: &WebhookAuth) -> bool {
                 let good = ct_eq(u, user.expose().as_bytes()) & ct_eq(p, pass.expose().as_bytes());
                 ok |= good;
             }
-        } else if scheme.eq_ignore_ascii_case("bearer")
-            && let Some(token) = &auth.token
-        {
-            ok |= ct_eq(rest.as_bytes(), token.expose().as_bytes());
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            if let Some(token) = &auth.token {
+                ok |= ct_eq(rest.as_bytes(), token.expose().as_bytes());
+            }
+            if let Some(client) = &auth.oauth {
+                ok |= oauth::verify(rest, client, now).is_ok();
+            }
         }
     }
     if let Some(token) = &auth.token {
@@ -62,14 +68,28 @@ pub fn authorized(headers: &HeaderMap, auth: &WebhookAuth) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::config::{OAuthClient, Secret};
     use lambda_http::http::HeaderValue;
+
+    const NOW: u64 = 1_764_331_200;
 
     fn auth(basic: bool, token: bool) -> WebhookAuth {
         WebhookAuth {
             basic: basic.then(|| (Secret::new("moengage"), Secret::new("pa:ss"))),
             token: token.then(|| Secret::new("tok")),
+            oauth: None,
         }
+    }
+
+    fn client(secret: &str) -> OAuthClient {
+        OAuthClient {
+            id: Secret::new("moengage"),
+            secret: Secret::new(secret),
+        }
+    }
+
+    fn authorized(headers: &HeaderMap, auth: &WebhookAuth) -> bool {
+        super::authorized(headers, auth, NOW)
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -149,6 +169,50 @@ mod tests {
             &a
         ));
         assert!(authorized(&headers(&[("x-api-key", "tok")]), &a));
+    }
+
+    #[test]
+    fn oauth_tokens_as_bearer() {
+        let a = WebhookAuth {
+            oauth: Some(client("client-secret")),
+            ..auth(true, true)
+        };
+        let token = oauth::mint(&client("client-secret"), NOW).unwrap();
+        let bearer = format!("Bearer {token}");
+        assert!(authorized(&headers(&[("authorization", &bearer)]), &a));
+        assert!(authorized(
+            &headers(&[("authorization", &format!("bearer  {token} "))]),
+            &a
+        ));
+        // The static token and Basic still work beside OAuth.
+        assert!(authorized(&headers(&[("authorization", "Bearer tok")]), &a));
+        assert!(authorized(
+            &headers(&[("authorization", &basic("moengage", "pa:ss"))]),
+            &a
+        ));
+        // Only as Bearer, not as X-Api-Key.
+        assert!(!authorized(&headers(&[("x-api-key", &token)]), &a));
+        // Expired, or signed with a rotated secret, or OAuth not configured: refused.
+        let at = |now| super::authorized(&headers(&[("authorization", &bearer)]), &a, now);
+        assert!(at(NOW + oauth::TOKEN_TTL_SECS - 1));
+        assert!(!at(NOW + oauth::TOKEN_TTL_SECS));
+        let rotated = WebhookAuth {
+            oauth: Some(client("rotated")),
+            ..auth(false, false)
+        };
+        assert!(!authorized(
+            &headers(&[("authorization", &bearer)]),
+            &rotated
+        ));
+        assert!(!authorized(
+            &headers(&[("authorization", &bearer)]),
+            &auth(true, true)
+        ));
+        // A token is not a Basic password.
+        assert!(!authorized(
+            &headers(&[("authorization", &basic("moengage", &token))]),
+            &a
+        ));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Configuration: the customer's secret (Segment write key, region, webhook credentials) and
-//! the process environment.
+//! Configuration: the customer's secret (Segment write key, region, webhook credentials,
+//! OAuth client) and the process environment.
 
 use std::fmt;
 use std::time::Duration;
@@ -98,11 +98,13 @@ pub enum ConfigError {
     #[error("secret field `segment_region` must be \"us\" or \"eu\"")]
     BadRegion,
     #[error(
-        "secret has no webhook credentials: set `webhook_username` and `webhook_password`, and/or `webhook_token`"
+        "secret has no webhook credentials: set `webhook_username` and `webhook_password`, `webhook_token`, and/or `oauth_client_id` and `oauth_client_secret`"
     )]
     NoWebhookCredentials,
     #[error("secret has `{0}` without `{1}`")]
     HalfBasicPair(&'static str, &'static str),
+    #[error("secret has `{0}` without `{1}`")]
+    HalfOAuthClient(&'static str, &'static str),
     #[error("environment variable {0} is invalid: {1}")]
     BadEnv(&'static str, String),
 }
@@ -112,6 +114,17 @@ pub enum ConfigError {
 pub struct WebhookAuth {
     pub basic: Option<(Secret, Secret)>,
     pub token: Option<Secret>,
+    /// OAuth 2.0 client credentials: MoEngage exchanges them at `/oauth/token` for bearer
+    /// tokens the webhook accepts ([`crate::oauth`]).
+    pub oauth: Option<OAuthClient>,
+}
+
+/// An OAuth 2.0 client (`oauth_client_id`, `oauth_client_secret`), trimmed like the other
+/// credentials. Changing either revokes every token issued to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    pub id: Secret,
+    pub secret: Secret,
 }
 
 /// The customer's settings, read from one Secrets Manager secret.
@@ -140,6 +153,10 @@ pub struct SecretFields {
     pub webhook_password: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oauth_client_secret: Option<String>,
     /// Mapping options ([`crate::options`]), checked apart from the rest: invalid options
     /// never make the settings unusable ([`Mapping`]).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -155,6 +172,8 @@ impl fmt::Debug for SecretFields {
             .field("webhook_username", &set(&self.webhook_username))
             .field("webhook_password", &set(&self.webhook_password))
             .field("webhook_token", &set(&self.webhook_token))
+            .field("oauth_client_id", &set(&self.oauth_client_id))
+            .field("oauth_client_secret", &set(&self.oauth_client_secret))
             .field("mapping", &self.mapping)
             .finish()
     }
@@ -162,7 +181,7 @@ impl fmt::Debug for SecretFields {
 
 impl SecretFields {
     /// `SEGMENT_WRITE_KEY`, `SEGMENT_REGION`, `WEBHOOK_USERNAME`, `WEBHOOK_PASSWORD`,
-    /// `WEBHOOK_TOKEN` (local runs without AWS).
+    /// `WEBHOOK_TOKEN`, `OAUTH_CLIENT_ID`, `OAUTH_CLIENT_SECRET` (local runs without AWS).
     pub fn from_env() -> SecretFields {
         SecretFields {
             segment_write_key: env_var("SEGMENT_WRITE_KEY"),
@@ -170,6 +189,8 @@ impl SecretFields {
             webhook_username: env_var("WEBHOOK_USERNAME"),
             webhook_password: env_var("WEBHOOK_PASSWORD"),
             webhook_token: env_var("WEBHOOK_TOKEN"),
+            oauth_client_id: env_var("OAUTH_CLIENT_ID"),
+            oauth_client_secret: env_var("OAUTH_CLIENT_SECRET"),
             mapping: None,
         }
     }
@@ -204,12 +225,15 @@ impl Settings {
     /// runs).
     pub fn to_fields(&self) -> SecretFields {
         let basic = self.webhook.basic.as_ref();
+        let oauth = self.webhook.oauth.as_ref();
         SecretFields {
             segment_write_key: Some(self.write_key.expose().to_owned()),
             segment_region: Some(self.region.as_str().to_owned()),
             webhook_username: basic.map(|(u, _)| u.expose().to_owned()),
             webhook_password: basic.map(|(_, p)| p.expose().to_owned()),
             webhook_token: self.webhook.token.as_ref().map(|t| t.expose().to_owned()),
+            oauth_client_id: oauth.map(|c| c.id.expose().to_owned()),
+            oauth_client_secret: oauth.map(|c| c.secret.expose().to_owned()),
             mapping: self
                 .mapping
                 .options
@@ -233,7 +257,7 @@ impl Settings {
             webhook_username: username,
             webhook_password: password,
             webhook_token: token,
-            mapping: None,
+            ..SecretFields::default()
         })
     }
 
@@ -245,6 +269,8 @@ impl Settings {
             webhook_username: username,
             webhook_password: password,
             webhook_token: token,
+            oauth_client_id,
+            oauth_client_secret,
             mapping,
         } = f;
         let write_key = non_empty(write_key).ok_or(ConfigError::Missing("segment_write_key"))?;
@@ -270,13 +296,36 @@ impl Settings {
             (None, None) => None,
         };
         let token = non_empty(token).map(trimmed);
-        if basic.is_none() && token.is_none() {
+        let oauth = match (non_empty(oauth_client_id), non_empty(oauth_client_secret)) {
+            (Some(id), Some(secret)) => Some(OAuthClient {
+                id: trimmed(id),
+                secret: trimmed(secret),
+            }),
+            (Some(_), None) => {
+                return Err(ConfigError::HalfOAuthClient(
+                    "oauth_client_id",
+                    "oauth_client_secret",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::HalfOAuthClient(
+                    "oauth_client_secret",
+                    "oauth_client_id",
+                ));
+            }
+            (None, None) => None,
+        };
+        if basic.is_none() && token.is_none() && oauth.is_none() {
             return Err(ConfigError::NoWebhookCredentials);
         }
         Ok(Settings {
             write_key: Secret(write_key.trim().to_owned()),
             region,
-            webhook: WebhookAuth { basic, token },
+            webhook: WebhookAuth {
+                basic,
+                token,
+                oauth,
+            },
             mapping: Mapping::read(mapping.as_ref()),
         })
     }
@@ -327,8 +376,8 @@ impl Endpoints {
 pub enum SettingsSource {
     /// `SECRET_ID`: a Secrets Manager secret name or ARN.
     SecretsManager { secret_id: String, ttl: Duration },
-    /// `SEGMENT_WRITE_KEY`, `SEGMENT_REGION`, `WEBHOOK_*` (local runs, no AWS): the secret's
-    /// fields, checked as the secret's are when the settings are read.
+    /// `SEGMENT_WRITE_KEY`, `SEGMENT_REGION`, `WEBHOOK_*`, `OAUTH_*` (local runs, no AWS): the
+    /// secret's fields, checked as the secret's are when the settings are read.
     Env(Box<SecretFields>),
     /// Neither: `moe2seg invoke` runs dry.
     None,
@@ -538,6 +587,45 @@ mod tests {
         let (u, p) = s.webhook.basic.unwrap();
         assert_eq!((u.expose(), p.expose()), ("u", "p"));
         assert_eq!(s.webhook.token.unwrap().expose(), "tok");
+    }
+
+    #[test]
+    fn oauth_client_alone_is_enough_and_comes_in_pairs() {
+        let s = Settings::from_secret_json(
+            r#"{"segment_write_key":"wk","segment_region":"us",
+                "oauth_client_id":" moengage \n","oauth_client_secret":"\tCLIENTSECRET1 "}"#,
+        )
+        .unwrap();
+        assert!(s.webhook.basic.is_none() && s.webhook.token.is_none());
+        let c = s.webhook.oauth.as_ref().unwrap();
+        assert_eq!(
+            (c.id.expose(), c.secret.expose()),
+            ("moengage", "CLIENTSECRET1")
+        );
+        assert!(!format!("{s:?}").contains("CLIENTSECRET1"));
+        let fields = s.to_fields();
+        assert!(!format!("{fields:?}").contains("CLIENTSECRET1"));
+        assert_eq!(Settings::from_fields(fields).unwrap(), s);
+
+        let e = |j: &str| Settings::from_secret_json(j).unwrap_err();
+        assert_eq!(
+            e(r#"{"segment_write_key":"wk","segment_region":"us","oauth_client_id":"c"}"#),
+            ConfigError::HalfOAuthClient("oauth_client_id", "oauth_client_secret")
+        );
+        // An empty field counts as absent, as for the other credentials.
+        let blank = Settings::from_secret_json(
+            r#"{"segment_write_key":"wk","segment_region":"us","webhook_token":"t","oauth_client_secret":" "}"#,
+        )
+        .unwrap();
+        assert!(blank.webhook.oauth.is_none());
+        assert_eq!(
+            e(
+                r#"{"segment_write_key":"wk","segment_region":"us","webhook_token":"t","oauth_client_secret":"s"}"#
+            ),
+            ConfigError::HalfOAuthClient("oauth_client_secret", "oauth_client_id")
+        );
+        let msg = ConfigError::NoWebhookCredentials.to_string();
+        assert!(msg.contains("oauth_client_id"), "{msg}");
     }
 
     #[test]

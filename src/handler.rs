@@ -19,6 +19,9 @@
 //! `rejected_count`), and every 5xx body is a stable code with a fixed message: details
 //! (secret ARNs, SDK errors, Segment's answers) go to the logs only. A request without any
 //! credential is answered 401 before the secret is even read.
+//!
+//! A request whose path ends with `/oauth/token` goes to the OAuth token route instead
+//! ([`crate::oauth`]).
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -36,6 +39,7 @@ use crate::deliver::ChunkOutcome;
 use crate::forward::{Access, Fate, Forwarded, Forwarder, Plan, Provenance};
 use crate::map::{self, MapError, MapOutput, Rejected};
 use crate::metrics::{InvocationMetrics, MetricsSink};
+use crate::oauth;
 use crate::options::MappingOptions;
 use crate::secrets::{SecretSource, SettingsError};
 use crate::time;
@@ -332,6 +336,9 @@ impl<S: SecretSource> Handler<S> {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let started = Instant::now();
         let deadline = self.deadline(req.lambda_context_ref().map(|c| c.deadline));
+        if oauth::is_token_path(req.uri().path()) {
+            return oauth::serve(&self.forwarder, &req, deadline).await;
+        }
         let mut tally = Tally::default();
         let (status, body, error) = match self.process(&req, deadline, &mut tally).await {
             Ok((status, answer)) => (status, answer, None),
@@ -452,7 +459,9 @@ impl<S: SecretSource> Handler<S> {
             return Err(HttpError::Unauthorized);
         }
         match self.forwarder.access(deadline).await {
-            Ok(Access::Check(s)) if auth::authorized(headers, &s.webhook) => Ok(Some(s)),
+            Ok(Access::Check(s)) if auth::authorized(headers, &s.webhook, oauth::now_secs()) => {
+                Ok(Some(s))
+            }
             Ok(Access::Check(_)) => Err(HttpError::Unauthorized),
             Ok(Access::Open) => Ok(None),
             Err(e) => {

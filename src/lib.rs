@@ -16,6 +16,9 @@
 //! [`auth`], bounded [`excerpt`]s of input), [`redeliver`] (SQS events of the parked queue →
 //! partial batch responses, with backoff) and [`replay`] (`moe2seg replay`).
 //!
+//! Beside the webhook, [`oauth`] serves `POST /oauth/token` (OAuth 2.0 client credentials)
+//! and verifies the stateless tokens it issues, which [`auth`] accepts as `Bearer`.
+//!
 //! Around them: [`secrets`] and [`config`] (the customer's secret, the environment),
 //! [`metrics`] (CloudWatch EMF), [`app`] (wiring real clients), [`lambda_adapter`] (Lambda
 //! event → webhook request or SQS event → answer, in place of `lambda_http::run`: an event
@@ -38,6 +41,7 @@ pub mod json;
 pub mod lambda_adapter;
 pub mod map;
 pub mod metrics;
+pub mod oauth;
 pub mod options;
 pub mod park;
 pub mod properties;

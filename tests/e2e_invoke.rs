@@ -26,6 +26,8 @@ fn moe2seg() -> Command {
         "WEBHOOK_USERNAME",
         "WEBHOOK_PASSWORD",
         "WEBHOOK_TOKEN",
+        "OAUTH_CLIENT_ID",
+        "OAUTH_CLIENT_SECRET",
     ] {
         c.env_remove(var);
     }
@@ -170,6 +172,54 @@ async fn env_settings_and_forced_dry_run() {
     let (resp, _) = run(env_cmd(false)).await;
     assert_eq!(resp["statusCode"], 200);
     assert_eq!(us.accepted().len(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oauth_token_from_the_sample_event_opens_the_webhook() {
+    let us = SegmentStub::start(&["env-key"]).await;
+    let env_cmd = |file: &str| {
+        let mut c = moe2seg();
+        c.env("SEGMENT_WRITE_KEY", "env-key")
+            .env("SEGMENT_REGION", "us")
+            .env("OAUTH_CLIENT_ID", "moengage")
+            .env("OAUTH_CLIENT_SECRET", "local-client-secret")
+            .env("SEGMENT_ENDPOINT_US", &us.url)
+            .arg("invoke")
+            .arg(file);
+        c
+    };
+    let (resp, stderr) = run(env_cmd("events/oauth-token.json")).await;
+    assert_eq!(resp["statusCode"], 200, "{stderr}");
+    assert_eq!(resp["headers"]["cache-control"], "no-store");
+    assert_eq!(resp["headers"]["pragma"], "no-cache");
+    let b = body(&resp);
+    assert_eq!(
+        (&b["token_type"], &b["expires_in"]),
+        (&json!("Bearer"), &json!(3600))
+    );
+    let token = b["access_token"].as_str().unwrap().to_owned();
+    assert!(!stderr.contains("local-client-secret") && !stderr.contains(&token));
+    assert!(us.requests().is_empty());
+
+    // Tokens are stateless: another process (a cold start) accepts it on the webhook.
+    let dir = std::env::temp_dir().join(format!("moe2seg-e2e-oauth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let with_token = dir.join("apigw-v2-oauth.json");
+    let mut ev: Value =
+        serde_json::from_str(&std::fs::read_to_string("events/apigw-v2.json").unwrap()).unwrap();
+    ev["headers"]["authorization"] = json!(format!("Bearer {token}"));
+    std::fs::write(&with_token, ev.to_string()).unwrap();
+    let (resp, stderr) = run(env_cmd(with_token.to_str().unwrap())).await;
+    assert_eq!(resp["statusCode"], 200, "{stderr}");
+    assert_eq!(us.accepted().len(), 6);
+    std::fs::remove_dir_all(&dir).ok();
+
+    // Without OAuth settings (a dry run): invalid_client, as the events README says.
+    let mut c = moe2seg();
+    c.args(["invoke", "events/oauth-token.json"]);
+    let (resp, _) = run(c).await;
+    assert_eq!(resp["statusCode"], 401);
+    assert_eq!(body(&resp)["error"], "invalid_client");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -620,6 +620,8 @@ async fn every_sample_event_gets_its_documented_status() {
         ("bad-credentials.json", 401, 0),
         ("bad-body.json", 400, 0),
         ("get-method.json", 405, 0),
+        // No OAuth client in these settings; tests/oauth.rs gets a token with it.
+        ("oauth-token.json", 401, 0),
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
     let on_disk = std::fs::read_dir(&dir)
