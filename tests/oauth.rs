@@ -579,9 +579,41 @@ async fn the_token_route_emits_no_event_metrics() {
 
 // --- Logs ------------------------------------------------------------------------------------
 
-/// Every event and span field logged on this thread, as text.
+/// Every event and span field logged on a capturing thread, as text. It is the process's
+/// global subscriber (installed once): a scoped (`set_default`) one misses events when another
+/// test's thread registers a callsite first and caches its interest. Only threads that turn
+/// capturing on ([`Logs::capture`]) are recorded, so parallel tests do not mix in.
 #[derive(Clone, Default)]
 struct Logs(Arc<Mutex<String>>);
+
+thread_local! {
+    static CAPTURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Logs {
+    /// The global subscriber, capturing on this thread from now on (the test's runtime is
+    /// current-thread, so the handler logs here), emptied.
+    fn capture() -> Logs {
+        static GLOBAL: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+        let logs = GLOBAL
+            .get_or_init(|| {
+                let logs = Logs::default();
+                tracing::subscriber::set_global_default(logs.clone())
+                    .expect("no other global subscriber in this test binary");
+                logs
+            })
+            .clone();
+        logs.0.lock().unwrap().clear();
+        CAPTURING.with(|c| c.set(true));
+        logs
+    }
+
+    fn record(&self, f: impl FnOnce(&mut String)) {
+        if CAPTURING.with(|c| c.get()) {
+            f(&mut self.0.lock().unwrap());
+        }
+    }
+}
 
 struct Fields<'a>(&'a mut String);
 
@@ -596,17 +628,18 @@ impl tracing::Subscriber for Logs {
         true
     }
     fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        span.record(&mut Fields(&mut self.0.lock().unwrap()));
+        self.record(|logs| span.record(&mut Fields(logs)));
         tracing::span::Id::from_u64(1)
     }
     fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
-        values.record(&mut Fields(&mut self.0.lock().unwrap()));
+        self.record(|logs| values.record(&mut Fields(logs)));
     }
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
     fn event(&self, event: &tracing::Event<'_>) {
-        let mut logs = self.0.lock().unwrap();
-        event.record(&mut Fields(&mut logs));
-        logs.push('\n');
+        self.record(|logs| {
+            event.record(&mut Fields(logs));
+            logs.push('\n');
+        });
     }
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
@@ -614,8 +647,7 @@ impl tracing::Subscriber for Logs {
 
 #[tokio::test]
 async fn no_answer_or_log_holds_the_client_secret() {
-    let logs = Logs::default();
-    let _guard = tracing::subscriber::set_default(logs.clone());
+    let logs = Logs::capture();
     let (h, _segment) = setup().await;
     let mut answers = Vec::new();
     let mut tokens = Vec::new();
