@@ -1260,8 +1260,14 @@ enum UserKey {
 #[derive(Debug, Default)]
 struct Users {
     slots: HashMap<UserKey, usize>,
-    /// Per user: (event time in epoch ms, event index) of each of their events.
+    /// Per user: (event time in epoch ms, event index) of each of their distinct profiles,
+    /// the latest event of each.
     events: Vec<Vec<(i64, usize)>>,
+    /// Per user: profile hash → its place in `events`. MoEngage sends the whole profile with
+    /// every event, so a user's events mostly repeat one profile: only its latest event needs
+    /// merging. Randomly seeded (the profiles come from the request).
+    profiles: Vec<HashMap<u64, usize>>,
+    seed: std::hash::RandomState,
 }
 
 impl Users {
@@ -1285,10 +1291,36 @@ impl Users {
         };
         let slot = *self.slots.entry(key).or_insert_with(|| {
             self.events.push(Vec::new());
+            self.profiles.push(HashMap::new());
             self.events.len() - 1
         });
-        if let Some(events) = self.events.get_mut(slot) {
-            events.push((at, index));
+        let profile = {
+            use std::hash::{BuildHasher, Hash, Hasher};
+            let mut h = self.seed.build_hasher();
+            text(&event.email_id).hash(&mut h);
+            text(&event.mobile_number).hash(&mut h);
+            for (k, v) in event.user_attributes.entries() {
+                (k.as_ref(), v.get()).hash(&mut h);
+            }
+            h.finish()
+        };
+        let (Some(events), Some(profiles)) =
+            (self.events.get_mut(slot), self.profiles.get_mut(slot))
+        else {
+            return;
+        };
+        match profiles.entry(profile) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(events.len());
+                events.push((at, index));
+            }
+            // The same profile again: its latest event stands for it (same values, so only
+            // its place in time matters).
+            std::collections::hash_map::Entry::Occupied(o) => {
+                if let Some(e) = events.get_mut(*o.get()) {
+                    *e = (*e).max((at, index));
+                }
+            }
         }
     }
 
