@@ -165,31 +165,42 @@ fn golden_fixtures() {
         let expected_path = fixtures().join(format!("{stem}.expected.json"));
         let got = actual(&input);
         check_invariants(&name, &got);
-        if update {
-            fs::write(
-                &expected_path,
-                serde_json::to_string_pretty(&got).unwrap() + "\n",
-            )
-            .unwrap();
-            continue;
-        }
-        let expected: Value = match fs::read_to_string(&expected_path) {
-            Ok(s) => serde_json::from_str(&s).unwrap(),
-            Err(_) => {
-                failures.push(format!(
-                    "{name}: no {stem}.expected.json (run with UPDATE_GOLDEN=1)"
-                ));
-                continue;
-            }
-        };
-        if got != expected {
-            failures.push(format!(
-                "{name}: output differs from {stem}.expected.json\n--- got:\n{}",
-                serde_json::to_string_pretty(&got).unwrap()
-            ));
-        }
+        compare(&name, &expected_path, &got, update, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Compares `got` with the expected file (or, with `UPDATE_GOLDEN`, writes it), noting a
+/// difference in `failures`.
+fn compare(
+    name: &str,
+    expected_path: &Path,
+    got: &Value,
+    update: bool,
+    failures: &mut Vec<String>,
+) {
+    let file = expected_path.file_name().unwrap().to_string_lossy();
+    if update {
+        fs::write(
+            expected_path,
+            serde_json::to_string_pretty(got).unwrap() + "\n",
+        )
+        .unwrap();
+        return;
+    }
+    let expected: Value = match fs::read_to_string(expected_path) {
+        Ok(s) => serde_json::from_str(&s).unwrap(),
+        Err(_) => {
+            failures.push(format!("{name}: no {file} (run with UPDATE_GOLDEN=1)"));
+            return;
+        }
+    };
+    if *got != expected {
+        failures.push(format!(
+            "{name}: output differs from {file}\n--- got:\n{}",
+            serde_json::to_string_pretty(got).unwrap()
+        ));
+    }
 }
 
 /// `tests/fixtures/options/<case>.json` + `<case>.options.json` → `<case>.expected.json`.
@@ -213,29 +224,7 @@ fn golden_fixtures_with_options() {
         let got = actual_with(&dir.join(format!("{case}.json")), &options);
         check_invariants(&case, &got);
         let expected_path = dir.join(format!("{case}.expected.json"));
-        if update {
-            fs::write(
-                &expected_path,
-                serde_json::to_string_pretty(&got).unwrap() + "\n",
-            )
-            .unwrap();
-            continue;
-        }
-        let expected: Value = match fs::read_to_string(&expected_path) {
-            Ok(s) => serde_json::from_str(&s).unwrap(),
-            Err(_) => {
-                failures.push(format!(
-                    "{case}: no expected file (run with UPDATE_GOLDEN=1)"
-                ));
-                continue;
-            }
-        };
-        if got != expected {
-            failures.push(format!(
-                "{case}: output differs from {case}.expected.json\n--- got:\n{}",
-                serde_json::to_string_pretty(&got).unwrap()
-            ));
-        }
+        compare(&case, &expected_path, &got, update, &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
