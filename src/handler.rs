@@ -8,7 +8,7 @@
 //! | 405 | not POST |
 //! | 413 | body (or its gzip expansion) over the limit, too many events, or mapped too large |
 //! | 415 | a `Content-Encoding` other than gzip/identity |
-//! | 500 | the secret is invalid (fail closed, nothing forwarded) |
+//! | 500 | the secret is invalid, or its mapping options are and no good ones were read before (fail closed, nothing forwarded) |
 //! | 502 | without queues: Segment permanently refused a batch (4xx other than 401/403) |
 //! | 503 | the secret is unreadable; parking failed; or, without queues, Segment still failed at the deadline |
 //!
