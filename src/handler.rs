@@ -180,6 +180,9 @@ struct Summary<'a> {
     filtered: usize,
     /// `identify` messages among the forwarded ones (`identify: per_user`).
     identifies: usize,
+    /// `identify` messages left out: the request's messages reached the size limit.
+    #[serde(skip_serializing_if = "is_zero")]
+    identifies_skipped: usize,
     duplicate_uuids: usize,
     moe_request_id: Option<&'a str>,
 }
@@ -223,10 +226,15 @@ impl<'a> Summary<'a> {
             rejected_count: out.rejected.len(),
             filtered: out.filtered,
             identifies: out.identifies,
+            identifies_skipped: out.identifies_skipped,
             duplicate_uuids: out.duplicate_uuids,
             moe_request_id: out.moe_request_id.as_deref(),
         }
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl From<SettingsError> for HttpError {
@@ -271,6 +279,7 @@ pub(crate) struct Tally {
     pub duplicate_uuids: usize,
     pub filtered: usize,
     pub identifies: usize,
+    pub identifies_skipped: usize,
     /// The secret's latest mapping options are invalid.
     pub options_invalid: bool,
 }
@@ -355,6 +364,7 @@ impl<S: SecretSource> Handler<S> {
                     rejected = tally.rejected,
                     filtered = tally.filtered,
                     identifies = tally.identifies,
+                    identifies_skipped = tally.identifies_skipped,
                     undelivered = tally.undelivered,
                     retries = tally.retries,
                     segment_requests = tally.requests,
@@ -415,6 +425,13 @@ impl<S: SecretSource> Handler<S> {
         tally.duplicate_uuids = out.duplicate_uuids;
         tally.filtered = out.filtered;
         tally.identifies = out.identifies;
+        tally.identifies_skipped = out.identifies_skipped;
+        if out.identifies_skipped > 0 {
+            tracing::warn!(
+                identifies_skipped = out.identifies_skipped,
+                "identify calls left out: the request's messages reached the size limit (the tracks carry the same traits)"
+            );
+        }
         if out.duplicate_uuids > 0 {
             tracing::warn!(
                 duplicate_uuids = out.duplicate_uuids,

@@ -106,6 +106,9 @@ pub struct MapOutput {
     /// `identify` messages among `messages` (after every track), one per user with traits
     /// when the options ask for them.
     pub identifies: usize,
+    /// `identify` messages left out because the request's messages reached
+    /// [`Limits::max_mapped_bytes`] (the tracks carry the same traits).
+    pub identifies_skipped: usize,
 }
 
 /// Remembers what each raw attribute key is, for one request: the same keys recur in every
@@ -241,18 +244,25 @@ pub fn map_request(
         }
     }
     separate_repeated_uuids(&mut out, req, &ctx);
+    // Content ids may make re-mapped messages a little longer.
+    let mut total = out.messages.iter().map(|m| m.json.len()).sum::<usize>();
+    if total > limits.max_mapped_bytes {
+        return Err(too_large());
+    }
+    // Identify calls take what is left of the limit: one that does not fit is skipped and
+    // counted, never a reason to refuse the tracks (they carry the same traits).
     if let Some(users) = users {
         for (index, mut m) in users.identifies(req, &ctx) {
-            keep(&mut m)?;
+            m.json.shrink_to_fit();
+            if total.saturating_add(m.json.capacity()) > limits.max_mapped_bytes {
+                out.identifies_skipped += 1;
+                continue;
+            }
+            total += m.json.capacity();
             m.index = index;
             out.messages.push(m);
             out.identifies += 1;
         }
-    }
-    // Content ids may make re-mapped messages a little longer.
-    let total = out.messages.iter().map(|m| m.json.len()).sum::<usize>();
-    if total > limits.max_mapped_bytes {
-        return Err(too_large());
     }
     Ok(out)
 }
@@ -993,7 +1003,13 @@ fn properties<'m>(
         ("moe_device_attributes", &event.device_attributes),
     ] {
         if let Attributes::Other(v) = attrs {
-            props.place(key, None, Val::Raw(v), true);
+            // User attributes that are not an object cannot be matched key by key: with any
+            // trait rule they are sent hashed, so no PII passes the rules this way.
+            let val = match key == "moe_user_attributes" && ctx.options.shapes_traits() {
+                true => Val::Raw(v).hashed(key),
+                false => Val::Raw(v),
+            };
+            props.place(key, None, val, true);
         }
     }
     for &(key, raw_key, v, spec) in &scan.renamed {
@@ -1029,6 +1045,20 @@ fn map_event(
     ctx: &MapContext<'_>,
     rule: IdRule,
 ) -> Result<(String, String), Unsent> {
+    let scan = Scan::new(event, ctx);
+    let resolved = Catalog::global().resolve(
+        text(&event.event_code),
+        text(&event.event_name),
+        scan.platform.as_deref(),
+    );
+    // A skipped event is not checked further: it is filtered, never rejected.
+    let options = ctx.options;
+    if let Some((name, _)) = &resolved
+        && options.filters()
+        && !options.sends(&[Some(name), text(&event.event_code), text(&event.event_name)])
+    {
+        return Err(Unsent::Filtered);
+    }
     for attrs in [
         &event.event_attributes,
         &event.user_attributes,
@@ -1038,24 +1068,7 @@ fn map_event(
             return Err(RejectReason::TooManyAttributes.into());
         }
     }
-    let scan = Scan::new(event, ctx);
-    let (event_name, _how) = Catalog::global()
-        .resolve(
-            text(&event.event_code),
-            text(&event.event_name),
-            scan.platform.as_deref(),
-        )
-        .ok_or(RejectReason::NoEventName)?;
-    let options = ctx.options;
-    if options.filters()
-        && !options.sends(&[
-            Some(&event_name),
-            text(&event.event_code),
-            text(&event.event_name),
-        ])
-    {
-        return Err(Unsent::Filtered);
-    }
+    let (event_name, _how) = resolved.ok_or(RejectReason::NoEventName)?;
     let identity = Identity::of(event).ok_or(RejectReason::NoIdentity)?;
     let message_id = match rule {
         IdRule::Uuid => message_id(event, raw),
@@ -1285,9 +1298,11 @@ impl Users {
             (None, Some(a)) => UserKey::Anonymous(a.into_owned()),
             (None, None) => return,
         };
+        // An event without a usable time counts as the oldest: which event is the latest
+        // must depend on the body alone, not on when it is received (MoEngage re-sends).
         let at = match EventTime::read(event.event_time.as_ref(), ctx.received_at_ms) {
             EventTime::At(ms) => ms,
-            EventTime::Missing | EventTime::Invalid(_) => ctx.received_at_ms,
+            EventTime::Missing | EventTime::Invalid(_) => i64::MIN,
         };
         let slot = *self.slots.entry(key).or_insert_with(|| {
             self.events.push(Vec::new());
@@ -1327,33 +1342,35 @@ impl Users {
     /// One `identify` per user: `(index of their latest event, message)`. Their traits are
     /// those of all their events, a later event's value winning (Segment merges an
     /// identify's traits into the profile); who they are and when come from the latest
-    /// event (by event time; of equal times, the later in the request). A user whose traits
+    /// event (by event time, an event without a usable time counting as the oldest; of equal
+    /// times, the later in the request). A user whose traits
     /// the options drop entirely gets none; so does one whose `identify` cannot fit Segment's
     /// 32 KB (the tracks carry the same traits).
-    fn identifies(self, req: &StreamsRequest<'_>, ctx: &MapContext<'_>) -> Vec<(usize, Mapped)> {
-        self.events
-            .into_iter()
-            .filter_map(|mut events| {
-                events.sort_unstable();
-                let index = events.last()?.1;
-                let latest = decode::decode_event(req.events.get(index)?).ok()?;
-                let merged = (events.len() > 1).then(|| MergedTraits::of(req, &events, ctx));
-                let traits = match &merged {
-                    Some(m) => m.fields(),
-                    None => traits(&latest, ctx.options),
-                };
-                let (message_id, json) = map_identify(&latest, traits, ctx)?;
-                Some((
+    fn identifies<'u>(
+        self,
+        req: &'u StreamsRequest<'_>,
+        ctx: &'u MapContext<'_>,
+    ) -> impl Iterator<Item = (usize, Mapped)> + 'u {
+        self.events.into_iter().filter_map(|mut events| {
+            events.sort_unstable();
+            let index = events.last()?.1;
+            let latest = decode::decode_event(req.events.get(index)?).ok()?;
+            let merged = (events.len() > 1).then(|| MergedTraits::of(req, &events, ctx));
+            let traits = match &merged {
+                Some(m) => m.fields(),
+                None => traits(&latest, ctx.options),
+            };
+            let (message_id, json) = map_identify(&latest, traits, ctx)?;
+            Some((
+                index,
+                Mapped {
                     index,
-                    Mapped {
-                        index,
-                        event_uuid: None,
-                        message_id,
-                        json,
-                    },
-                ))
-            })
-            .collect()
+                    event_uuid: None,
+                    message_id,
+                    json,
+                },
+            ))
+        })
     }
 }
 
@@ -2048,5 +2065,94 @@ mod tests {
             "a value of its own under moe_phone stays"
         );
         assert!(!m.to_string().contains("b@example.com"));
+    }
+
+    #[test]
+    fn a_skipped_event_is_never_rejected() {
+        let attrs: serde_json::Map<String, Value> = (0..=crate::decode::MAX_ATTRIBUTES)
+            .map(|i| (format!("k{i}"), json!(1)))
+            .collect();
+        let out = with_options(
+            json!([{"event_name": "Email Opened", "uid": "u1", "event_attributes": attrs}]),
+            json!({"skip_events": ["Email Opened"]}),
+        );
+        assert_eq!((out.filtered, out.rejected.len()), (1, 0));
+    }
+
+    #[test]
+    fn a_resent_batch_gives_the_same_identify() {
+        // Which event is the latest depends on the body alone: an event without a time
+        // counts as the oldest, whenever the batch is received.
+        let body = json!({"events": [
+            {"event_name": "A", "event_uuid": "e1", "uid": "u1", "user_attributes": {"plan": "gold"}},
+            {"event_name": "B", "event_uuid": "e2", "uid": "u1", "event_time": NOW / 1000 + 600,
+             "user_attributes": {"plan": "silver"}}]})
+        .to_string();
+        let options = MappingOptions::from_value(&json!({"identify": "per_user"})).unwrap();
+        let at = |now| {
+            let out = map_body_with(&body, now, Limits::REQUEST, &options).unwrap();
+            identify_of(&out)
+        };
+        let (first, resent) = (at(NOW), at(NOW + 3_600_000));
+        assert_eq!(first, resent);
+        assert_eq!(first["traits"]["plan"], "silver");
+    }
+
+    #[test]
+    fn user_attributes_that_are_not_an_object_are_hashed_under_trait_rules() {
+        for rules in [
+            json!({"hash_traits": ["email"]}),
+            json!({"drop_traits": ["phone"]}),
+        ] {
+            let out = with_options(
+                json!([{"event_name": "X", "uid": "u1", "user_attributes": ["jane@example.com"]}]),
+                rules,
+            );
+            let m: Value = serde_json::from_str(&out.messages[0].json).unwrap();
+            assert_eq!(
+                m["properties"]["moe_user_attributes"],
+                crate::options::hash_trait("moe_user_attributes", r#"["jane@example.com"]"#)
+            );
+        }
+        // Without trait rules it is kept as it is.
+        let out = with_options(
+            json!([{"event_name": "X", "uid": "u1", "user_attributes": ["jane@example.com"]}]),
+            json!({"identify": "per_user"}),
+        );
+        assert!(
+            out.messages[0]
+                .json
+                .contains(r#""moe_user_attributes":["jane@example.com"]"#)
+        );
+    }
+
+    #[test]
+    fn identify_calls_over_the_mapped_limit_are_skipped_not_the_tracks() {
+        let events: Vec<Value> = (0..10)
+            .map(|i| {
+                json!({"event_name": "X", "event_uuid": format!("e{i}"), "uid": format!("u{i}"),
+                            "user_attributes": {"plan": "gold"}})
+            })
+            .collect();
+        let body = json!({"events": events}).to_string();
+        let options = MappingOptions::from_value(&json!({"identify": "per_user"})).unwrap();
+        let all = map_body_with(&body, NOW, Limits::REQUEST, &options).unwrap();
+        assert_eq!((all.identifies, all.identifies_skipped), (10, 0));
+        let tracks: usize = all.messages[..10].iter().map(|m| m.json.len()).sum();
+        let one_identify = all.messages[10].json.len();
+        // Room for the tracks and three identify calls.
+        let limits = Limits {
+            max_events: 10,
+            max_mapped_bytes: tracks + 3 * one_identify + 10,
+        };
+        let some = map_body_with(&body, NOW, limits, &options).unwrap();
+        assert_eq!((some.identifies, some.identifies_skipped), (3, 7));
+        assert_eq!(some.messages[..10], all.messages[..10]);
+        // Tracks alone over the limit: refused whole, as without options.
+        let limits = Limits {
+            max_events: 10,
+            max_mapped_bytes: tracks - 1,
+        };
+        assert!(map_body_with(&body, NOW, limits, &options).is_err());
     }
 }

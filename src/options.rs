@@ -238,11 +238,9 @@ impl MappingOptions {
         }
     }
 
-    /// Whether any option changes `properties` or `context.traits`.
-    pub fn shapes_fields(&self) -> bool {
-        !self.drop_properties.is_empty()
-            || !self.drop_traits.is_empty()
-            || !self.hash_traits.is_empty()
+    /// Whether any option drops or hashes traits.
+    pub fn shapes_traits(&self) -> bool {
+        !self.drop_traits.is_empty() || !self.hash_traits.is_empty()
     }
 }
 
@@ -427,17 +425,11 @@ impl Mapping {
         }
     }
 
-    /// These options, or, when they are invalid, the options in force in `previous`.
-    pub fn keeping(self, previous: Option<&Mapping>) -> Mapping {
-        match (self.options, previous.and_then(|p| p.options.clone())) {
-            (Some(o), _) => Mapping {
-                options: Some(o),
-                error: self.error,
-            },
-            (None, last_good) => Mapping {
-                options: last_good,
-                error: self.error,
-            },
+    /// These options, or, when they are invalid, `last_good`.
+    pub fn keeping(self, last_good: Option<&Arc<MappingOptions>>) -> Mapping {
+        Mapping {
+            options: self.options.or_else(|| last_good.cloned()),
+            error: self.error,
         }
     }
 }
@@ -586,13 +578,13 @@ mod tests {
         let good = Mapping::read(Some(&json!({"identify": "per_user"})));
         let bad = Mapping::read(Some(&json!({"identify": 1})));
         assert!(bad.options.is_none() && bad.error.is_some());
-        let kept = bad.clone().keeping(Some(&good));
+        let kept = bad.clone().keeping(good.options.as_ref());
         assert_eq!(kept.options, good.options);
         assert_eq!(kept.error, bad.error);
         // With no good options ever, none.
         assert!(bad.clone().keeping(None).options.is_none());
         // Good options replace good ones, and clear the error.
-        let fixed = Mapping::read(None).keeping(Some(&kept));
+        let fixed = Mapping::read(None).keeping(kept.options.as_ref());
         assert_eq!(fixed, Mapping::default());
     }
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use crate::config::{ConfigError, SecretFields, Settings};
+use crate::options::MappingOptions;
 
 /// Why settings are not available.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -96,6 +97,9 @@ pub struct SettingsCache<S> {
     ttl: Duration,
     /// The settings and when they expire (`None`: never, e.g. environment settings).
     state: Mutex<Option<(Arc<Settings>, Option<Instant>)>>,
+    /// The last good mapping options read: they keep serving while the secret's options are
+    /// invalid, even across reads of a secret that was invalid or unreadable as a whole.
+    last_good_options: std::sync::Mutex<Option<Arc<MappingOptions>>>,
     fetches: std::sync::atomic::AtomicU64,
 }
 
@@ -105,6 +109,7 @@ impl<S: SecretSource> SettingsCache<S> {
             source,
             ttl,
             state: Mutex::new(None),
+            last_good_options: Default::default(),
             fetches: Default::default(),
         }
     }
@@ -145,8 +150,10 @@ impl<S: SecretSource> SettingsCache<S> {
         match fetched {
             Ok(mut settings) => {
                 // Invalid mapping options never replace good ones.
-                let previous = state.as_ref().map(|(s, _)| &s.mapping);
-                settings.mapping = settings.mapping.keeping(previous);
+                if let Ok(mut last_good) = self.last_good_options.lock() {
+                    settings.mapping = settings.mapping.keeping(last_good.as_ref());
+                    last_good.clone_from(&settings.mapping.options);
+                }
                 if let Some(e) = &settings.mapping.error {
                     let serving = match settings.mapping.options {
                         Some(_) => "the last good options",
@@ -268,5 +275,46 @@ mod tests {
             cache.get().await,
             Err(SettingsError::Unavailable(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn last_good_options_survive_invalid_and_unreadable_secrets() {
+        let with = |mapping: &str, key: bool| {
+            let key = if key {
+                r#""segment_write_key":"k","#
+            } else {
+                ""
+            };
+            Ok(format!(
+                r#"{{{key}"segment_region":"us","webhook_token":"t","mapping":{mapping}}}"#
+            ))
+        };
+        let src = scripted(vec![
+            with(r#"{"skip_events":["Email Opened"]}"#, true),
+            // An edit that briefly loses the write key: the secret is invalid as a whole.
+            with("{}", false),
+            Err(SettingsError::Unavailable("down".into())),
+            // Fixed, but with a typo in the options.
+            with(r#"{"skip_events":"Email Opened"}"#, true),
+            // Fixed for good.
+            with(r#"{"identify":"per_user"}"#, true),
+        ]);
+        let cache = SettingsCache::new(src, Duration::ZERO);
+        let good = cache.get().await.unwrap().mapping.options.clone().unwrap();
+        assert!(matches!(cache.get().await, Err(SettingsError::Invalid(_))));
+        assert!(matches!(
+            cache.get().await,
+            Err(SettingsError::Unavailable(_))
+        ));
+        let s = cache.get().await.unwrap();
+        assert!(s.mapping.error.is_some());
+        assert_eq!(
+            s.mapping.options.as_ref(),
+            Some(&good),
+            "the last good options serve"
+        );
+        let s = cache.get().await.unwrap();
+        assert!(s.mapping.error.is_none());
+        assert_ne!(s.mapping.options.as_ref(), Some(&good));
     }
 }
