@@ -487,7 +487,8 @@ fn canonical(raw: &str) -> String {
     json::canonical_json(raw).unwrap_or_else(|_| json::compact_json(raw).into_owned())
 }
 
-fn sha256_hex(bytes: &[u8], chars: usize) -> String {
+/// The lowercase hex SHA-256 of `bytes`, cut to `chars` (at most 64).
+pub(crate) fn sha256_hex(bytes: &[u8], chars: usize) -> String {
     let digest = Sha256::digest(bytes);
     let mut s = String::with_capacity(64);
     for b in digest {

@@ -14,12 +14,10 @@
 //! a limit is an [`OptionsError`] naming the field, and none of the options is used.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write;
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 /// Most entries in one list or in `rename_events`.
 pub const MAX_ENTRIES: usize = 1000;
@@ -254,16 +252,11 @@ impl Serialize for MappingOptions {
 /// first for `email`.
 pub fn hash_trait(key: &str, text: &str) -> String {
     let text = text.trim();
-    let digest = if key == "email" {
-        Sha256::digest(text.to_lowercase().as_bytes())
+    if key == "email" {
+        crate::map::sha256_hex(text.to_lowercase().as_bytes(), 64)
     } else {
-        Sha256::digest(text.as_bytes())
-    };
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(s, "{b:02x}");
+        crate::map::sha256_hex(text.as_bytes(), 64)
     }
-    s
 }
 
 fn kind(v: &Value) -> &'static str {
