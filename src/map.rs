@@ -225,18 +225,15 @@ pub fn map_request(
         limit: limits.max_mapped_bytes,
     };
     let mut mapped_bytes = 0usize;
-    let mut keep = |m: &mut Mapped| {
-        // What the message really holds on the heap is what counts.
-        m.json.shrink_to_fit();
-        mapped_bytes = mapped_bytes.saturating_add(m.json.capacity());
-        (mapped_bytes <= limits.max_mapped_bytes)
-            .then_some(())
-            .ok_or_else(too_large)
-    };
     for (index, raw) in req.events.iter().enumerate() {
         match map_one(index, raw, &ctx, IdRule::Uuid, users.as_mut()) {
             Ok(mut m) => {
-                keep(&mut m)?;
+                // What the message really holds on the heap is what counts.
+                m.json.shrink_to_fit();
+                mapped_bytes = mapped_bytes.saturating_add(m.json.capacity());
+                if mapped_bytes > limits.max_mapped_bytes {
+                    return Err(too_large());
+                }
                 out.messages.push(m);
             }
             Err(Unmapped::Rejected(r)) => out.rejected.push(r),
@@ -1269,19 +1266,23 @@ enum UserKey {
     Anonymous(String),
 }
 
-/// The users of one request who have traits, in order of first appearance, each with their
-/// events.
+/// The users of one request who have traits, in order of first appearance.
 #[derive(Debug, Default)]
 struct Users {
     slots: HashMap<UserKey, usize>,
-    /// Per user: (event time in epoch ms, event index) of each of their distinct profiles,
-    /// the latest event of each.
-    events: Vec<Vec<(i64, usize)>>,
-    /// Per user: profile hash → its place in `events`. MoEngage sends the whole profile with
-    /// every event, so a user's events mostly repeat one profile: only its latest event needs
-    /// merging. Randomly seeded (the profiles come from the request).
-    profiles: Vec<HashMap<u64, usize>>,
+    users: Vec<UserEvents>,
+    /// Seeds the profile hashes (randomly: the profiles come from the request).
     seed: std::hash::RandomState,
+}
+
+/// One user's events, one per distinct profile. MoEngage sends the whole profile with every
+/// event, so a user's events mostly repeat one profile: only its latest event needs merging.
+#[derive(Debug, Default)]
+struct UserEvents {
+    /// (event time in epoch ms, event index) of the latest event of each distinct profile.
+    events: Vec<(i64, usize)>,
+    /// Profile hash → its place in `events`.
+    profiles: HashMap<u64, usize>,
 }
 
 impl Users {
@@ -1306,9 +1307,8 @@ impl Users {
             EventTime::Missing | EventTime::Invalid(_) => i64::MIN,
         };
         let slot = *self.slots.entry(key).or_insert_with(|| {
-            self.events.push(Vec::new());
-            self.profiles.push(HashMap::new());
-            self.events.len() - 1
+            self.users.push(UserEvents::default());
+            self.users.len() - 1
         });
         let profile = {
             use std::hash::{BuildHasher, Hash, Hasher};
@@ -1320,9 +1320,7 @@ impl Users {
             }
             h.finish()
         };
-        let (Some(events), Some(profiles)) =
-            (self.events.get_mut(slot), self.profiles.get_mut(slot))
-        else {
+        let Some(UserEvents { events, profiles }) = self.users.get_mut(slot) else {
             return;
         };
         match profiles.entry(profile) {
@@ -1344,34 +1342,36 @@ impl Users {
     /// those of all their events, a later event's value winning (Segment merges an
     /// identify's traits into the profile); who they are and when come from the latest
     /// event (by event time, an event without a usable time counting as the oldest; of equal
-    /// times, the later in the request). A user whose traits
-    /// the options drop entirely gets none; so does one whose `identify` cannot fit Segment's
-    /// 32 KB (the tracks carry the same traits).
+    /// times, the later in the request). A user whose traits the options drop entirely gets
+    /// none; so does one whose `identify` cannot fit Segment's 32 KB (the tracks carry the
+    /// same traits).
     fn identifies<'u>(
         self,
         req: &'u StreamsRequest<'_>,
         ctx: &'u MapContext<'_>,
     ) -> impl Iterator<Item = (usize, Mapped)> + 'u {
-        self.events.into_iter().filter_map(|mut events| {
-            events.sort_unstable();
-            let index = events.last()?.1;
-            let latest = decode::decode_event(req.events.get(index)?).ok()?;
-            let merged = (events.len() > 1).then(|| MergedTraits::of(req, &events, ctx));
-            let traits = match &merged {
-                Some(m) => m.fields(),
-                None => traits(&latest, ctx.options),
-            };
-            let (message_id, json) = map_identify(&latest, traits, ctx)?;
-            Some((
-                index,
-                Mapped {
+        self.users
+            .into_iter()
+            .filter_map(|UserEvents { mut events, .. }| {
+                events.sort_unstable();
+                let index = events.last()?.1;
+                let latest = decode::decode_event(req.events.get(index)?).ok()?;
+                let merged = (events.len() > 1).then(|| MergedTraits::of(req, &events, ctx));
+                let traits = match &merged {
+                    Some(m) => m.fields(),
+                    None => traits(&latest, ctx.options),
+                };
+                let (message_id, json) = map_identify(&latest, traits, ctx)?;
+                Some((
                     index,
-                    event_uuid: None,
-                    message_id,
-                    json,
-                },
-            ))
-        })
+                    Mapped {
+                        index,
+                        event_uuid: None,
+                        message_id,
+                        json,
+                    },
+                ))
+            })
     }
 }
 
@@ -1463,7 +1463,7 @@ struct ProfileKey<'m> {
     user_id: Option<&'m str>,
     #[serde(rename = "anonymousId")]
     anonymous_id: Option<&'m str>,
-    traits: &'m RawValue,
+    traits: &'m Fields<'m>,
 }
 
 /// The `identify` of a user: `traits` (merged, after the options), as their latest event
@@ -1478,15 +1478,13 @@ fn map_identify(
     if traits.is_empty() {
         return None;
     }
-    let traits_json = to_json(&traits, 256);
-    let traits_raw: &RawValue = serde_json::from_str(&traits_json).ok()?;
     let profile = to_json(
         &ProfileKey {
             user_id: identity.user_id,
             anonymous_id: identity.anonymous_id.as_deref(),
-            traits: traits_raw,
+            traits: &traits,
         },
-        traits_json.len() + 128,
+        512,
     );
     let message_id = format!(
         "{IDENTIFY_ID_PREFIX}{}",
@@ -1511,7 +1509,7 @@ fn map_identify(
         },
         integrations: Integrations { moengage: false },
     };
-    let mut json = to_json(&message, traits_json.len() + 512);
+    let mut json = to_json(&message, profile.len() + 512);
     if json.len() > MAX_MESSAGE_BYTES {
         let (paths, dropped) = shrink(&mut [("traits.", &mut message.traits)], json.len()).ok()?;
         message.context.moe_truncated = Some(paths);
