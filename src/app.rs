@@ -135,12 +135,8 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
     let mut handler = Handler::new(forwarder, env.max_body_bytes);
     handler.metrics = opts.metrics;
     handler.redelivery_max_age = env.redelivery_max_age;
-    if let Some(v) = &env.mapping_options {
-        // Checked when the environment was read.
-        handler.open_mapping = std::sync::Arc::new(
-            crate::options::MappingOptions::from_value(v)
-                .map_err(|e| ConfigError::BadEnv("MAPPING_OPTIONS", e.to_string()))?,
-        );
+    if let Some(options) = &env.mapping_options {
+        handler.open_mapping = std::sync::Arc::new(options.clone());
     }
     Ok(handler)
 }

@@ -399,7 +399,7 @@ pub struct Env {
     pub redelivery_max_age: Duration,
     /// `MAPPING_OPTIONS`: mapping options for local runs (with `SEGMENT_WRITE_KEY`, or a dry
     /// run without settings); checked at start. With `SECRET_ID` the secret's own apply.
-    pub mapping_options: Option<serde_json::Value>,
+    pub mapping_options: Option<MappingOptions>,
 }
 
 fn env_var(k: &str) -> Option<String> {
@@ -442,14 +442,10 @@ where
 
 impl Env {
     pub fn from_env() -> Result<Env, ConfigError> {
-        let mapping_options = match env_var("MAPPING_OPTIONS") {
-            None => None,
-            Some(text) => {
-                let options = MappingOptions::from_json(&text)
-                    .map_err(|e| ConfigError::BadEnv("MAPPING_OPTIONS", e.to_string()))?;
-                Some(options.to_value())
-            }
-        };
+        let mapping_options = env_var("MAPPING_OPTIONS")
+            .map(|text| MappingOptions::from_json(&text))
+            .transpose()
+            .map_err(|e| ConfigError::BadEnv("MAPPING_OPTIONS", e.to_string()))?;
         let source = if let Some(secret_id) = env_var("SECRET_ID") {
             SettingsSource::SecretsManager {
                 secret_id: secret_id.trim().to_owned(),
@@ -460,7 +456,7 @@ impl Env {
             }
         } else if env_var("SEGMENT_WRITE_KEY").is_some() {
             SettingsSource::Env(Box::new(SecretFields {
-                mapping: mapping_options.clone(),
+                mapping: mapping_options.as_ref().map(MappingOptions::to_value),
                 ..SecretFields::from_env()
             }))
         } else {
