@@ -1512,6 +1512,11 @@ fn map_identify(
     let mut json = to_json(&message, profile.len() + 512);
     if json.len() > MAX_MESSAGE_BYTES {
         let (paths, dropped) = shrink(&mut [("traits.", &mut message.traits)], json.len()).ok()?;
+        // Truncation took every trait: an identify without traits says nothing (the tracks
+        // carry the truncation record).
+        if message.traits.is_empty() {
+            return None;
+        }
         message.context.moe_truncated = Some(paths);
         message.context.moe_truncated_count = Some(dropped);
         json = fitting(to_json(&message, MAX_MESSAGE_BYTES)).ok()?;
@@ -2017,6 +2022,13 @@ mod tests {
             json!({"identify": "per_user", "drop_traits": ["plan"]}),
         );
         assert_eq!((none.identifies, none.messages.len()), (0, 2));
+        // Nor when truncation to 32 KB takes every trait (found by `options_keep_the_invariants`).
+        let big = "x".repeat(40_000);
+        let truncated = with_options(
+            json!([{"event_name": "A", "uid": "u1", "user_attributes": {"big": big}}]),
+            json!({"identify": "per_user"}),
+        );
+        assert_eq!((truncated.identifies, truncated.messages.len()), (0, 1));
     }
 
     #[test]
