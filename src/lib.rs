@@ -49,3 +49,4 @@ pub mod redeliver;
 pub mod replay;
 pub mod secrets;
 pub mod time;
+pub mod write;

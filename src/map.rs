@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
@@ -21,6 +20,7 @@ use crate::json;
 use crate::options::{Identify, KeySet, MappingOptions};
 use crate::properties::{KeyKind, PropertyTable};
 use crate::time;
+use crate::write::{self, Object, WriteJson, to_json};
 
 /// Segment refuses messages over 32 KB; stay a little under it.
 pub const MAX_MESSAGE_BYTES: usize = 32_000;
@@ -530,15 +530,16 @@ impl Val<'_> {
     }
 }
 
-impl Serialize for Val<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+impl WriteJson for Val<'_> {
+    fn write_json(&self, out: &mut String) {
         match self {
-            Val::Raw(r) => r.serialize(s),
-            Val::Str(v) => s.serialize_str(v),
-            Val::Bool(b) => s.serialize_bool(*b),
-            Val::List(l) => l.serialize(s),
-            Val::Count(n) => s.serialize_u64(*n as u64),
-            Val::Hashed(h) => s.serialize_str(h),
+            // Valid compact JSON already: copied as it is.
+            Val::Raw(r) => out.push_str(r.get()),
+            Val::Str(v) => write::write_str(out, v),
+            Val::Bool(b) => b.write_json(out),
+            Val::List(l) => l[..].write_json(out),
+            Val::Count(n) => n.write_json(out),
+            Val::Hashed(h) => write::write_str(out, h),
         }
     }
 }
@@ -771,77 +772,122 @@ enum Slot {
     Taken,
 }
 
-impl Serialize for Fields<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.entries.len()))?;
+impl WriteJson for Fields<'_> {
+    fn write_json(&self, out: &mut String) {
+        let mut o = Object::new(out);
         for f in &self.entries {
-            m.serialize_entry(&f.key, &f.val)?;
+            f.val.write_json(o.any_key(&f.key));
         }
-        m.end()
+        o.end();
     }
 }
 
-#[derive(Serialize)]
+// The message's parts, written by hand ([`crate::write`]): members in a fixed order, optional
+// ones left out when empty (the golden fixtures pin the bytes).
+
 struct Library {
     name: &'static str,
     version: &'static str,
 }
 
-#[derive(Serialize, Default)]
+impl WriteJson for Library {
+    fn write_json(&self, out: &mut String) {
+        let mut o = Object::new(out);
+        o.str("name", self.name);
+        o.str("version", self.version);
+        o.end();
+    }
+}
+
+#[derive(Default)]
 struct Device<'m> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<&'m str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<&'m str>,
 }
 
-#[derive(Serialize)]
 struct Os<'m> {
-    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'m str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<&'m str>,
 }
 
-#[derive(Serialize)]
 struct App<'m> {
     version: &'m str,
 }
 
-#[derive(Serialize)]
 struct Context<'m> {
     library: Library,
-    #[serde(skip_serializing_if = "Fields::is_empty")]
     traits: Fields<'m>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<Device<'m>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     os: Option<Os<'m>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     app: Option<App<'m>>,
 }
 
-#[derive(Serialize)]
+impl WriteJson for Context<'_> {
+    fn write_json(&self, out: &mut String) {
+        let mut o = Object::new(out);
+        o.value("library", &self.library);
+        if !self.traits.is_empty() {
+            o.value("traits", &self.traits);
+        }
+        if let Some(device) = &self.device {
+            let mut d = Object::new(o.key("device"));
+            d.opt_str("id", device.id);
+            d.opt_str("token", device.token);
+            d.end();
+        }
+        if let Some(os) = &self.os {
+            let mut d = Object::new(o.key("os"));
+            d.opt_str("name", os.name);
+            d.opt_str("version", os.version);
+            d.end();
+        }
+        if let Some(app) = &self.app {
+            let mut d = Object::new(o.key("app"));
+            d.str("version", app.version);
+            d.end();
+        }
+        o.end();
+    }
+}
+
 struct Integrations {
-    #[serde(rename = "MoEngage")]
     moengage: bool,
 }
 
-#[derive(Serialize)]
+impl WriteJson for Integrations {
+    fn write_json(&self, out: &mut String) {
+        let mut o = Object::new(out);
+        o.value("MoEngage", &self.moengage);
+        o.end();
+    }
+}
+
 struct Message<'m> {
-    #[serde(rename = "type")]
     kind: &'static str,
     event: &'m str,
-    #[serde(rename = "userId", skip_serializing_if = "Option::is_none")]
     user_id: Option<&'m str>,
-    #[serde(rename = "anonymousId", skip_serializing_if = "Option::is_none")]
     anonymous_id: Option<&'m str>,
-    #[serde(rename = "messageId")]
     message_id: &'m str,
     timestamp: &'m str,
     properties: Fields<'m>,
     context: Context<'m>,
     integrations: Integrations,
+}
+
+impl WriteJson for Message<'_> {
+    fn write_json(&self, out: &mut String) {
+        let mut o = Object::new(out);
+        o.str("type", self.kind);
+        o.str("event", self.event);
+        o.opt_str("userId", self.user_id);
+        o.opt_str("anonymousId", self.anonymous_id);
+        o.str("messageId", self.message_id);
+        o.str("timestamp", self.timestamp);
+        o.value("properties", &self.properties);
+        o.value("context", &self.context);
+        o.value("integrations", &self.integrations);
+        o.end();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1110,16 +1156,6 @@ fn map_event(
     }
     drop(message); // it borrows message_id
     Ok((message_id, json))
-}
-
-fn to_json<T: Serialize>(value: &T, capacity: usize) -> String {
-    let mut buf = Vec::with_capacity(capacity);
-    // Serializing these types cannot fail: keys are strings and raw values are valid JSON.
-    if serde_json::to_writer(&mut buf, value).is_err() {
-        buf.clear();
-    }
-    // serde_json writes valid UTF-8.
-    String::from_utf8(buf).unwrap_or_default()
 }
 
 /// Where truncation lists what it dropped (the largest first, at most
@@ -1429,25 +1465,17 @@ impl MergedTraits {
     }
 }
 
-#[derive(Serialize)]
 struct IdentifyContext {
     library: Library,
     /// What truncation dropped (paths under `traits.`), when it had to.
-    #[serde(skip_serializing_if = "Option::is_none")]
     moe_truncated: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     moe_truncated_count: Option<usize>,
 }
 
-#[derive(Serialize)]
 struct IdentifyMessage<'m> {
-    #[serde(rename = "type")]
     kind: &'static str,
-    #[serde(rename = "userId", skip_serializing_if = "Option::is_none")]
     user_id: Option<&'m str>,
-    #[serde(rename = "anonymousId", skip_serializing_if = "Option::is_none")]
     anonymous_id: Option<&'m str>,
-    #[serde(rename = "messageId")]
     message_id: &'m str,
     timestamp: &'m str,
     traits: Fields<'m>,
@@ -1455,15 +1483,45 @@ struct IdentifyMessage<'m> {
     integrations: Integrations,
 }
 
+impl WriteJson for IdentifyMessage<'_> {
+    fn write_json(&self, out: &mut String) {
+        let mut o = Object::new(out);
+        o.str("type", self.kind);
+        o.opt_str("userId", self.user_id);
+        o.opt_str("anonymousId", self.anonymous_id);
+        o.str("messageId", self.message_id);
+        o.str("timestamp", self.timestamp);
+        o.value("traits", &self.traits);
+        let mut c = Object::new(o.key("context"));
+        c.value("library", &self.context.library);
+        if let Some(paths) = &self.context.moe_truncated {
+            c.value("moe_truncated", &paths[..]);
+        }
+        if let Some(n) = &self.context.moe_truncated_count {
+            c.value("moe_truncated_count", n);
+        }
+        c.end();
+        o.value("integrations", &self.integrations);
+        o.end();
+    }
+}
+
 /// What an `identify`'s `messageId` is derived from: the same profile gives the same id, so
 /// Segment drops a re-sent one; a changed profile gets a new id.
-#[derive(Serialize)]
 struct ProfileKey<'m> {
-    #[serde(rename = "userId")]
     user_id: Option<&'m str>,
-    #[serde(rename = "anonymousId")]
     anonymous_id: Option<&'m str>,
     traits: &'m Fields<'m>,
+}
+
+impl WriteJson for ProfileKey<'_> {
+    fn write_json(&self, out: &mut String) {
+        let mut o = Object::new(out);
+        o.str_or_null("userId", self.user_id);
+        o.str_or_null("anonymousId", self.anonymous_id);
+        o.value("traits", self.traits);
+        o.end();
+    }
 }
 
 /// The `identify` of a user: `traits` (merged, after the options), as their latest event

@@ -1,0 +1,268 @@
+//! The JSON writer of the outgoing messages: the same bytes as `serde_json::to_string` of the
+//! same values, written straight into one buffer. A message is mostly text copied from the
+//! request (attribute values, which are already compact JSON, and strings without escapes),
+//! so the writer's work is finding out, a word at a time, that a string needs no escaping and
+//! copying it whole.
+
+use std::fmt::Write as _;
+
+/// A value that writes itself as JSON.
+pub trait WriteJson {
+    fn write_json(&self, out: &mut String);
+}
+
+/// `value` as JSON, in a buffer of `capacity` bytes to start with.
+pub fn to_json<T: WriteJson + ?Sized>(value: &T, capacity: usize) -> String {
+    let mut out = String::with_capacity(capacity);
+    value.write_json(&mut out);
+    out
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `w` is below 0x20, a `"` or a `\` (the bytes JSON strings escape).
+#[inline]
+fn needs_escape(w: u64) -> bool {
+    // A byte b < 0x20 has (b - 0x20) borrow into its high bit, and so has 0 after the xor
+    // with `"` or `\` (bytes >= 0x80 set the high bit too: they are masked out by `!w`).
+    let control = w.wrapping_sub(LO * 0x20);
+    let quote = (w ^ (LO * b'"' as u64)).wrapping_sub(LO);
+    let backslash = (w ^ (LO * b'\\' as u64)).wrapping_sub(LO);
+    (control | quote | backslash) & !w & HI != 0
+}
+
+/// The index of the first byte of `s` that JSON escapes, if any.
+#[inline]
+fn first_escape(s: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&s[i..i + 8]);
+        if needs_escape(u64::from_le_bytes(word)) {
+            break;
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .map(|p| i + p)
+}
+
+/// Writes `s` as a JSON string, escaped as serde_json escapes it: `"`, `\`, and control
+/// characters (`\b \f \n \r \t`, else `\u00XX`); everything else as it is.
+pub fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut rest = s;
+    while let Some(at) = first_escape(rest.as_bytes()) {
+        // `at` is an ASCII byte: a char boundary.
+        let (clean, tail) = rest.split_at(at);
+        out.push_str(clean);
+        let b = tail.as_bytes()[0];
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            _ => {
+                let _ = write!(out, "\\u{:04x}", b);
+            }
+        }
+        rest = &tail[1..];
+    }
+    out.push_str(rest);
+    out.push('"');
+}
+
+/// Writes an unsigned integer.
+pub fn write_u64(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
+    }
+}
+
+/// Writes the members of a JSON object one by one: `{`, then `"key":value` separated by
+/// commas, then `}` on [`Object::end`].
+pub struct Object<'o> {
+    out: &'o mut String,
+    first: bool,
+}
+
+impl<'o> Object<'o> {
+    pub fn new(out: &'o mut String) -> Self {
+        out.push('{');
+        Object { out, first: true }
+    }
+
+    /// Starts a member whose key needs no escaping (a name of this crate's own): the caller
+    /// writes the value into the returned buffer.
+    pub fn key(&mut self, key: &'static str) -> &mut String {
+        debug_assert!(first_escape(key.as_bytes()).is_none());
+        self.out.push_str(if self.first { "\"" } else { ",\"" });
+        self.first = false;
+        self.out.push_str(key);
+        self.out.push_str("\":");
+        self.out
+    }
+
+    /// Starts a member whose key is any text (escaped as needed).
+    pub fn any_key(&mut self, key: &str) -> &mut String {
+        if !self.first {
+            self.out.push(',');
+        }
+        self.first = false;
+        write_str(self.out, key);
+        self.out.push(':');
+        self.out
+    }
+
+    /// A member with a string value.
+    pub fn str(&mut self, key: &'static str, value: &str) {
+        write_str(self.key(key), value);
+    }
+
+    /// A member with a string value, left out when `None`.
+    pub fn opt_str(&mut self, key: &'static str, value: Option<&str>) {
+        if let Some(v) = value {
+            self.str(key, v);
+        }
+    }
+
+    /// A member with a string value, `null` when `None`.
+    pub fn str_or_null(&mut self, key: &'static str, value: Option<&str>) {
+        match value {
+            Some(v) => self.str(key, v),
+            None => self.key(key).push_str("null"),
+        }
+    }
+
+    /// A member with any value.
+    pub fn value<T: WriteJson + ?Sized>(&mut self, key: &'static str, value: &T) {
+        value.write_json(self.key(key));
+    }
+
+    pub fn end(self) {
+        self.out.push('}');
+    }
+}
+
+impl WriteJson for str {
+    fn write_json(&self, out: &mut String) {
+        write_str(out, self);
+    }
+}
+
+impl WriteJson for String {
+    fn write_json(&self, out: &mut String) {
+        write_str(out, self);
+    }
+}
+
+impl WriteJson for bool {
+    fn write_json(&self, out: &mut String) {
+        out.push_str(if *self { "true" } else { "false" });
+    }
+}
+
+impl WriteJson for usize {
+    fn write_json(&self, out: &mut String) {
+        write_u64(out, *self as u64);
+    }
+}
+
+impl<T: WriteJson> WriteJson for [T] {
+    fn write_json(&self, out: &mut String) {
+        out.push('[');
+        for (i, v) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            v.write_json(out);
+        }
+        out.push(']');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serde(s: &str) -> String {
+        serde_json::to_string(s).unwrap()
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é😀\u{2028}\u{7f}/");
+        let cases = [
+            "",
+            "plain",
+            "exactly8",
+            "sixteen bytes ok",
+            "\"",
+            "\\",
+            "a\"b\\c\nd\re\tf\u{8}g\u{c}h\u{1}i\u{1f}",
+            "seventeen bytes \" at the end",
+            "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}",
+            "ÿÿÿÿÿÿÿÿ\"ÿ",
+            &all,
+        ];
+        for s in cases {
+            let mut out = String::new();
+            write_str(&mut out, s);
+            assert_eq!(out, serde(s), "{s:?}");
+        }
+        // Every single byte value at every offset of a word.
+        for b in 0u8..0x80 {
+            for pos in 0..17 {
+                let mut s = "x".repeat(17);
+                s.replace_range(pos..pos + 1, &char::from(b).to_string());
+                let mut out = String::new();
+                write_str(&mut out, &s);
+                assert_eq!(out, serde(&s), "{b:#x} at {pos}");
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_and_objects() {
+        for n in [0u64, 7, 10, 99, 12345, u64::MAX] {
+            let mut out = String::new();
+            write_u64(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+        let mut out = String::new();
+        let mut o = Object::new(&mut out);
+        o.str("a", "x\"");
+        o.opt_str("skipped", None);
+        o.str_or_null("n", None);
+        o.value("list", &["p".to_owned(), "q".to_owned()][..]);
+        o.any_key("k\"ey").push_str("1");
+        o.value("count", &12usize);
+        o.value("b", &false);
+        o.end();
+        assert_eq!(
+            out,
+            r#"{"a":"x\"","n":null,"list":["p","q"],"k\"ey":1,"count":12,"b":false}"#
+        );
+        let mut empty = String::new();
+        Object::new(&mut empty).end();
+        assert_eq!(empty, "{}");
+    }
+}
