@@ -2,11 +2,14 @@
 //!
 //! Tolerant by design: unknown fields are ignored, scalar fields accept strings, numbers and
 //! booleans (numbers keep their exact digits), attribute maps keep any JSON value (borrowed
-//! as [`RawValue`], made compact when the sender pretty-printed it: see
+//! as raw JSON text, made compact when the sender pretty-printed it: see
 //! [`compact_json`](crate::json::compact_json)),
 //! invalid UTF-8 is replaced rather than rejected ([`lossy_utf8`]). A body that is not a Streams
 //! request is a [`DecodeError`]; one event that cannot be read never sinks the others: it is
 //! returned as an error for that event alone.
+//!
+//! Two decoders give the same results: a fast one on [`crate::scan`] for the text it is sure
+//! of (the usual case), and serde_json for everything else, which also words every error.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -16,6 +19,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde_json::value::RawValue;
 
 use crate::json::{KeyText, compact_json};
+use crate::scan::{Scanner, Str, Unsure};
 
 /// Why a body is not a Streams request.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -60,11 +64,12 @@ pub struct StreamsRequest<'a> {
     pub app_name: Option<Text<'a>>,
     pub source: Option<Text<'a>>,
     pub moe_request_id: Option<Text<'a>>,
-    pub events: Vec<&'a RawValue>,
+    /// Each event's JSON text, as sent (valid JSON).
+    pub events: Vec<&'a str>,
 }
 
 /// The envelope's fields, read by [`EnvelopeSeed`].
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Envelope<'a> {
     app_name: Option<Text<'a>>,
     source: Option<Text<'a>>,
@@ -74,8 +79,9 @@ struct Envelope<'a> {
 
 /// The `events` field: an array of raw events, or a marker that it was something else or
 /// longer than the limit.
+#[derive(Debug)]
 enum EventList<'a> {
-    Array(Vec<&'a RawValue>),
+    Array(Vec<&'a str>),
     TooMany(usize),
     NotArray,
 }
@@ -175,7 +181,7 @@ impl<'de> Visitor<'de> for EventListSeed {
                 }
                 return Ok(Some(EventList::TooMany(count)));
             }
-            v.push(raw);
+            v.push(raw.get());
         }
         Ok(Some(EventList::Array(v)))
     }
@@ -219,11 +225,16 @@ pub fn decode_request(body: &str, max_events: usize) -> Result<StreamsRequest<'_
             });
         }
     }
-    let mut de = serde_json::Deserializer::from_str(body);
-    let env = EnvelopeSeed { max_events }
-        .deserialize(&mut de)
-        .and_then(|env| de.end().map(|()| env))
-        .map_err(|e| DecodeError::NotJson(e.to_string()))?;
+    let env = match fast_envelope(body, max_events) {
+        Ok(env) => env,
+        Err(Unsure) => {
+            let mut de = serde_json::Deserializer::from_str(body);
+            EnvelopeSeed { max_events }
+                .deserialize(&mut de)
+                .and_then(|env| de.end().map(|()| env))
+                .map_err(|e| DecodeError::NotJson(e.to_string()))?
+        }
+    };
     match env.events {
         None => Err(DecodeError::NoEvents),
         Some(EventList::NotArray) => Err(DecodeError::EventsNotArray),
@@ -237,6 +248,85 @@ pub fn decode_request(body: &str, max_events: usize) -> Result<StreamsRequest<'_
             moe_request_id: env.moe_request_id,
             events,
         }),
+    }
+}
+
+/// [`EnvelopeSeed`] on the scanner: the same envelope, or [`Unsure`] (also for a repeated
+/// field or an escaped key, which serde_json then reads or words as an error).
+fn fast_envelope(body: &str, max_events: usize) -> Result<Envelope<'_>, Unsure> {
+    let mut env = Envelope::default();
+    let mut seen = [false; 4];
+    let mut s = Scanner::new(body);
+    s.object(|s, key| {
+        let field = match plain(key)? {
+            "app_name" => 0,
+            "source" => 1,
+            "moe_request_id" => 2,
+            "events" => 3,
+            _ => {
+                s.value()?;
+                return Ok(true);
+            }
+        };
+        if std::mem::replace(&mut seen[field], true) {
+            return Err(Unsure);
+        }
+        match field {
+            0 => env.app_name = fast_text(s)?,
+            1 => env.source = fast_text(s)?,
+            2 => env.moe_request_id = fast_text(s)?,
+            _ => env.events = fast_event_list(s, max_events)?,
+        }
+        Ok(true)
+    })?;
+    if !s.at_end() {
+        return Err(Unsure);
+    }
+    Ok(env)
+}
+
+/// [`EventListSeed`] on the scanner.
+fn fast_event_list<'a>(
+    s: &mut Scanner<'a>,
+    max_events: usize,
+) -> Result<Option<EventList<'a>>, Unsure> {
+    if s.peek() != Some(b'[') {
+        return Ok(match s.value()? {
+            "null" => None,
+            _ => Some(EventList::NotArray),
+        });
+    }
+    let mut events = Vec::with_capacity(128);
+    let mut count = 0usize;
+    s.array(|s| {
+        let raw = s.value()?;
+        count += 1;
+        if count <= max_events {
+            events.push(raw);
+        }
+        Ok(())
+    })?;
+    Ok(Some(if count > max_events {
+        EventList::TooMany(count)
+    } else {
+        EventList::Array(events)
+    }))
+}
+
+/// A key without escapes (an escaped one is left to serde_json, which unescapes it).
+fn plain(key: Str<'_>) -> Result<&str, Unsure> {
+    if key.escaped {
+        Err(Unsure)
+    } else {
+        Ok(key.inner)
+    }
+}
+
+/// An optional scalar field ([`Text`]) on the scanner: `null` is `None`, as serde's.
+fn fast_text<'a>(s: &mut Scanner<'a>) -> Result<Option<Text<'a>>, Unsure> {
+    match s.value()? {
+        "null" => Ok(None),
+        raw => Text::from_raw(raw).map(Some).map_err(|_| Unsure),
     }
 }
 
@@ -276,15 +366,122 @@ pub struct Event<'a> {
 #[error("{0}")]
 pub struct EventError(pub String);
 
-/// Decodes one raw event. A non-object (string, null, array, number) is an error.
-pub fn decode_event<'a>(raw: &'a RawValue) -> Result<Event<'a>, EventError> {
-    if !raw.get().starts_with('{') {
+/// Decodes one raw event (valid JSON text). A non-object (string, null, array, number) is
+/// an error.
+pub fn decode_event(raw: &str) -> Result<Event<'_>, EventError> {
+    if !raw.starts_with('{') {
         return Err(EventError(format!(
             "event is not a JSON object (found {})",
-            json_kind(raw.get())
+            json_kind(raw)
         )));
     }
-    serde_json::from_str(raw.get()).map_err(|e| EventError(e.to_string()))
+    fast_event(raw)
+        .or_else(|Unsure| serde_json::from_str(raw).map_err(|e| EventError(e.to_string())))
+}
+
+/// [`Event`]'s derived `Deserialize` on the scanner: the same event, or [`Unsure`] (also for
+/// a repeated field, which serde_json words as the event's error).
+fn fast_event(raw: &str) -> Result<Event<'_>, Unsure> {
+    let mut e = Event::default();
+    let mut seen = 0u16;
+    let mut s = Scanner::new(raw);
+    s.object(|s, key| {
+        let field = match plain(key)? {
+            "event_name" => 0,
+            "event_code" => 1,
+            "event_uuid" => 2,
+            "event_time" => 3,
+            "event_type" => 4,
+            "event_source" => 5,
+            "uid" => 6,
+            "email_id" => 7,
+            "mobile_number" => 8,
+            "push_id" => 9,
+            "event_attributes" => 10,
+            "user_attributes" => 11,
+            "device_attributes" => 12,
+            _ => {
+                s.value()?;
+                return Ok(true);
+            }
+        };
+        if seen & (1 << field) != 0 {
+            return Err(Unsure);
+        }
+        seen |= 1 << field;
+        let text = match field {
+            0 => &mut e.event_name,
+            1 => &mut e.event_code,
+            2 => &mut e.event_uuid,
+            3 => &mut e.event_time,
+            4 => &mut e.event_type,
+            5 => &mut e.event_source,
+            6 => &mut e.uid,
+            7 => &mut e.email_id,
+            8 => &mut e.mobile_number,
+            9 => &mut e.push_id,
+            10 => {
+                return fast_attributes(s)
+                    .map(|a| e.event_attributes = a)
+                    .map(|()| true);
+            }
+            11 => {
+                return fast_attributes(s)
+                    .map(|a| e.user_attributes = a)
+                    .map(|()| true);
+            }
+            _ => {
+                return fast_attributes(s)
+                    .map(|a| e.device_attributes = a)
+                    .map(|()| true);
+            }
+        };
+        *text = fast_text(s)?;
+        Ok(true)
+    })?;
+    if !s.at_end() {
+        return Err(Unsure);
+    }
+    Ok(e)
+}
+
+/// [`Attributes`]' `Deserialize` on the scanner, for the kinds it reads the same way; a
+/// number or an escaped string in place of a map is left to serde_json.
+fn fast_attributes<'a>(s: &mut Scanner<'a>) -> Result<Attributes<'a>, Unsure> {
+    if s.peek() != Some(b'{') {
+        let raw = s.value()?;
+        return match raw.as_bytes()[0] {
+            b'n' => Ok(Attributes::Absent),
+            b't' | b'f' => Ok(Attributes::Other(Cow::Borrowed(raw))),
+            b'[' => Ok(Attributes::Other(compact_json(raw))),
+            b'"' if !raw.contains('\\') => Ok(Attributes::Other(Cow::Borrowed(raw))),
+            _ => Err(Unsure),
+        };
+    }
+    let mut out = Vec::with_capacity(16);
+    let mut count = 0usize;
+    s.object(|s, key| {
+        count += 1;
+        let value = s.value()?;
+        if count <= MAX_ATTRIBUTES {
+            let key = match key.escaped {
+                false => Cow::Borrowed(key.inner),
+                true => Cow::Owned(unescape(key.inner)?),
+            };
+            out.push((key, compact_raw(value)));
+        }
+        Ok(true)
+    })?;
+    Ok(if count > MAX_ATTRIBUTES {
+        Attributes::TooMany(count)
+    } else {
+        Attributes::Map(out)
+    })
+}
+
+/// The text of a string's escaped content (as between its quotes), as serde_json reads it.
+fn unescape(inner: &str) -> Result<String, Unsure> {
+    serde_json::from_str::<String>(&format!("\"{inner}\"")).map_err(|_| Unsure)
 }
 
 fn json_kind(raw: &str) -> &'static str {
@@ -407,21 +604,18 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// A raw attribute value, compact: borrowed from the body, or a compact copy of an array or
-/// object the sender pretty-printed.
-pub type RawJson<'a> = Cow<'a, RawValue>;
+/// A raw attribute value: valid, compact JSON text, borrowed from the body, or a compact copy
+/// of an array or object the sender pretty-printed.
+pub type RawJson<'a> = Cow<'a, str>;
 
-/// Makes a raw value compact (only arrays and objects can hold whitespace: serde_json's raw
-/// values of scalars never start or end with it).
-fn compact_raw(raw: &RawValue) -> RawJson<'_> {
-    if !matches!(raw.get().as_bytes().first(), Some(b'[' | b'{')) {
+/// Makes a raw value compact (only arrays and objects can hold whitespace: raw values of
+/// scalars never start or end with it). Removing whitespace outside strings keeps valid JSON
+/// valid.
+fn compact_raw(raw: &str) -> RawJson<'_> {
+    if !matches!(raw.as_bytes().first(), Some(b'[' | b'{')) {
         return Cow::Borrowed(raw);
     }
-    match compact_json(raw.get()) {
-        Cow::Borrowed(_) => Cow::Borrowed(raw),
-        // Removing whitespace outside strings keeps valid JSON valid.
-        Cow::Owned(s) => RawValue::from_string(s).map_or(Cow::Borrowed(raw), Cow::Owned),
-    }
+    compact_json(raw)
 }
 
 /// An attribute map kept in input order with values untouched.
@@ -446,7 +640,7 @@ impl<'a> Attributes<'a> {
     }
 
     /// The first value whose key equals `key`.
-    pub fn get(&self, key: &str) -> Option<&RawValue> {
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.entries()
             .iter()
             .find(|(k, _)| k == key)
@@ -461,9 +655,9 @@ impl<'a> Attributes<'a> {
 
 /// A raw JSON scalar as text: strings unescaped, numbers rendered; `None` for other kinds
 /// and for empty strings.
-pub fn raw_scalar_text(raw: &RawValue) -> Option<Cow<'_, str>> {
+pub fn raw_scalar_text(raw: &str) -> Option<Cow<'_, str>> {
     // A raw value is one valid JSON value already: no deserializer needed.
-    let out = match Text::from_raw(raw.get()).ok()? {
+    let out = match Text::from_raw(raw).ok()? {
         Text::Str(Cow::Borrowed(s)) => Cow::Borrowed(s.trim()),
         Text::Str(Cow::Owned(s)) => Cow::Owned(s.trim().to_owned()),
         Text::Num(s) => Cow::Owned(s),
@@ -492,7 +686,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
                         return Ok(Attributes::TooMany(count));
                     }
                     let v: &'de RawValue = map.next_value()?;
-                    out.push((k.0, compact_raw(v)));
+                    out.push((k.0, compact_raw(v.get())));
                 }
                 Ok(Attributes::Map(out))
             }
@@ -528,16 +722,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
                     if text.len() > 1 {
                         text.push(',');
                     }
-                    text.push_str(compact_raw(v).get());
+                    text.push_str(&compact_raw(v.get()));
                 }
                 text.push(']');
                 other(text)
             }
         }
+        /// `json` is valid JSON: written by serde_json, or compact elements in brackets.
         fn other<'a, E: de::Error>(json: String) -> Result<Attributes<'a>, E> {
-            RawValue::from_string(json)
-                .map(|r| Attributes::Other(Cow::Owned(r)))
-                .map_err(E::custom)
+            Ok(Attributes::Other(Cow::Owned(json)))
         }
         d.deserialize_any(V)
     }
@@ -546,6 +739,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `text` as an event to decode, once both decoders are seen to read it the same (when the
+    /// scanner is sure of it).
+    fn checked(text: &str) -> Result<&str, serde_json::Error> {
+        serde_json::from_str::<IgnoredAny>(text)?;
+        if let Ok(fast) = fast_event(text) {
+            let slow: Event<'_> = serde_json::from_str(text)?;
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{text}");
+        }
+        Ok(text)
+    }
 
     #[test]
     fn envelope_and_events() {
@@ -659,28 +863,26 @@ mod tests {
             format!("{{\"event_attributes\":{{{}}}}}", entries.join(","))
         };
         let ok = map(MAX_ATTRIBUTES);
-        let e = decode_event(serde_json::from_str(&ok).unwrap()).unwrap();
+        let e = decode_event(checked(&ok).unwrap()).unwrap();
         assert_eq!(e.event_attributes.entries().len(), MAX_ATTRIBUTES);
         let over = map(MAX_ATTRIBUTES + 2);
-        let e = decode_event(serde_json::from_str(&over).unwrap()).unwrap();
+        let e = decode_event(checked(&over).unwrap()).unwrap();
         assert!(matches!(e.event_attributes, Attributes::TooMany(n) if n == MAX_ATTRIBUTES + 2));
         let e = decode_event(
-            serde_json::from_str(
-                r#"{"event_attributes":[ 1, {"a" : [2, 3]}, "x y" ],"user_attributes":1.50}"#,
-            )
-            .unwrap(),
+            checked(r#"{"event_attributes":[ 1, {"a" : [2, 3]}, "x y" ],"user_attributes":1.50}"#)
+                .unwrap(),
         )
         .unwrap();
         assert!(
-            matches!(&e.event_attributes, Attributes::Other(v) if v.get() == r#"[1,{"a":[2,3]},"x y"]"#)
+            matches!(&e.event_attributes, Attributes::Other(v) if v.as_ref() == r#"[1,{"a":[2,3]},"x y"]"#)
         );
-        assert!(matches!(&e.user_attributes, Attributes::Other(v) if v.get() == "1.5"));
+        assert!(matches!(&e.user_attributes, Attributes::Other(v) if v.as_ref() == "1.5"));
     }
 
     #[test]
     fn lenient_scalars() {
         let e = decode_event(
-            serde_json::from_str(
+            checked(
                 r#"{"uid": 4000052183.0, "event_time": 1700000000, "event_uuid": "a\"b",
                     "event_name": {"x": 1}, "event_code": true, "push_id": [1]}"#,
             )
@@ -698,7 +900,7 @@ mod tests {
     #[test]
     fn attributes_keep_order_and_raw_values() {
         let e = decode_event(
-            serde_json::from_str(
+            checked(
                 r#"{"event_attributes": {"b": [1, 2], "a": {"n": null}, "c\u0041": 1.50},
                     "user_attributes": "oops", "device_attributes": null}"#,
             )
@@ -709,12 +911,12 @@ mod tests {
         assert_eq!(ea.len(), 3);
         assert_eq!(ea[0].0, "b");
         // Compact, whatever the sender's formatting; numbers verbatim.
-        assert_eq!(ea[0].1.get(), "[1,2]");
+        assert_eq!(ea[0].1.as_ref(), "[1,2]");
         assert!(matches!(ea[0].1, Cow::Owned(_)));
-        assert_eq!(ea[1].1.get(), r#"{"n":null}"#);
+        assert_eq!(ea[1].1.as_ref(), r#"{"n":null}"#);
         assert_eq!(ea[2].0, "cA");
-        assert_eq!(ea[2].1.get(), "1.50");
-        assert!(matches!(&e.user_attributes, Attributes::Other(v) if v.get() == "\"oops\""));
+        assert_eq!(ea[2].1.as_ref(), "1.50");
+        assert!(matches!(&e.user_attributes, Attributes::Other(v) if v.as_ref() == "\"oops\""));
         assert!(matches!(e.device_attributes, Attributes::Absent));
     }
 
@@ -730,7 +932,7 @@ mod tests {
     #[test]
     fn numbers_keep_their_digits() {
         let e = decode_event(
-            serde_json::from_str(
+            checked(
                 r#"{"uid": 123456789012345678901234567890, "push_id": 123456789012345678901234567891,
                     "email_id": -0.0, "mobile_number": 919876543210}"#,
             )
@@ -787,5 +989,86 @@ mod tests {
         assert_eq!(number_text(123.0), "123");
         assert_eq!(number_text(1.5), "1.5");
         assert_eq!(number_text(-0.0), "0");
+    }
+
+    /// The serde_json reading of an envelope (what the scanner must agree with).
+    fn serde_envelope(body: &str, max_events: usize) -> Result<Envelope<'_>, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(body);
+        let env = EnvelopeSeed { max_events }.deserialize(&mut de)?;
+        de.end()?;
+        Ok(env)
+    }
+
+    /// Where the scanner is sure, it reads what serde_json reads; it is never sure of what
+    /// serde_json refuses. Checked on every fixture body and on 10,000 mutations of them.
+    #[test]
+    fn the_scanner_agrees_with_serde_json() {
+        let mut bodies = Vec::new();
+        for dir in ["tests/fixtures", "tests/fixtures/options"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                let name = path.to_string_lossy().into_owned();
+                if name.ends_with(".json")
+                    && !name.contains(".expected")
+                    && !name.contains(".options")
+                {
+                    bodies.push(std::fs::read_to_string(&path).unwrap());
+                }
+            }
+        }
+        assert!(bodies.len() > 20);
+        let (mut sure, mut events_sure) = (0, 0);
+        let mut check = |body: &str| {
+            for max in [MAX_EVENTS, 2] {
+                let fast = fast_envelope(body, max);
+                let slow = serde_envelope(body, max);
+                if let Ok(fast) = &fast {
+                    sure += 1;
+                    let slow = slow
+                        .as_ref()
+                        .unwrap_or_else(|e| panic!("serde refuses: {e}\n{body}"));
+                    assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{body}");
+                }
+            }
+            let Ok(env) = serde_envelope(body, MAX_EVENTS) else {
+                return;
+            };
+            let Some(EventList::Array(events)) = env.events else {
+                return;
+            };
+            for raw in events {
+                if let Ok(fast) = fast_event(raw) {
+                    events_sure += 1;
+                    let slow: Event<'_> = serde_json::from_str(raw)
+                        .unwrap_or_else(|e| panic!("serde refuses: {e}\n{raw}"));
+                    assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{raw}");
+                }
+            }
+        };
+        for body in &bodies {
+            check(body);
+        }
+        // Mutations: bytes that matter to the grammar, put anywhere.
+        let alphabet = b"{}[]\":,\\ \n\t0123456789-+.eEtrufalsn\x01\x7fu/abcd";
+        let mut rng = fastrand::Rng::with_seed(13);
+        for _ in 0..10_000 {
+            let mut bytes = bodies[rng.usize(..bodies.len())].clone().into_bytes();
+            for _ in 0..rng.usize(1..4) {
+                let at = rng.usize(..bytes.len());
+                let b = alphabet[rng.usize(..alphabet.len())];
+                match rng.u8(..3) {
+                    0 => bytes[at] = b,
+                    1 => bytes.insert(at, b),
+                    _ => {
+                        bytes.remove(at);
+                    }
+                }
+            }
+            if let Ok(body) = String::from_utf8(bytes) {
+                check(&body);
+            }
+        }
+        assert!(sure > 5_000 && events_sure > 20_000, "{sure} {events_sure}");
     }
 }

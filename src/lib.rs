@@ -47,6 +47,7 @@ pub mod park;
 pub mod properties;
 pub mod redeliver;
 pub mod replay;
+pub mod scan;
 pub mod secrets;
 pub mod time;
 pub mod write;

@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::fmt::Write;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
@@ -308,7 +307,7 @@ impl From<RejectReason> for Unsent {
 /// Maps the event at `index`; notes its user in `users` (when identify calls are made).
 fn map_one(
     index: usize,
-    raw: &RawValue,
+    raw: &str,
     ctx: &MapContext<'_>,
     rule: IdRule,
     users: Option<&mut Users>,
@@ -370,10 +369,7 @@ fn separate_repeated_uuids(out: &mut MapOutput, req: &StreamsRequest<'_>, ctx: &
     let mut remapped: Vec<(usize, Result<Mapped, Unmapped>)> = Vec::new();
     for members in groups.values() {
         let raw_of = |pos: &usize| req.events[out.messages[*pos].index];
-        let ids: Vec<String> = members
-            .iter()
-            .map(|p| content_id(raw_of(p).get()))
-            .collect();
+        let ids: Vec<String> = members.iter().map(|p| content_id(raw_of(p))).collect();
         if ids.iter().all(|id| *id == ids[0]) {
             continue;
         }
@@ -426,13 +422,13 @@ fn uuid_of(event: &Event<'_>) -> Option<String> {
 }
 
 /// Best effort: the `event_uuid` of an event whose other fields could not be read.
-fn salvage_uuid(raw: &RawValue) -> Option<String> {
+fn salvage_uuid(raw: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Only<'a> {
         #[serde(borrow)]
-        event_uuid: Option<&'a RawValue>,
+        event_uuid: Option<&'a serde_json::value::RawValue>,
     }
-    let only: Only<'_> = serde_json::from_str(raw.get()).ok()?;
+    let only: Only<'_> = serde_json::from_str(raw).ok()?;
     let uuid = Text::from_raw(only.event_uuid?.get()).ok()?;
     uuid.non_empty().map(short_uuid)
 }
@@ -461,11 +457,11 @@ pub fn is_usable_uuid(uuid: &str) -> bool {
 /// The deterministic `messageId` of an event: `moe-<event_uuid>`; a uuid that cannot be used
 /// as it is ([`is_usable_uuid`]) is hashed (`moe-h-<sha256 of the uuid>`); an event without
 /// a uuid gets its [`content_id`].
-pub fn message_id(event: &Event<'_>, raw: &RawValue) -> String {
+pub fn message_id(event: &Event<'_>, raw: &str) -> String {
     match text(&event.event_uuid) {
         Some(uuid) if is_usable_uuid(uuid) => format!("{MESSAGE_ID_PREFIX}{uuid}"),
         Some(uuid) => format!("{HASHED_ID_PREFIX}{}", sha256_hex(uuid.as_bytes(), 40)),
-        None => content_id(raw.get()),
+        None => content_id(raw),
     }
 }
 
@@ -501,7 +497,7 @@ pub(crate) fn sha256_hex(bytes: &[u8], chars: usize) -> String {
 /// A value in `properties` or `context.traits`.
 #[derive(Debug, Clone)]
 enum Val<'m> {
-    Raw(&'m RawValue),
+    Raw(&'m str),
     Str(&'m str),
     Bool(bool),
     List(Vec<String>),
@@ -523,7 +519,7 @@ impl Val<'_> {
             }
         };
         match (self, other) {
-            (Val::Raw(a), Val::Raw(b)) => a.get() == b.get(),
+            (Val::Raw(a), Val::Raw(b)) => a == b,
             (Val::Bool(a), Val::Bool(b)) => a == b,
             (a, b) => scalar(a).is_some_and(|x| Some(x) == scalar(b)),
         }
@@ -534,7 +530,7 @@ impl WriteJson for Val<'_> {
     fn write_json(&self, out: &mut String) {
         match self {
             // Valid compact JSON already: copied as it is.
-            Val::Raw(r) => out.push_str(r.get()),
+            Val::Raw(r) => out.push_str(r),
             Val::Str(v) => write::write_str(out, v),
             Val::Bool(b) => b.write_json(out),
             Val::List(l) => l[..].write_json(out),
@@ -553,7 +549,7 @@ impl<'m> Val<'m> {
             Val::Str(s) if !s.trim().is_empty() => Cow::Borrowed(*s),
             Val::Raw(r) => match decode::raw_scalar_text(r) {
                 Some(t) => t,
-                None if r.get().starts_with(['[', '{']) => Cow::Borrowed(r.get()),
+                None if r.starts_with(['[', '{']) => Cow::Borrowed(*r),
                 None => return self,
             },
             _ => return self,
@@ -897,7 +893,7 @@ impl WriteJson for Message<'_> {
 /// `context` needs.
 struct Scan<'e> {
     /// (Segment key, raw key, value, is a spec property), in input order.
-    renamed: Vec<(&'e str, &'e str, &'e RawValue, bool)>,
+    renamed: Vec<(&'e str, &'e str, &'e str, bool)>,
     platform: Option<Cow<'e, str>>,
     os_version: Option<Cow<'e, str>>,
     app_version: Option<Cow<'e, str>>,
@@ -906,13 +902,13 @@ struct Scan<'e> {
 /// Values `context` needs from one attribute map, found in the same pass.
 #[derive(Default)]
 struct Found<'a> {
-    platform: Option<&'a RawValue>,
-    app_version: Option<&'a RawValue>,
-    os_version: Option<&'a RawValue>,
+    platform: Option<&'a str>,
+    app_version: Option<&'a str>,
+    os_version: Option<&'a str>,
 }
 
 impl<'a> Found<'a> {
-    fn note(&mut self, kind: KeyKind, v: &'a RawValue) {
+    fn note(&mut self, kind: KeyKind, v: &'a str) {
         let slot = match kind {
             KeyKind::Platform => &mut self.platform,
             KeyKind::AppVersion => &mut self.app_version,
@@ -943,9 +939,8 @@ impl<'e> Scan<'e> {
         for (k, v) in event.device_attributes.entries() {
             device.note(ctx.keys.classify(table, k), v);
         }
-        let pick = |a: Option<&'e RawValue>, b: Option<&'e RawValue>| {
-            a.or(b).and_then(decode::raw_scalar_text)
-        };
+        let pick =
+            |a: Option<&'e str>, b: Option<&'e str>| a.or(b).and_then(decode::raw_scalar_text);
         Scan {
             renamed,
             platform: pick(found.platform, device.platform),
@@ -1085,7 +1080,7 @@ fn traits<'m>(event: &'m Event<'_>, options: &'m MappingOptions) -> Fields<'m> {
 /// Maps one decoded event. Returns `(messageId, json)`.
 fn map_event(
     event: &Event<'_>,
-    raw: &RawValue,
+    raw: &str,
     ctx: &MapContext<'_>,
     rule: IdRule,
 ) -> Result<(String, String), Unsent> {
@@ -1150,7 +1145,7 @@ fn map_event(
         integrations: Integrations { moengage: false },
     };
 
-    let mut json = to_json(&message, raw.get().len() + 512);
+    let mut json = to_json(&message, raw.len() + 512);
     if json.len() > MAX_MESSAGE_BYTES {
         json = truncate(&mut message, json.len())?;
     }
@@ -1283,7 +1278,7 @@ fn entry_len(key: &str, val: &Val<'_>) -> usize {
     key.len()
         + 4
         + match val {
-            Val::Raw(r) => r.get().len(),
+            Val::Raw(r) => r.len(),
             Val::Str(s) => s.len() + 2,
             Val::Bool(_) => 5,
             Val::List(l) => l.iter().map(|s| s.len() + 3).sum::<usize>() + 2,
@@ -1352,7 +1347,7 @@ impl Users {
             text(&event.email_id).hash(&mut h);
             text(&event.mobile_number).hash(&mut h);
             for (k, v) in event.user_attributes.entries() {
-                (k.as_ref(), v.get()).hash(&mut h);
+                (k.as_ref(), v.as_ref()).hash(&mut h);
             }
             h.finish()
         };
@@ -1457,9 +1452,7 @@ impl MergedTraits {
         let mut out = Fields::with_capacity(self.entries.len());
         for (key, json, droppable) in &self.entries {
             // Written by `to_json` above: valid JSON.
-            if let Ok(raw) = serde_json::from_str::<&RawValue>(json) {
-                out.push(Cow::Borrowed(key), Val::Raw(raw), *droppable);
-            }
+            out.push(Cow::Borrowed(key), Val::Raw(json), *droppable);
         }
         out
     }

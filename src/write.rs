@@ -18,36 +18,10 @@ pub fn to_json<T: WriteJson + ?Sized>(value: &T, capacity: usize) -> String {
     out
 }
 
-const LO: u64 = 0x0101_0101_0101_0101;
-const HI: u64 = 0x8080_8080_8080_8080;
-
-/// Whether any byte of `w` is below 0x20, a `"` or a `\` (the bytes JSON strings escape).
-#[inline]
-fn needs_escape(w: u64) -> bool {
-    // A byte b < 0x20 has (b - 0x20) borrow into its high bit, and so has 0 after the xor
-    // with `"` or `\` (bytes >= 0x80 set the high bit too: they are masked out by `!w`).
-    let control = w.wrapping_sub(LO * 0x20);
-    let quote = (w ^ (LO * b'"' as u64)).wrapping_sub(LO);
-    let backslash = (w ^ (LO * b'\\' as u64)).wrapping_sub(LO);
-    (control | quote | backslash) & !w & HI != 0
-}
-
 /// The index of the first byte of `s` that JSON escapes, if any.
 #[inline]
 fn first_escape(s: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 8 <= s.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&s[i..i + 8]);
-        if needs_escape(u64::from_le_bytes(word)) {
-            break;
-        }
-        i += 8;
-    }
-    s[i..]
-        .iter()
-        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .map(|p| i + p)
+    crate::scan::next_special(s, 0)
 }
 
 /// Writes `s` as a JSON string, escaped as serde_json escapes it: `"`, `\`, and control
