@@ -224,8 +224,10 @@ pub fn map_request(
         limit: limits.max_mapped_bytes,
     };
     let mut mapped_bytes = 0usize;
-    for (index, raw) in req.events.iter().enumerate() {
-        match map_one(index, raw, &ctx, IdRule::Uuid, users.as_mut()) {
+    let mut checked = false;
+    for (index, &raw) in req.events.iter().enumerate() {
+        let event = req.event(raw, &mut checked)?;
+        match map_one(index, raw, event, &ctx, IdRule::Uuid, users.as_mut()) {
             Ok(mut m) => {
                 // What the message really holds on the heap is what counts.
                 m.json.shrink_to_fit();
@@ -304,15 +306,17 @@ impl From<RejectReason> for Unsent {
     }
 }
 
-/// Maps the event at `index`; notes its user in `users` (when identify calls are made).
+/// Maps the event at `index` (`raw`, read as `event`); notes its user in `users` (when
+/// identify calls are made).
 fn map_one(
     index: usize,
     raw: &str,
+    event: Result<Event<'_>, decode::EventError>,
     ctx: &MapContext<'_>,
     rule: IdRule,
     users: Option<&mut Users>,
 ) -> Result<Mapped, Unmapped> {
-    match decode::decode_event(raw) {
+    match event {
         Ok(event) => {
             if let Some(users) = users {
                 users.note(index, &event, ctx);
@@ -377,7 +381,14 @@ fn separate_repeated_uuids(out: &mut MapOutput, req: &StreamsRequest<'_>, ctx: &
             let index = out.messages[*pos].index;
             remapped.push((
                 *pos,
-                map_one(index, raw_of(pos), ctx, IdRule::Given(id), None),
+                map_one(
+                    index,
+                    raw_of(pos),
+                    decode::decode_event(raw_of(pos)),
+                    ctx,
+                    IdRule::Given(id),
+                    None,
+                ),
             ));
         }
     }
@@ -1981,6 +1992,44 @@ mod tests {
                 json!({"event_name": "X", "uid": "u", "event_attributes": {"campaign_name": big}})
             ),
             Err(RejectReason::TooLarge)
+        );
+    }
+
+    /// Events are skimmed by the envelope and checked as they are read: a body whose JSON
+    /// breaks inside any event is refused as a whole, as before, never mapped in part.
+    #[test]
+    fn invalid_json_inside_an_event_refuses_the_body() {
+        let good = r#"{"event_name":"A","uid":"u1"}"#;
+        for bad in [
+            r#"{"event_name":"A","uid":tru}"#,
+            r#"{"event_name":"A","uid":"u1",}"#,
+            r#"{"event_name":"A" "uid":"u1"}"#,
+            "{\"event_name\":\"A\u{1}\"}",
+            r#"{"event_name":"A","x":[1 2]}"#,
+            r#"{"event_name":"A","x":01}"#,
+            r#"{"event_name":"\x"}"#,
+            r#"{"event_name":"A","uid":"u1"]"#,
+        ] {
+            for body in [
+                format!(r#"{{"moe_request_id":"r","events":[{good},{bad}]}}"#),
+                format!(r#"{{"events":[{bad},{good}],"moe_request_id":"r"}}"#),
+            ] {
+                let err = map_body(&body, NOW, Limits::REQUEST).unwrap_err();
+                assert!(
+                    matches!(err, MapError::Decode(DecodeError::NotJson(_))),
+                    "{body}: {err:?}"
+                );
+            }
+        }
+        // Valid, but deeper than the scanner follows: serde_json reads it.
+        let deep = format!("{}{}", "[".repeat(120), "]".repeat(120));
+        let body = format!(r#"{{"events":[{{"event_name":"A","uid":"u1","x":{deep}}}]}}"#);
+        assert_eq!(
+            map_body(&body, NOW, Limits::REQUEST)
+                .unwrap()
+                .messages
+                .len(),
+            1
         );
     }
 

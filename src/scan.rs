@@ -32,16 +32,17 @@ pub struct Scanner<'a> {
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any byte of `w` is below 0x20, a `"` or a `\`.
+/// One bit (the high bit of its byte) for each byte of `w` that is below 0x20, a `"` or a `\`;
+/// exact up to the first such byte (a borrow may flag bytes after it).
 #[inline]
-pub(crate) fn has_special(w: u64) -> bool {
+fn special_bits(w: u64) -> u64 {
     // Below 0x20: subtracting 0x20 borrows into the high bit. `"` and `\`: their xor is 0,
-    // which subtracting 1 borrows from. Bytes >= 0x80 are masked out by `!w`. A borrow can
-    // only flag bytes above a real hit, so "any" is exact.
+    // which subtracting 1 borrows from. Bytes >= 0x80 are masked out by `!w`. Borrows run
+    // towards later bytes only, so the lowest flagged byte is a real one.
     let control = w.wrapping_sub(LO * 0x20);
     let quote = (w ^ (LO * u64::from(b'"'))).wrapping_sub(LO);
     let backslash = (w ^ (LO * u64::from(b'\\'))).wrapping_sub(LO);
-    (control | quote | backslash) & !w & HI != 0
+    (control | quote | backslash) & !w & HI
 }
 
 /// The index of the first byte at or after `from` that is below 0x20, a `"` or a `\`.
@@ -51,8 +52,9 @@ pub(crate) fn next_special(b: &[u8], from: usize) -> Option<usize> {
     while let Some(chunk) = b.get(i..i + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        if has_special(u64::from_le_bytes(word)) {
-            break;
+        let bits = special_bits(u64::from_le_bytes(word));
+        if bits != 0 {
+            return Some(i + (bits.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
@@ -60,6 +62,18 @@ pub(crate) fn next_special(b: &[u8], from: usize) -> Option<usize> {
         .iter()
         .position(|&c| c < 0x20 || c == b'"' || c == b'\\')
         .map(|p| i + p)
+}
+
+/// One bit for each byte of `w` that is a quote or a bracket (`"`, `[`, `]`, `{`, `}`); exact
+/// up to the first one, like [`special_bits`].
+#[inline]
+fn structural_bits(w: u64) -> u64 {
+    let zero = |c: u8| (w ^ (LO * u64::from(c))).wrapping_sub(LO);
+    // `[` 0x5b and `{` 0x7b differ in one bit, as do `]` 0x5d and `}` 0x7d: fold it away.
+    let folded = w | (LO * 0x20);
+    let open = (folded ^ (LO * 0x7b)).wrapping_sub(LO);
+    let close = (folded ^ (LO * 0x7d)).wrapping_sub(LO);
+    (zero(b'"') | open | close) & !folded & HI
 }
 
 impl<'a> Scanner<'a> {
@@ -160,14 +174,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// Skips one value that starts at `self.pos` (whitespace already skipped). Arrays and
-    /// objects are followed with a stack of at most [`MAX_DEPTH`] levels, no recursion.
+    /// objects are followed with a stack of at most [`MAX_DEPTH`] levels (one bit each: set
+    /// for an object), no recursion.
     fn skip_value(&mut self) -> Result<(), Unsure> {
-        // Open containers, innermost last: true for an object.
-        let mut stack = [false; MAX_DEPTH];
+        let mut stack: u128 = 0;
         let mut depth = 0usize;
         loop {
             // A value.
-            match self.peek().ok_or(Unsure)? {
+            match self.bytes().get(self.pos).copied().ok_or(Unsure)? {
                 b'"' => {
                     self.pos += 1;
                     self.string_rest()?;
@@ -176,18 +190,17 @@ impl<'a> Scanner<'a> {
                     self.pos += 1;
                     let object = open == b'{';
                     let close = if object { b'}' } else { b']' };
-                    if self.eat(close) {
-                        // Empty: a complete value.
-                    } else {
+                    if !self.eat(close) {
                         if depth == MAX_DEPTH {
                             return Err(Unsure);
                         }
-                        stack[depth] = object;
+                        stack = (stack << 1) | u128::from(object);
                         depth += 1;
                         if object {
                             self.string()?;
                             self.expect(b':')?;
                         }
+                        self.peek();
                         continue;
                     }
                 }
@@ -202,7 +215,7 @@ impl<'a> Scanner<'a> {
                 if depth == 0 {
                     return Ok(());
                 }
-                let object = stack[depth - 1];
+                let object = stack & 1 == 1;
                 match self.peek() {
                     Some(b',') => {
                         self.pos += 1;
@@ -210,18 +223,83 @@ impl<'a> Scanner<'a> {
                             self.string()?;
                             self.expect(b':')?;
                         }
+                        self.peek();
                         break;
                     }
                     Some(b'}') if object => {
                         self.pos += 1;
+                        stack >>= 1;
                         depth -= 1;
                     }
                     Some(b']') if !object => {
                         self.pos += 1;
+                        stack >>= 1;
                         depth -= 1;
                     }
                     _ => return Err(Unsure),
                 }
+            }
+        }
+    }
+
+    /// Skims an array or object that starts here (after whitespace): finds its end by
+    /// matching brackets outside strings, without checking anything else. Its text is
+    /// valid JSON only if a full scan says so ([`Scanner::value`]); when it is, this is its
+    /// true end (brackets inside strings are skipped as strings are).
+    pub fn skim(&mut self) -> Result<&'a str, Unsure> {
+        if !matches!(self.peek(), Some(b'{' | b'[')) {
+            return Err(Unsure);
+        }
+        let b = self.bytes();
+        let start = self.pos;
+        let mut depth = 0usize;
+        let mut i = start;
+        loop {
+            let word = b.get(i..i + 8);
+            let bits = match word {
+                Some(chunk) => {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(chunk);
+                    structural_bits(u64::from_le_bytes(w))
+                }
+                None => HI,
+            };
+            if bits == 0 {
+                i += 8;
+                continue;
+            }
+            // The first structural byte of the word (or, near the end, the next byte).
+            let at = i + (bits.trailing_zeros() / 8) as usize;
+            match b.get(at).copied().ok_or(Unsure)? {
+                b'"' => {
+                    // To the closing quote, over escapes.
+                    let mut j = at + 1;
+                    loop {
+                        j = next_special(b, j).ok_or(Unsure)?;
+                        match b[j] {
+                            b'"' => break,
+                            b'\\' => j += 2,
+                            _ => j += 1,
+                        }
+                    }
+                    i = j + 1;
+                }
+                b'{' | b'[' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(Unsure);
+                    }
+                    i = at + 1;
+                }
+                b'}' | b']' => {
+                    depth = depth.checked_sub(1).ok_or(Unsure)?;
+                    i = at + 1;
+                    if depth == 0 {
+                        self.pos = i;
+                        return self.text.get(start..i).ok_or(Unsure);
+                    }
+                }
+                _ => i = at + 1,
             }
         }
     }
@@ -447,5 +525,32 @@ mod tests {
             })
             .unwrap();
         assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn skimming_finds_the_end_a_full_scan_finds() {
+        let texts = [
+            "{}",
+            "[]",
+            r#"{"a":"]}\"}","b":[1,{"c":"\\"}],"d":"[{"}"#,
+            r#"[ "x" , [ ] , { "y" : "}" } ]"#,
+            r#"{"long string with no brackets at all, more than eight bytes":"yes"}"#,
+        ];
+        for text in texts {
+            let body = format!("[{text} , 1]");
+            let mut s = Scanner::new(&body);
+            s.expect(b'[').unwrap();
+            assert_eq!(s.skim(), Ok(text));
+            assert_eq!(Scanner::new(text).value(), Ok(text));
+        }
+        // Never past the text, whatever it holds.
+        for text in ["{", "[\"", "{\"a\\", "[[[", "\"x\""] {
+            assert_eq!(Scanner::new(text).skim(), Err(Unsure), "{text}");
+        }
+        assert_eq!(
+            Scanner::new("{]}").skim(),
+            Ok("{]"),
+            "brackets matched, not checked"
+        );
     }
 }
