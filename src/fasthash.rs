@@ -12,6 +12,11 @@ pub struct FxHasher {
 const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 impl FxHasher {
+    /// A hasher that starts from `seed` (so its collisions differ from run to run).
+    pub fn with_seed(seed: u64) -> Self {
+        FxHasher { hash: seed }
+    }
+
     #[inline]
     fn add(&mut self, word: u64) {
         self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);

@@ -111,26 +111,51 @@ pub struct MapOutput {
 }
 
 /// Remembers what each raw attribute key is, for one request: the same keys recur in every
-/// event of a batch, and a hash lookup is cheaper than folding the key each time. The keys
-/// come from the request: the map is randomly seeded (std's SipHash), so crafted keys cannot
-/// collide on purpose.
-#[derive(Debug, Default)]
-pub struct KeyCache(std::cell::RefCell<HashMap<Box<str>, KeyKind>>);
+/// event of a batch, and a look-up is cheaper than folding the key each time. A fixed table
+/// of slots, each holding the last key that hashed to it (FxHash, randomly seeded per
+/// request): keys that collide, by chance or crafted, only take each other's place, so the
+/// worst case is classifying every key, never more work or memory than that.
+#[derive(Debug)]
+pub struct KeyCache {
+    seed: u64,
+    slots: std::cell::RefCell<Vec<Option<(Box<str>, KeyKind)>>>,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            seed: fastrand::u64(..),
+            slots: std::cell::RefCell::new(vec![None; Self::SLOTS]),
+        }
+    }
+}
 
 impl KeyCache {
-    /// Bound on remembered keys (a body full of unique keys must not grow it without end).
-    const MAX: usize = 4096;
+    /// Slots (a power of two): far more than the distinct keys of a real batch.
+    const SLOTS: usize = 1024;
+    /// Longer keys are classified each time (and never kept).
+    const MAX_KEY: usize = 64;
 
     fn classify(&self, table: &PropertyTable, key: &str) -> KeyKind {
-        if let Some(k) = self.0.borrow().get(key) {
-            return *k;
+        if key.len() > Self::MAX_KEY {
+            return table.classify(key);
         }
-        let kind = table.classify(key);
-        let mut map = self.0.borrow_mut();
-        if map.len() < Self::MAX {
-            map.insert(key.into(), kind);
+        let slot = {
+            use std::hash::Hasher;
+            let mut h = crate::fasthash::FxHasher::with_seed(self.seed);
+            h.write(key.as_bytes());
+            (h.finish() >> 32) as usize & (Self::SLOTS - 1)
+        };
+        let mut slots = self.slots.borrow_mut();
+        match slots.get_mut(slot) {
+            Some(Some((k, kind))) if **k == *key => *kind,
+            Some(entry) => {
+                let kind = table.classify(key);
+                *entry = Some((key.into(), kind));
+                kind
+            }
+            None => table.classify(key),
         }
-        kind
     }
 }
 
@@ -1945,13 +1970,37 @@ mod tests {
     }
 
     #[test]
+    fn the_key_cache_only_forgets() {
+        let table = PropertyTable::global();
+        let cache = KeyCache::default();
+        let keys: Vec<String> = (0..5 * KeyCache::SLOTS)
+            .map(|i| format!("k{i}"))
+            .chain(["Platform".into(), "app_version".into(), "x".repeat(100)])
+            .collect();
+        for _ in 0..2 {
+            for k in &keys {
+                assert_eq!(cache.classify(table, k), table.classify(k), "{k}");
+            }
+        }
+        assert!(cache.slots.borrow().len() == KeyCache::SLOTS);
+        assert!(
+            cache
+                .slots
+                .borrow()
+                .iter()
+                .flatten()
+                .all(|(k, _)| k.len() <= KeyCache::MAX_KEY)
+        );
+    }
+
+    #[test]
     fn request_keys_go_into_randomly_seeded_maps() {
         // Keys crafted to collide under a fixed hasher (FxHash: tests/hostile.rs builds
         // them) must meet std's randomly seeded SipHash here. Checked by the compiler: this
-        // stops compiling if either map takes another hasher.
+        // stops compiling if the map takes another hasher. (The key cache is a fixed table
+        // where collisions only evict: see `the_key_cache_only_forgets`.)
         use std::collections::hash_map::RandomState;
         fn random<K, V>(_: &HashMap<K, V, RandomState>) {}
-        random(&KeyCache::default().0.borrow());
         let mut fields = Fields::with_capacity(40);
         for i in 0..40 {
             fields.push(Cow::Owned(format!("k{i}")), Val::Bool(true), true);

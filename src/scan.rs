@@ -58,10 +58,12 @@ pub(crate) fn next_special(b: &[u8], from: usize) -> Option<usize> {
         }
         i += 8;
     }
-    b.get(i..)?
-        .iter()
-        .position(|&c| c < 0x20 || c == b'"' || c == b'\\')
-        .map(|p| i + p)
+    // Fewer than 8 bytes left: one more word, padded with a byte that is never special.
+    let rest = b.get(i..)?;
+    let mut word = [b'a'; 8];
+    word.get_mut(..rest.len())?.copy_from_slice(rest);
+    let bits = special_bits(u64::from_le_bytes(word));
+    (bits != 0).then(|| i + (bits.trailing_zeros() / 8) as usize)
 }
 
 /// One bit for each byte of `w` that is a quote or a bracket (`"`, `[`, `]`, `{`, `}`); exact
