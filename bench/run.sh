@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Whole-process performance figures for README "Performance" (not run by CI).
 #   bench/run.sh            # needs: cargo, python3, node, hyperfine (apt-get install hyperfine)
+#   BEFORE=/path/to/an/older/moe2seg bench/run.sh   # the same figures for an older build too
 # Prints: moe2seg map vs the serde_json floor (examples/floor.rs) vs a hand-written Node.js
 # mapping (bench/node_map.js) on 100- and 50,000-event bodies; peak RSS on a ~1 MB body;
 # release binary sizes. Machines are noisy: compare the ratios within one run.
@@ -31,7 +32,10 @@ ls -l "$OUT"/body-*.json | awk '{print $5, $9}'
 
 for n in 100 50000; do
   echo; echo "== $n events"
+  before=()
+  [[ -n "${BEFORE:-}" ]] && before=(-n "before" "$BEFORE map $OUT/body-$n.json")
   hyperfine -N --warmup 3 --min-runs 10 \
+    "${before[@]}" \
     -n "moe2seg map" "$BIN map $OUT/body-$n.json" \
     -n "serde_json floor" "$FLOOR $OUT/body-$n.json" \
     -n "node mapping" "node bench/node_map.js $OUT/body-$n.json" \
@@ -39,16 +43,20 @@ for n in 100 50000; do
 done
 
 echo; echo "== peak RSS on body-900.json ($(stat -c %s "$OUT/body-900.json") bytes)"
-for cmd in "$BIN map" "$FLOOR" "node bench/node_map.js"; do
+for cmd in ${BEFORE:+"$BEFORE map"} "$BIN map" "$FLOOR" "node bench/node_map.js"; do
   rss=$( { /usr/bin/time -f %M $cmd "$OUT/body-900.json" >/dev/null; } 2>&1 | tail -1)
   echo "$cmd: ${rss} KB"
 done
 
-echo; echo "== instructions (valgrind callgrind, deterministic) on body-50000.json"
+echo; echo "== instructions (valgrind callgrind, deterministic)"
 if command -v valgrind >/dev/null; then
-  for cmd in "$BIN map" "$FLOOR"; do
-    n=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $cmd "$OUT/body-50000.json" 2>&1 >/dev/null | awk '/refs/ {gsub(",","",$4); print $4}')
-    echo "$cmd: $n instructions"
+  for n in 100 50000; do
+    floor=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $FLOOR "$OUT/body-$n.json" 2>&1 >/dev/null | awk '/refs/ {gsub(",","",$4); print $4}')
+    echo "body-$n: floor: $floor instructions"
+    for cmd in ${BEFORE:+"$BEFORE map"} "$BIN map"; do
+      ins=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $cmd "$OUT/body-$n.json" 2>&1 >/dev/null | awk '/refs/ {gsub(",","",$4); print $4}')
+      python3 -c "import sys; m, f = int(sys.argv[2]), int(sys.argv[3]); print(f'body-{sys.argv[4]}: {sys.argv[1]}: {m:,} instructions, {m / int(sys.argv[4]):,.0f} per event, the floor takes {f / m:.2f}x')" "$cmd" "$ins" "$floor" "$n"
+    done
   done
 fi
 

@@ -774,7 +774,7 @@ for path in sys.argv[1:]:
     if machine != 183:  # EM_AARCH64
         sys.exit(f"{path}: e_machine is {machine}, expected 183 (aarch64)")
     digests[path] = hashlib.sha256(data).hexdigest()
-    print(f"  {path}: ELF64, e_machine=183 (aarch64), sha256 {digests[path][:16]}")
+    print(f"  {path}: ELF64, e_machine=183 (aarch64), {len(data):,} bytes, sha256 {digests[path][:16]}")
 if len(set(digests.values())) != 1:
     sys.exit("the functions' bootstraps differ, but they must be the same binary")
 PY
