@@ -217,19 +217,7 @@ impl<'de> Visitor<'de> for EventListSeed {
 /// Decodes the envelope of a Streams body in one pass, keeping at most `max_events` events
 /// (more: [`DecodeError::TooManyEvents`]); each event stays raw.
 pub fn decode_request(body: &str, max_events: usize) -> Result<StreamsRequest<'_>, DecodeError> {
-    let body = body.trim_start_matches('\u{feff}');
-    let first = body.bytes().find(|b| !b.is_ascii_whitespace());
-    match first {
-        None => return Err(DecodeError::Empty),
-        Some(b'{') => {}
-        Some(_) => {
-            // Valid JSON that is not an object, or not JSON at all: say which.
-            return Err(match serde_json::from_str::<IgnoredAny>(body) {
-                Ok(_) => DecodeError::NotObject,
-                Err(e) => DecodeError::NotJson(e.to_string()),
-            });
-        }
-    }
+    let body = object_body(body)?;
     let (env, skimmed) = match fast_envelope(body, max_events) {
         Ok(env) if !matches!(env.events, Some(EventList::TooMany(_))) => (env, true),
         // Unsure, or too many events: then whether the body is JSON at all decides the
@@ -251,6 +239,222 @@ pub fn decode_request(body: &str, max_events: usize) -> Result<StreamsRequest<'_
             body,
             skimmed,
         }),
+    }
+}
+
+/// The body without a byte-order mark, when it is (or may be) a JSON object; else why not.
+fn object_body(body: &str) -> Result<&str, DecodeError> {
+    let body = body.trim_start_matches('\u{feff}');
+    let first = body.bytes().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => Err(DecodeError::Empty),
+        Some(b'{') => Ok(body),
+        Some(_) => {
+            // Valid JSON that is not an object, or not JSON at all: say which.
+            Err(match serde_json::from_str::<IgnoredAny>(body) {
+                Ok(_) => DecodeError::NotObject,
+                Err(e) => DecodeError::NotJson(e.to_string()),
+            })
+        }
+    }
+}
+
+/// A body opened for mapping: as a stream of events read one by one in a single pass (the
+/// usual case), or decoded whole ([`decode_request`]) when it cannot be streamed.
+pub enum Opened<'a> {
+    Stream(EventStream<'a>),
+    Whole(StreamsRequest<'a>),
+}
+
+/// Why a stream of events stops before its end.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamStop {
+    /// The body is not a Streams request (as [`decode_request`] says).
+    Invalid(DecodeError),
+    /// The body is one to decode whole instead ([`decode_request`]): a request field after
+    /// `events`, more events than the limit, or text the scanner is not sure of where
+    /// serde_json reads it. What was read so far is to be thrown away.
+    Restart,
+}
+
+/// Opens a body: when its request fields come before `events` and that is an array (as
+/// MoEngage sends it), as a stream whose events are read, and checked, once each
+/// ([`EventStream::next_event`]); otherwise decoded whole.
+pub fn open_request(body: &str, max_events: usize) -> Result<Opened<'_>, DecodeError> {
+    let body = object_body(body)?;
+    let mut stream = EventStream {
+        body,
+        scanner: Scanner::new(body),
+        app_name: None,
+        source: None,
+        moe_request_id: None,
+        events: Vec::new(),
+        max_events,
+        checked: false,
+        first: true,
+        done: false,
+    };
+    match stream.open() {
+        Ok(true) => Ok(Opened::Stream(stream)),
+        Ok(false) | Err(Unsure) => decode_request(body, max_events).map(Opened::Whole),
+    }
+}
+
+/// The events of a body, read in one pass: the request fields first, then each event in
+/// full as it is asked for, then the rest of the body ([`EventStream::finish`]).
+pub struct EventStream<'a> {
+    body: &'a str,
+    scanner: Scanner<'a>,
+    pub app_name: Option<Text<'a>>,
+    pub source: Option<Text<'a>>,
+    pub moe_request_id: Option<Text<'a>>,
+    /// The text of each event read so far.
+    events: Vec<&'a str>,
+    max_events: usize,
+    /// Whether serde_json found the whole body valid (asked once, when the scanner was
+    /// unsure of an event).
+    checked: bool,
+    first: bool,
+    done: bool,
+}
+
+impl<'a> EventStream<'a> {
+    /// Reads the request fields up to `events`: `Ok(true)` when it is an array, and the
+    /// scanner is inside it.
+    fn open(&mut self) -> Result<bool, Unsure> {
+        let s = &mut self.scanner;
+        s.expect(b'{')?;
+        if s.eat(b'}') {
+            return Ok(false);
+        }
+        let mut seen = [false; 3];
+        loop {
+            let key = s.string()?;
+            s.expect(b':')?;
+            let (i, field) = match plain(key)? {
+                "app_name" => (0, &mut self.app_name),
+                "source" => (1, &mut self.source),
+                "moe_request_id" => (2, &mut self.moe_request_id),
+                "events" => return Ok(s.eat(b'[')),
+                _ => {
+                    s.value()?;
+                    if !s.eat(b',') {
+                        return Ok(false);
+                    }
+                    continue;
+                }
+            };
+            if std::mem::replace(&mut seen[i], true) {
+                return Err(Unsure);
+            }
+            *field = fast_text(s)?;
+            if !s.eat(b',') {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// When the scanner cannot go on: the body is invalid, or one to decode whole.
+    fn stop(&self) -> StreamStop {
+        match serde_envelope(self.body, usize::MAX) {
+            Err(e) => StreamStop::Invalid(e),
+            Ok(_) => StreamStop::Restart,
+        }
+    }
+
+    /// The next event: its text, and the event read from it (or why it could not be). An
+    /// event the scanner is not sure of has the whole body checked by serde_json first.
+    #[allow(clippy::type_complexity)]
+    pub fn next_event(
+        &mut self,
+    ) -> Result<Option<(&'a str, Result<Event<'a>, EventError>)>, StreamStop> {
+        if self.done {
+            return Ok(None);
+        }
+        let s = &mut self.scanner;
+        let end = if std::mem::replace(&mut self.first, false) {
+            s.eat(b']')
+        } else if s.eat(b',') {
+            false
+        } else if s.eat(b']') {
+            true
+        } else {
+            return Err(self.stop());
+        };
+        if end {
+            self.done = true;
+            return Ok(None);
+        }
+        if self.events.len() == self.max_events {
+            // Too many: decoded whole, the answer is the one it always was.
+            return Err(StreamStop::Restart);
+        }
+        let s = &mut self.scanner;
+        let read = if s.peek() == Some(b'{') {
+            let start = s.mark();
+            match fast_event_at(s) {
+                Ok(event) => Some((s.since(start), event)),
+                Err(Unsure) => {
+                    s.reset(start);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let (raw, event) = match read {
+            Some((raw, event)) => (raw, Ok(event)),
+            None => {
+                let s = &mut self.scanner;
+                let raw = match s.peek() {
+                    Some(b'{') => s.skim(),
+                    _ => s.value(),
+                };
+                let Ok(raw) = raw else {
+                    return Err(self.stop());
+                };
+                if !self.checked {
+                    serde_envelope(self.body, usize::MAX).map_err(StreamStop::Invalid)?;
+                    self.checked = true;
+                }
+                (raw, decode_event(raw))
+            }
+        };
+        self.events.push(raw);
+        Ok(Some((raw, event)))
+    }
+
+    /// After the last event: reads the rest of the body and gives the request, every event
+    /// in it read and valid.
+    pub fn finish(mut self) -> Result<StreamsRequest<'a>, StreamStop> {
+        while !self.done {
+            self.next_event()?;
+        }
+        let s = &mut self.scanner;
+        let rest = (|| {
+            while s.eat(b',') {
+                let key = s.string()?;
+                s.expect(b':')?;
+                match plain(key)? {
+                    // A request field after the events would change every message read.
+                    "app_name" | "source" | "moe_request_id" | "events" => return Err(Unsure),
+                    _ => s.value()?,
+                };
+            }
+            s.expect(b'}')?;
+            if s.at_end() { Ok(()) } else { Err(Unsure) }
+        })();
+        if rest.is_err() {
+            return Err(self.stop());
+        }
+        Ok(StreamsRequest {
+            app_name: self.app_name,
+            source: self.source,
+            moe_request_id: self.moe_request_id,
+            events: self.events,
+            body: self.body,
+            skimmed: false,
+        })
     }
 }
 
@@ -422,9 +626,18 @@ pub fn decode_event(raw: &str) -> Result<Event<'_>, EventError> {
 /// [`Event`]'s derived `Deserialize` on the scanner: the same event, or [`Unsure`] (also for
 /// a repeated field, which serde_json words as the event's error).
 fn fast_event(raw: &str) -> Result<Event<'_>, Unsure> {
+    let mut s = Scanner::new(raw);
+    let e = fast_event_at(&mut s)?;
+    if !s.at_end() {
+        return Err(Unsure);
+    }
+    Ok(e)
+}
+
+/// [`fast_event`] on the object at the scanner's place, which it moves past it.
+fn fast_event_at<'a>(s: &mut Scanner<'a>) -> Result<Event<'a>, Unsure> {
     let mut e = Event::default();
     let mut seen = 0u16;
-    let mut s = Scanner::new(raw);
     s.object(|s, key| {
         let field = match plain(key)? {
             "event_name" => 0,
@@ -479,9 +692,6 @@ fn fast_event(raw: &str) -> Result<Event<'_>, Unsure> {
         *text = fast_text(s)?;
         Ok(true)
     })?;
-    if !s.at_end() {
-        return Err(Unsure);
-    }
     Ok(e)
 }
 

@@ -14,7 +14,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
-use crate::decode::{self, Attributes, DecodeError, Event, StreamsRequest, Text};
+use crate::decode::{
+    self, Attributes, DecodeError, Event, Opened, StreamStop, StreamsRequest, Text,
+};
 use crate::json;
 use crate::options::{Identify, KeySet, MappingOptions};
 use crate::properties::{KeyKind, PropertyTable};
@@ -118,8 +120,11 @@ pub struct MapOutput {
 #[derive(Debug)]
 pub struct KeyCache {
     seed: u64,
-    slots: std::cell::RefCell<Vec<Option<(Box<str>, KeyKind)>>>,
+    slots: std::cell::RefCell<Vec<Option<KnownKey>>>,
 }
+
+/// A key in [`KeyCache`], and what it is.
+type KnownKey = (Box<str>, KeyKind);
 
 impl Default for KeyCache {
     fn default() -> Self {
@@ -217,7 +222,21 @@ pub fn map_body_with(
     limits: Limits,
     options: &MappingOptions,
 ) -> Result<MapOutput, MapError> {
-    let req = decode::decode_request(body, limits.max_events)?;
+    let req = match decode::open_request(body, limits.max_events)? {
+        Opened::Whole(req) => req,
+        Opened::Stream(stream) => {
+            let header = (stream.app_name.clone(), stream.moe_request_id.clone());
+            match map_events(&header, stream, received_at_ms, limits, options) {
+                Ok(out) => return Ok(out),
+                Err(Halt::Source(StreamStop::Invalid(e))) => return Err(e.into()),
+                // Decoded whole, the body gets the answer it always got (which of its
+                // problems is reported first included).
+                Err(Halt::Source(StreamStop::Restart) | Halt::TooLarge) => {
+                    decode::decode_request(body, limits.max_events)?
+                }
+            }
+        }
+    };
     map_request(&req, received_at_ms, limits, options)
 }
 
@@ -228,9 +247,88 @@ pub fn map_request(
     limits: Limits,
     options: &MappingOptions,
 ) -> Result<MapOutput, MapError> {
+    let header = (req.app_name.clone(), req.moe_request_id.clone());
+    let source = Whole {
+        req,
+        next: 0,
+        checked: false,
+    };
+    map_events(&header, source, received_at_ms, limits, options).map_err(|halt| match halt {
+        Halt::Source(e) => MapError::Decode(e),
+        Halt::TooLarge => MapError::MappedTooLarge {
+            limit: limits.max_mapped_bytes,
+        },
+    })
+}
+
+/// Where [`map_events`] takes the events from, one by one, and then the request.
+trait Source<'a> {
+    type Stop;
+    type Req: std::borrow::Borrow<StreamsRequest<'a>>;
+    #[allow(clippy::type_complexity)]
+    fn next_event(
+        &mut self,
+    ) -> Result<Option<(&'a str, Result<Event<'a>, decode::EventError>)>, Self::Stop>;
+    fn finish(self) -> Result<Self::Req, Self::Stop>;
+}
+
+/// The events of a request decoded whole.
+struct Whole<'r, 'a> {
+    req: &'r StreamsRequest<'a>,
+    next: usize,
+    checked: bool,
+}
+
+impl<'r, 'a> Source<'a> for Whole<'r, 'a> {
+    type Stop = DecodeError;
+    type Req = &'r StreamsRequest<'a>;
+    fn next_event(
+        &mut self,
+    ) -> Result<Option<(&'a str, Result<Event<'a>, decode::EventError>)>, DecodeError> {
+        let Some(&raw) = self.req.events.get(self.next) else {
+            return Ok(None);
+        };
+        self.next += 1;
+        Ok(Some((raw, self.req.event(raw, &mut self.checked)?)))
+    }
+    fn finish(self) -> Result<Self::Req, DecodeError> {
+        Ok(self.req)
+    }
+}
+
+impl<'a> Source<'a> for decode::EventStream<'a> {
+    type Stop = StreamStop;
+    type Req = StreamsRequest<'a>;
+    fn next_event(
+        &mut self,
+    ) -> Result<Option<(&'a str, Result<Event<'a>, decode::EventError>)>, StreamStop> {
+        decode::EventStream::next_event(self)
+    }
+    fn finish(self) -> Result<Self::Req, StreamStop> {
+        decode::EventStream::finish(self)
+    }
+}
+
+/// Why [`map_events`] stops: its source stops, or the messages pass
+/// [`Limits::max_mapped_bytes`].
+enum Halt<E> {
+    Source(E),
+    TooLarge,
+}
+
+/// Maps the events of `source`, whose request has `header` (its `app_name` and
+/// `moe_request_id`), within `limits.max_mapped_bytes`.
+fn map_events<'a, S: Source<'a>>(
+    header: &(Option<Text<'_>>, Option<Text<'_>>),
+    mut source: S,
+    received_at_ms: i64,
+    limits: Limits,
+    options: &MappingOptions,
+) -> Result<MapOutput, Halt<S::Stop>> {
+    use std::borrow::Borrow;
     let keys = KeyCache::default();
-    let app_name = text(&req.app_name).map(cap_request_text);
-    let moe_request_id = text(&req.moe_request_id).map(cap_request_text);
+    let app_name = text(&header.0).map(cap_request_text);
+    let moe_request_id = text(&header.1).map(cap_request_text);
     let ctx = MapContext {
         keys: &keys,
         app_name: app_name.as_deref(),
@@ -239,38 +337,36 @@ pub fn map_request(
         options,
     };
     let mut out = MapOutput {
-        received: req.events.len(),
         moe_request_id: ctx.moe_request_id.map(str::to_owned),
-        messages: Vec::with_capacity(req.events.len()),
         ..MapOutput::default()
     };
     let mut users = (options.identify == Identify::PerUser).then(Users::default);
-    let too_large = || MapError::MappedTooLarge {
-        limit: limits.max_mapped_bytes,
-    };
     let mut mapped_bytes = 0usize;
-    let mut checked = false;
-    for (index, &raw) in req.events.iter().enumerate() {
-        let event = req.event(raw, &mut checked)?;
+    let mut index = 0;
+    while let Some((raw, event)) = source.next_event().map_err(Halt::Source)? {
         match map_one(index, raw, event, &ctx, IdRule::Uuid, users.as_mut()) {
             Ok(mut m) => {
                 // What the message really holds on the heap is what counts.
                 m.json.shrink_to_fit();
                 mapped_bytes = mapped_bytes.saturating_add(m.json.capacity());
                 if mapped_bytes > limits.max_mapped_bytes {
-                    return Err(too_large());
+                    return Err(Halt::TooLarge);
                 }
                 out.messages.push(m);
             }
             Err(Unmapped::Rejected(r)) => out.rejected.push(r),
             Err(Unmapped::Filtered) => out.filtered += 1,
         }
+        index += 1;
     }
+    out.received = index;
+    let req = source.finish().map_err(Halt::Source)?;
+    let req: &StreamsRequest<'a> = req.borrow();
     separate_repeated_uuids(&mut out, req, &ctx);
     // Content ids may make re-mapped messages a little longer.
     let mut total = out.messages.iter().map(|m| m.json.len()).sum::<usize>();
     if total > limits.max_mapped_bytes {
-        return Err(too_large());
+        return Err(Halt::TooLarge);
     }
     // Identify calls take what is left of the limit: one that does not fit is skipped and
     // counted, never a reason to refuse the tracks (they carry the same traits).
@@ -2081,6 +2177,69 @@ mod tests {
             1
         );
     }
+
+    /// A body mapped in one pass (streamed) gives what it gives decoded whole, answer and
+    /// errors alike: on every fixture, reordered envelopes, and 3,000 mutations of them.
+    #[test]
+    fn streaming_maps_what_decoding_whole_maps() {
+        let whole = |body: &str, limits: Limits| {
+            decode::decode_request(body, limits.max_events)
+                .map_err(MapError::from)
+                .and_then(|req| map_request(&req, NOW, limits, &MappingOptions::default()))
+        };
+        let mut bodies = Vec::new();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.to_string_lossy().into_owned();
+            if name.ends_with(".json") && !name.contains(".expected") {
+                let body = std::fs::read_to_string(&path).unwrap();
+                // The same with the request fields after the events (decoded whole).
+                if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&body) {
+                    let mut keys: Vec<_> = map.keys().cloned().collect();
+                    keys.sort_by_key(|k| k != "events");
+                    let fields: Vec<String> = keys
+                        .iter()
+                        .map(|k| format!("{}:{}", json!(k), map[k]))
+                        .collect();
+                    bodies.push(format!("{{{}}}", fields.join(",")));
+                }
+                bodies.push(body);
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        let alphabet = b"{}[]\":,\\ 0-1etn\x01";
+        for i in 0..3_000 {
+            let mut bytes = bodies[i % bodies.len()].clone().into_bytes();
+            let at = rng.usize(..bytes.len());
+            bytes[at] = alphabet[rng.usize(..alphabet.len())];
+            if let Ok(body) = String::from_utf8(bytes) {
+                bodies.push(body);
+            }
+        }
+        let small = Limits {
+            max_events: 3,
+            max_mapped_bytes: 4_000,
+        };
+        let (mut streamed, mut ok) = (0, 0);
+        for body in &bodies {
+            if matches!(
+                decode::open_request(body, MAX_EVENTS_ALL),
+                Ok(Opened::Stream(_))
+            ) {
+                streamed += 1;
+            }
+            for limits in [Limits::REQUEST, small] {
+                let one_pass = map_body(body, NOW, limits);
+                let two_pass = whole(body, limits);
+                ok += usize::from(one_pass.is_ok());
+                assert_eq!(format!("{one_pass:?}"), format!("{two_pass:?}"), "{body}");
+            }
+        }
+        assert!(streamed > 2_000 && ok > 150, "{streamed} {ok}");
+    }
+
+    const MAX_EVENTS_ALL: usize = usize::MAX;
 
     fn with_options(events: Value, options: Value) -> MapOutput {
         let body = json!({"moe_request_id": "req-1", "events": events});

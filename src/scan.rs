@@ -121,6 +121,22 @@ impl<'a> Scanner<'a> {
         hit
     }
 
+    /// The place to come back to ([`Scanner::reset`]) or take the text from
+    /// ([`Scanner::since`]).
+    pub fn mark(&mut self) -> usize {
+        self.peek();
+        self.pos
+    }
+
+    pub fn reset(&mut self, mark: usize) {
+        self.pos = mark;
+    }
+
+    /// The text from `mark` to here.
+    pub fn since(&self, mark: usize) -> &'a str {
+        self.text.get(mark..self.pos).unwrap_or("")
+    }
+
     /// Whether only whitespace is left.
     pub fn at_end(&mut self) -> bool {
         self.peek().is_none()

@@ -227,7 +227,7 @@ mod tests {
         o.opt_str("skipped", None);
         o.str_or_null("n", None);
         o.value("list", &["p".to_owned(), "q".to_owned()][..]);
-        o.any_key("k\"ey").push_str("1");
+        o.any_key("k\"ey").push('1');
         o.value("count", &12usize);
         o.value("b", &false);
         o.end();
