@@ -568,6 +568,16 @@ fn plain(key: Str<'_>) -> Result<&str, Unsure> {
 
 /// An optional scalar field ([`Text`]) on the scanner: `null` is `None`, as serde's.
 fn fast_text<'a>(s: &mut Scanner<'a>) -> Result<Option<Text<'a>>, Unsure> {
+    // A string without escapes, the usual case, is borrowed as it is (as `Text::from_raw`
+    // would, without looking for escapes again).
+    if s.peek() == Some(b'"') {
+        let mark = s.mark();
+        let text = s.string()?;
+        if !text.escaped {
+            return Ok(Some(Text::Str(Cow::Borrowed(text.inner))));
+        }
+        s.reset(mark);
+    }
     match s.value()? {
         "null" => Ok(None),
         raw => Text::from_raw(raw).map(Some).map_err(|_| Unsure),

@@ -591,7 +591,12 @@ pub fn is_usable_uuid(uuid: &str) -> bool {
 /// a uuid gets its [`content_id`].
 pub fn message_id(event: &Event<'_>, raw: &str) -> String {
     match text(&event.event_uuid) {
-        Some(uuid) if is_usable_uuid(uuid) => format!("{MESSAGE_ID_PREFIX}{uuid}"),
+        Some(uuid) if is_usable_uuid(uuid) => {
+            let mut id = String::with_capacity(MESSAGE_ID_PREFIX.len() + uuid.len());
+            id.push_str(MESSAGE_ID_PREFIX);
+            id.push_str(uuid);
+            id
+        }
         Some(uuid) => format!("{HASHED_ID_PREFIX}{}", sha256_hex(uuid.as_bytes(), 40)),
         None => content_id(raw),
     }
@@ -707,9 +712,9 @@ struct Fields<'m> {
     /// Key → position, once the object is too large for a linear search (randomly seeded:
     /// the keys come from the request).
     large: Option<HashMap<Cow<'m, str>, usize>>,
-    /// A one-word filter of the keys present ([`key_bit`]): a key whose bit is clear is
+    /// A 128-bit filter of the keys present ([`key_bit`]): a key whose bit is clear is
     /// free without a search, which is the usual case.
-    mask: u64,
+    mask: u128,
     /// The next `_<n>` tried for a displaced value whose `moe_<key>` is taken as well.
     next_suffix: u32,
     /// What the mapping options drop or hash (`None`: nothing, the usual case).
@@ -878,9 +883,10 @@ impl<'m> Fields<'m> {
     }
 }
 
-/// One of 64 bits for a key, from its length and three of its bytes (cheap, and different
-/// for most keys of one object).
-fn key_bit(key: &str) -> u64 {
+/// One of 128 bits for a key, from its length and three of its bytes (cheap, and different
+/// for most keys of one object: with the 30 keys of a typical message, about one in five
+/// free keys meets a set bit).
+fn key_bit(key: &str) -> u128 {
     let b = key.as_bytes();
     let (first, mid, last) = match b {
         [] => (0, 0, 0),
@@ -891,7 +897,7 @@ fn key_bit(key: &str) -> u64 {
         .wrapping_add(u32::from(first).wrapping_mul(131))
         .wrapping_add(u32::from(mid).wrapping_mul(31))
         .wrapping_add(u32::from(last).wrapping_mul(7));
-    1 << (h.wrapping_mul(0x2545_f491) >> 26)
+    1 << (h.wrapping_mul(0x2545_f491) >> 25)
 }
 
 enum Slot {
@@ -1391,7 +1397,7 @@ fn shrink(
         // Positions moved: drop the index and say every key may be present, so that a
         // later `find` searches the entries themselves.
         fields.large = None;
-        fields.mask = u64::MAX;
+        fields.mask = u128::MAX;
     }
     Ok((paths, dropped))
 }

@@ -158,7 +158,7 @@ pub fn format_millis(millis: i64) -> String {
     put(17, 2, (sod % 60) as u64);
     put(20, 3, ms as u64);
     // Only ASCII digits and punctuation were written.
-    String::from_utf8_lossy(&out).into_owned()
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// The current time in epoch milliseconds.
