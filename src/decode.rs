@@ -64,7 +64,9 @@ pub struct StreamsRequest<'a> {
     pub app_name: Option<Text<'a>>,
     pub source: Option<Text<'a>>,
     pub moe_request_id: Option<Text<'a>>,
-    /// Each event's JSON text, as sent.
+    /// Each event's JSON text, as sent. Read each with [`StreamsRequest::event`] (as
+    /// [`crate::map::map_request`] does): when the body was skimmed, that is what checks it;
+    /// [`decode_event`] alone does not.
     pub events: Vec<&'a str>,
     /// The whole body.
     body: &'a str,
@@ -468,6 +470,15 @@ fn serde_envelope(body: &str, max_events: usize) -> Result<Envelope<'_>, DecodeE
 }
 
 impl<'a> StreamsRequest<'a> {
+    /// Whether the body is JSON (a skimmed body is checked by serde_json; any other was
+    /// checked while decoding): what a caller that stops before reading every event asks.
+    pub fn check(&self) -> Result<(), DecodeError> {
+        if self.skimmed {
+            serde_envelope(self.body, usize::MAX)?;
+        }
+        Ok(())
+    }
+
     /// Reads the event `raw` (one of [`StreamsRequest::events`]), for the first time. An
     /// event the scanner is not sure of, in a skimmed body, has the whole body checked first
     /// (once: `checked` remembers): a body that is not JSON is an error whichever event
@@ -532,10 +543,12 @@ fn fast_event_list<'a>(
     max_events: usize,
 ) -> Result<Option<EventList<'a>>, Unsure> {
     if s.peek() != Some(b'[') {
-        return Ok(match s.value()? {
-            "null" => None,
-            _ => Some(EventList::NotArray),
-        });
+        // Anything but `null` is left to serde_json: it reads the value to the end, and a
+        // number out of range or a lone surrogate in it makes the body not JSON.
+        return match s.value()? {
+            "null" => Ok(None),
+            _ => Err(Unsure),
+        };
     }
     let mut events = Vec::with_capacity(128);
     let mut count = 0usize;
@@ -722,6 +735,10 @@ fn fast_attributes<'a>(s: &mut Scanner<'a>) -> Result<Attributes<'a>, Unsure> {
     let mut count = 0usize;
     s.object(|s, key| {
         count += 1;
+        // serde_json reads the keys past the limit too (a lone surrogate in one is an error).
+        if count > MAX_ATTRIBUTES && key.escaped {
+            return Err(Unsure);
+        }
         let value = s.value()?;
         if count <= MAX_ATTRIBUTES {
             let key = match key.escaped {

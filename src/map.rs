@@ -255,8 +255,12 @@ pub fn map_request(
     };
     map_events(&header, source, received_at_ms, limits, options).map_err(|halt| match halt {
         Halt::Source(e) => MapError::Decode(e),
-        Halt::TooLarge => MapError::MappedTooLarge {
-            limit: limits.max_mapped_bytes,
+        // Events after this one may not have been read: a body that is not JSON says so.
+        Halt::TooLarge => match req.check() {
+            Err(e) => MapError::Decode(e),
+            Ok(()) => MapError::MappedTooLarge {
+                limit: limits.max_mapped_bytes,
+            },
         },
     })
 }
@@ -2172,6 +2176,64 @@ mod tests {
                 );
             }
         }
+        // Over the size limit before the broken event is reached: still not JSON (found by
+        // review: it was 413 `mapped_too_large`).
+        let big = format!(
+            r#"{{"event_name":"A","uid":"u1","event_attributes":{{"a":"{}"}}}}"#,
+            "x".repeat(1_500)
+        );
+        let small = Limits {
+            max_events: 10,
+            max_mapped_bytes: 2_000,
+        };
+        for body in [
+            format!(
+                r#"{{"moe_request_id":"r","events":[{big},{big},{{"event_name":"B","uid":tru}}]}}"#
+            ),
+            format!(
+                r#"{{"events":[{big},{big},{{"event_name":"B","uid":tru}}],"moe_request_id":"r"}}"#
+            ),
+        ] {
+            let err = map_body(&body, NOW, small).unwrap_err();
+            assert!(
+                matches!(err, MapError::Decode(DecodeError::NotJson(_))),
+                "{err:?}"
+            );
+        }
+        let valid = format!(r#"{{"events":[{big},{big}],"moe_request_id":"r"}}"#);
+        assert!(matches!(
+            map_body(&valid, NOW, small),
+            Err(MapError::MappedTooLarge { .. })
+        ));
+        // `events` that serde_json cannot read to its end (found by review).
+        for body in [
+            r#"{"events":1e400}"#,
+            r#"{"events":"\ud800"}"#,
+            r#"{"events":{"\udc00":1}}"#,
+        ] {
+            let err = map_body(body, NOW, Limits::REQUEST).unwrap_err();
+            assert!(
+                matches!(err, MapError::Decode(DecodeError::NotJson(_))),
+                "{body}: {err:?}"
+            );
+        }
+        // A key past the attribute limit is still read: a lone surrogate in it makes the
+        // event invalid, not one with too many attributes (found by review).
+        let mut attrs: Vec<String> = (0..decode::MAX_ATTRIBUTES)
+            .map(|i| format!(r#""k{i}":{i}"#))
+            .collect();
+        attrs.push(r#""\ud800":1"#.into());
+        let body = format!(
+            r#"{{"events":[{{"event_name":"A","uid":"u1","event_attributes":{{{}}}}}]}}"#,
+            attrs.join(",")
+        );
+        let out = map_body(&body, NOW, Limits::REQUEST).unwrap();
+        assert_eq!(
+            out.rejected[0].reason,
+            RejectReason::InvalidEvent,
+            "{:?}",
+            out.rejected[0]
+        );
         // Valid, but deeper than the scanner follows: serde_json reads it.
         let deep = format!("{}{}", "[".repeat(120), "]".repeat(120));
         let body = format!(r#"{{"events":[{{"event_name":"A","uid":"u1","x":{deep}}}]}}"#);
