@@ -366,16 +366,34 @@ fn map_events<'a, S: Source<'a>>(
     out.received = index;
     let req = source.finish().map_err(Halt::Source)?;
     let req: &StreamsRequest<'a> = req.borrow();
-    separate_repeated_uuids(&mut out, req, &ctx);
+    complete(&mut out, users, req, &ctx, limits).map_err(|TooLarge| Halt::TooLarge)?;
+    Ok(out)
+}
+
+/// The messages passed [`Limits::max_mapped_bytes`].
+struct TooLarge;
+
+/// After every event of `req` was mapped into `out`: ids for repeated uuids, then the
+/// identify calls. Kept out of line: [`map_events`] has a copy per event source, this part
+/// needs only one.
+#[inline(never)]
+fn complete(
+    out: &mut MapOutput,
+    users: Option<Users>,
+    req: &StreamsRequest<'_>,
+    ctx: &MapContext<'_>,
+    limits: Limits,
+) -> Result<(), TooLarge> {
+    separate_repeated_uuids(out, req, ctx);
     // Content ids may make re-mapped messages a little longer.
     let mut total = out.messages.iter().map(|m| m.json.len()).sum::<usize>();
     if total > limits.max_mapped_bytes {
-        return Err(Halt::TooLarge);
+        return Err(TooLarge);
     }
     // Identify calls take what is left of the limit: one that does not fit is skipped and
     // counted, never a reason to refuse the tracks (they carry the same traits).
     if let Some(users) = users {
-        for (index, mut m) in users.identifies(req, &ctx) {
+        for (index, mut m) in users.identifies(req, ctx) {
             m.json.shrink_to_fit();
             if total.saturating_add(m.json.capacity()) > limits.max_mapped_bytes {
                 out.identifies_skipped += 1;
@@ -387,7 +405,7 @@ fn map_events<'a, S: Source<'a>>(
             out.identifies += 1;
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A request-level string as every message carries it: as sent up to
