@@ -658,7 +658,7 @@ fn fast_event(raw: &str) -> Result<Event<'_>, Unsure> {
 }
 
 /// [`fast_event`] on the object at the scanner's place, which it moves past it.
-#[inline(never)] // one copy for the stream and for events read alone (binary size)
+#[inline(never)] // one copy for the stream and for events read alone
 fn fast_event_at<'a>(s: &mut Scanner<'a>) -> Result<Event<'a>, Unsure> {
     let mut e = Event::default();
     let mut seen = 0u16;

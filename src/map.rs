@@ -451,7 +451,7 @@ impl From<RejectReason> for Unsent {
 
 /// Maps the event at `index` (`raw`, read as `event`); notes its user in `users` (when
 /// identify calls are made).
-#[inline(never)] // one copy for both event sources (binary size)
+#[inline(never)] // one copy for both event sources
 fn map_one(
     index: usize,
     raw: &str,
