@@ -84,6 +84,19 @@ struct Envelope<'a> {
     events: Option<EventList<'a>>,
 }
 
+impl<'a> Envelope<'a> {
+    /// The request field (other than `events`) that `key` names: its place among the three
+    /// (for telling a repeated one) and its slot.
+    fn field(&mut self, key: &str) -> Option<(usize, &mut Option<Text<'a>>)> {
+        match key {
+            "app_name" => Some((0, &mut self.app_name)),
+            "source" => Some((1, &mut self.source)),
+            "moe_request_id" => Some((2, &mut self.moe_request_id)),
+            _ => None,
+        }
+    }
+}
+
 /// The `events` field: an array of raw events, or a marker that it was something else or
 /// longer than the limit.
 #[derive(Debug)]
@@ -287,9 +300,7 @@ pub fn open_request(body: &str, max_events: usize) -> Result<Opened<'_>, DecodeE
     let mut stream = EventStream {
         body,
         scanner: Scanner::new(body),
-        app_name: None,
-        source: None,
-        moe_request_id: None,
+        env: Envelope::default(),
         events: Vec::new(),
         max_events,
         checked: false,
@@ -307,9 +318,8 @@ pub fn open_request(body: &str, max_events: usize) -> Result<Opened<'_>, DecodeE
 pub struct EventStream<'a> {
     body: &'a str,
     scanner: Scanner<'a>,
-    pub app_name: Option<Text<'a>>,
-    pub source: Option<Text<'a>>,
-    pub moe_request_id: Option<Text<'a>>,
+    /// The request fields read before `events` (its own `events` stays `None`).
+    env: Envelope<'a>,
     /// The text of each event read so far.
     events: Vec<&'a str>,
     max_events: usize,
@@ -321,6 +331,11 @@ pub struct EventStream<'a> {
 }
 
 impl<'a> EventStream<'a> {
+    /// The request's `app_name` and `moe_request_id` (what every message carries).
+    pub fn header(&self) -> (Option<Text<'a>>, Option<Text<'a>>) {
+        (self.env.app_name.clone(), self.env.moe_request_id.clone())
+    }
+
     /// Reads the request fields up to `events`: `Ok(true)` when it is an array, and the
     /// scanner is inside it.
     fn open(&mut self) -> Result<bool, Unsure> {
@@ -333,23 +348,21 @@ impl<'a> EventStream<'a> {
         loop {
             let key = s.string()?;
             s.expect(b':')?;
-            let (i, field) = match plain(key)? {
-                "app_name" => (0, &mut self.app_name),
-                "source" => (1, &mut self.source),
-                "moe_request_id" => (2, &mut self.moe_request_id),
-                "events" => return Ok(s.eat(b'[')),
-                _ => {
-                    s.value()?;
-                    if !s.eat(b',') {
-                        return Ok(false);
-                    }
-                    continue;
-                }
-            };
-            if std::mem::replace(&mut seen[i], true) {
-                return Err(Unsure);
+            let key = plain(key)?;
+            if key == "events" {
+                return Ok(s.eat(b'['));
             }
-            *field = fast_text(s)?;
+            match self.env.field(key) {
+                Some((i, slot)) => {
+                    if std::mem::replace(&mut seen[i], true) {
+                        return Err(Unsure);
+                    }
+                    *slot = fast_text(s)?;
+                }
+                None => {
+                    s.value()?;
+                }
+            }
             if !s.eat(b',') {
                 return Ok(false);
             }
@@ -358,9 +371,9 @@ impl<'a> EventStream<'a> {
 
     /// When the scanner cannot go on: the body is invalid, or one to decode whole.
     fn stop(&self) -> StreamStop {
-        match serde_envelope(self.body, usize::MAX) {
+        match check_body(self.body) {
             Err(e) => StreamStop::Invalid(e),
-            Ok(_) => StreamStop::Restart,
+            Ok(()) => StreamStop::Restart,
         }
     }
 
@@ -391,73 +404,71 @@ impl<'a> EventStream<'a> {
             // Too many: decoded whole, the answer is the one it always was.
             return Err(StreamStop::Restart);
         }
-        let s = &mut self.scanner;
-        let read = if s.peek() == Some(b'{') {
-            let start = s.mark();
-            match fast_event_at(s) {
-                Ok(event) => Some((s.since(start), event)),
-                Err(Unsure) => {
-                    s.reset(start);
-                    None
-                }
+        let start = s.mark();
+        if s.peek() == Some(b'{') {
+            if let Ok(event) = fast_event_at(s) {
+                let raw = s.since(start);
+                self.events.push(raw);
+                return Ok(Some((raw, Ok(event))));
             }
-        } else {
-            None
+            s.reset(start);
+        }
+        // Not an object (checked by the scanner), or one it is unsure of: only skimmed, so
+        // the whole body is checked (once) before serde_json reads the event.
+        let skimmed = s.peek() == Some(b'{');
+        let Ok(raw) = (if skimmed { s.skim() } else { s.value() }) else {
+            return Err(self.stop());
         };
-        let (raw, event) = match read {
-            Some((raw, event)) => (raw, Ok(event)),
-            None => {
-                let s = &mut self.scanner;
-                let raw = match s.peek() {
-                    Some(b'{') => s.skim(),
-                    _ => s.value(),
-                };
-                let Ok(raw) = raw else {
-                    return Err(self.stop());
-                };
-                if !self.checked {
-                    serde_envelope(self.body, usize::MAX).map_err(StreamStop::Invalid)?;
-                    self.checked = true;
-                }
-                (raw, decode_event(raw))
-            }
-        };
+        if skimmed && !std::mem::replace(&mut self.checked, true) {
+            check_body(self.body).map_err(StreamStop::Invalid)?;
+        }
         self.events.push(raw);
-        Ok(Some((raw, event)))
+        Ok(Some((raw, serde_event(raw))))
     }
 
     /// After the last event: reads the rest of the body and gives the request, every event
     /// in it read and valid.
     pub fn finish(mut self) -> Result<StreamsRequest<'a>, StreamStop> {
-        while !self.done {
-            self.next_event()?;
-        }
-        let s = &mut self.scanner;
-        let rest = (|| {
-            while s.eat(b',') {
-                let key = s.string()?;
-                s.expect(b':')?;
-                match plain(key)? {
-                    // A request field after the events would change every message read.
-                    "app_name" | "source" | "moe_request_id" | "events" => return Err(Unsure),
-                    _ => s.value()?,
-                };
-            }
-            s.expect(b'}')?;
-            if s.at_end() { Ok(()) } else { Err(Unsure) }
-        })();
-        if rest.is_err() {
+        while self.next_event()?.is_some() {}
+        if self.rest().is_err() {
             return Err(self.stop());
         }
+        let Envelope {
+            app_name,
+            source,
+            moe_request_id,
+            ..
+        } = self.env;
         Ok(StreamsRequest {
-            app_name: self.app_name,
-            source: self.source,
-            moe_request_id: self.moe_request_id,
+            app_name,
+            source,
+            moe_request_id,
             events: self.events,
             body: self.body,
             skimmed: false,
         })
     }
+
+    /// The members after `events`, to the end of the body. A request field there would
+    /// change every message already read: such a body is left to be decoded whole.
+    fn rest(&mut self) -> Result<(), Unsure> {
+        let s = &mut self.scanner;
+        while s.eat(b',') {
+            let key = plain(s.string()?)?;
+            s.expect(b':')?;
+            if key == "events" || self.env.field(key).is_some() {
+                return Err(Unsure);
+            }
+            s.value()?;
+        }
+        s.expect(b'}')?;
+        if s.at_end() { Ok(()) } else { Err(Unsure) }
+    }
+}
+
+/// Whether serde_json reads the whole body as a Streams envelope (else why it is not JSON).
+fn check_body(body: &str) -> Result<(), DecodeError> {
+    serde_envelope(body, usize::MAX).map(drop)
 }
 
 /// The envelope as serde_json reads it, or why the body is not JSON.
@@ -474,13 +485,18 @@ impl<'a> StreamsRequest<'a> {
     /// checked while decoding): what a caller that stops before reading every event asks.
     pub fn check(&self) -> Result<(), DecodeError> {
         if self.skimmed {
-            serde_envelope(self.body, usize::MAX)?;
+            check_body(self.body)?;
         }
         Ok(())
     }
 
+    /// The request's `app_name` and `moe_request_id` (what every message carries).
+    pub fn header(&self) -> (Option<Text<'a>>, Option<Text<'a>>) {
+        (self.app_name.clone(), self.moe_request_id.clone())
+    }
+
     /// Reads the event `raw` (one of [`StreamsRequest::events`]), for the first time. An
-    /// event the scanner is not sure of, in a skimmed body, has the whole body checked first
+    /// object the scanner is not sure of, in a skimmed body, has the whole body checked first
     /// (once: `checked` remembers): a body that is not JSON is an error whichever event
     /// shows it. After every event was read this way, each is valid JSON and
     /// [`decode_event`] reads it again.
@@ -489,16 +505,15 @@ impl<'a> StreamsRequest<'a> {
         raw: &'a str,
         checked: &mut bool,
     ) -> Result<Result<Event<'a>, EventError>, DecodeError> {
-        if raw.starts_with('{')
-            && let Ok(event) = fast_event(raw)
-        {
+        if let Ok(event) = fast_event(raw) {
             return Ok(Ok(event));
         }
-        if self.skimmed && !*checked {
-            serde_envelope(self.body, usize::MAX)?;
+        // Only objects were skimmed: any other event was checked by the scanner.
+        if self.skimmed && raw.starts_with('{') && !*checked {
+            check_body(self.body)?;
             *checked = true;
         }
-        Ok(decode_event(raw))
+        Ok(serde_event(raw))
     }
 }
 
@@ -509,26 +524,20 @@ fn fast_envelope(body: &str, max_events: usize) -> Result<Envelope<'_>, Unsure> 
     let mut seen = [false; 4];
     let mut s = Scanner::new(body);
     s.object(|s, key| {
-        let field = match plain(key)? {
-            "app_name" => 0,
-            "source" => 1,
-            "moe_request_id" => 2,
-            "events" => 3,
-            _ => {
-                s.value()?;
-                return Ok(true);
-            }
+        let key = plain(key)?;
+        let (i, slot) = match env.field(key) {
+            Some((i, slot)) => (i, Some(slot)),
+            None if key == "events" => (3, None),
+            None => return s.value().map(drop),
         };
-        if std::mem::replace(&mut seen[field], true) {
+        if std::mem::replace(&mut seen[i], true) {
             return Err(Unsure);
         }
-        match field {
-            0 => env.app_name = fast_text(s)?,
-            1 => env.source = fast_text(s)?,
-            2 => env.moe_request_id = fast_text(s)?,
-            _ => env.events = fast_event_list(s, max_events)?,
+        match slot {
+            Some(slot) => *slot = fast_text(s)?,
+            None => env.events = fast_event_list(s, max_events)?,
         }
-        Ok(true)
+        Ok(())
     })?;
     if !s.at_end() {
         return Err(Unsure);
@@ -636,14 +645,18 @@ pub struct EventError(pub String);
 /// Decodes one raw event (valid JSON text: one [`StreamsRequest::event`] has read). A
 /// non-object (string, null, array, number) is an error.
 pub fn decode_event(raw: &str) -> Result<Event<'_>, EventError> {
+    fast_event(raw).or_else(|Unsure| serde_event(raw))
+}
+
+/// [`decode_event`] by serde_json alone (for the text the scanner is not sure of).
+fn serde_event(raw: &str) -> Result<Event<'_>, EventError> {
     if !raw.starts_with('{') {
         return Err(EventError(format!(
             "event is not a JSON object (found {})",
             json_kind(raw)
         )));
     }
-    fast_event(raw)
-        .or_else(|Unsure| serde_json::from_str(raw).map_err(|e| EventError(e.to_string())))
+    serde_json::from_str(raw).map_err(|e| EventError(e.to_string()))
 }
 
 /// [`Event`]'s derived `Deserialize` on the scanner: the same event, or [`Unsure`] (also for
@@ -677,10 +690,7 @@ fn fast_event_at<'a>(s: &mut Scanner<'a>) -> Result<Event<'a>, Unsure> {
             "event_attributes" => 10,
             "user_attributes" => 11,
             "device_attributes" => 12,
-            _ => {
-                s.value()?;
-                return Ok(true);
-            }
+            _ => return s.value().map(drop),
         };
         if seen & (1 << field) != 0 {
             return Err(Unsure);
@@ -697,24 +707,12 @@ fn fast_event_at<'a>(s: &mut Scanner<'a>) -> Result<Event<'a>, Unsure> {
             7 => &mut e.email_id,
             8 => &mut e.mobile_number,
             9 => &mut e.push_id,
-            10 => {
-                return fast_attributes(s)
-                    .map(|a| e.event_attributes = a)
-                    .map(|()| true);
-            }
-            11 => {
-                return fast_attributes(s)
-                    .map(|a| e.user_attributes = a)
-                    .map(|()| true);
-            }
-            _ => {
-                return fast_attributes(s)
-                    .map(|a| e.device_attributes = a)
-                    .map(|()| true);
-            }
+            10 => return fast_attributes(s).map(|a| e.event_attributes = a),
+            11 => return fast_attributes(s).map(|a| e.user_attributes = a),
+            _ => return fast_attributes(s).map(|a| e.device_attributes = a),
         };
         *text = fast_text(s)?;
-        Ok(true)
+        Ok(())
     })?;
     Ok(e)
 }
@@ -748,7 +746,7 @@ fn fast_attributes<'a>(s: &mut Scanner<'a>) -> Result<Attributes<'a>, Unsure> {
             };
             out.push((key, compact_raw(value)));
         }
-        Ok(true)
+        Ok(())
     })?;
     Ok(if count > MAX_ATTRIBUTES {
         Attributes::TooMany(count)

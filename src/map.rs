@@ -225,7 +225,7 @@ pub fn map_body_with(
     let req = match decode::open_request(body, limits.max_events)? {
         Opened::Whole(req) => req,
         Opened::Stream(stream) => {
-            let header = (stream.app_name.clone(), stream.moe_request_id.clone());
+            let header = stream.header();
             match map_events(&header, stream, received_at_ms, limits, options) {
                 Ok(out) => return Ok(out),
                 Err(Halt::Source(StreamStop::Invalid(e))) => return Err(e.into()),
@@ -247,7 +247,7 @@ pub fn map_request(
     limits: Limits,
     options: &MappingOptions,
 ) -> Result<MapOutput, MapError> {
-    let header = (req.app_name.clone(), req.moe_request_id.clone());
+    let header = req.header();
     let source = Whole {
         req,
         next: 0,
@@ -2311,7 +2311,7 @@ mod tests {
         let (mut streamed, mut ok) = (0, 0);
         for body in &bodies {
             if matches!(
-                decode::open_request(body, MAX_EVENTS_ALL),
+                decode::open_request(body, usize::MAX),
                 Ok(Opened::Stream(_))
             ) {
                 streamed += 1;
@@ -2325,8 +2325,6 @@ mod tests {
         }
         assert!(streamed > 2_000 && ok > 150, "{streamed} {ok}");
     }
-
-    const MAX_EVENTS_ALL: usize = usize::MAX;
 
     fn with_options(events: Value, options: Value) -> MapOutput {
         let body = json!({"moe_request_id": "req-1", "events": events});

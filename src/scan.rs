@@ -372,11 +372,10 @@ impl<'a> Scanner<'a> {
 
     /// Iterates the members of an object, after whitespace: calls `member` with each key
     /// and the scanner placed before its value, which `member` must take (with
-    /// [`Scanner::value`] or otherwise). Stops early when `member` says so (returning
-    /// `Ok(false)`), leaving the scanner inside the object.
+    /// [`Scanner::value`] or otherwise).
     pub fn object(
         &mut self,
-        mut member: impl FnMut(&mut Self, Str<'a>) -> Result<bool, Unsure>,
+        mut member: impl FnMut(&mut Self, Str<'a>) -> Result<(), Unsure>,
     ) -> Result<(), Unsure> {
         self.expect(b'{')?;
         if self.eat(b'}') {
@@ -385,9 +384,7 @@ impl<'a> Scanner<'a> {
         loop {
             let key = self.string()?;
             self.expect(b':')?;
-            if !member(self, key)? {
-                return Ok(());
-            }
+            member(self, key)?;
             match self.peek() {
                 Some(b',') => self.pos += 1,
                 Some(b'}') => {
@@ -427,7 +424,7 @@ impl<'a> Scanner<'a> {
 mod tests {
     use super::*;
 
-    /// The scanner's verdict on a whole text: `Some(true)` valid, `None` unsure.
+    /// The scanner's verdict on a whole text: its value when valid, `None` when unsure.
     fn scan(text: &str) -> Option<&str> {
         let mut s = Scanner::new(text);
         let v = s.value().ok()?;
@@ -523,7 +520,7 @@ mod tests {
         let mut seen = Vec::new();
         s.object(|s, k| {
             seen.push((k.inner, k.escaped, s.value()?));
-            Ok(true)
+            Ok(())
         })
         .unwrap();
         assert!(s.at_end());

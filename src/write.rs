@@ -6,6 +6,8 @@
 
 use std::fmt::Write as _;
 
+use crate::scan::next_special;
+
 /// A value that writes itself as JSON.
 pub trait WriteJson {
     fn write_json(&self, out: &mut String);
@@ -18,18 +20,13 @@ pub fn to_json<T: WriteJson + ?Sized>(value: &T, capacity: usize) -> String {
     out
 }
 
-/// The index of the first byte of `s` that JSON escapes, if any.
-#[inline]
-fn first_escape(s: &[u8]) -> Option<usize> {
-    crate::scan::next_special(s, 0)
-}
-
 /// Writes `s` as a JSON string, escaped as serde_json escapes it: `"`, `\`, and control
 /// characters (`\b \f \n \r \t`, else `\u00XX`); everything else as it is.
 pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
     let mut rest = s;
-    while let Some(at) = first_escape(rest.as_bytes()) {
+    // The bytes JSON escapes are the ones the scanner stops at in strings.
+    while let Some(at) = next_special(rest.as_bytes(), 0) {
         // `at` is an ASCII byte: a char boundary.
         let (clean, tail) = rest.split_at(at);
         out.push_str(clean);
@@ -86,7 +83,7 @@ impl<'o> Object<'o> {
     /// Starts a member whose key needs no escaping (a name of this crate's own): the caller
     /// writes the value into the returned buffer.
     pub fn key(&mut self, key: &'static str) -> &mut String {
-        debug_assert!(first_escape(key.as_bytes()).is_none());
+        debug_assert!(next_special(key.as_bytes(), 0).is_none());
         self.out.push_str(if self.first { "\"" } else { ",\"" });
         self.first = false;
         self.out.push_str(key);
