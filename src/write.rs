@@ -49,22 +49,9 @@ pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
-/// Writes an unsigned integer.
+/// Writes an unsigned integer (only counts: off the hot path).
 pub fn write_u64(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
+    let _ = write!(out, "{n}");
 }
 
 /// Writes the members of a JSON object one by one: `{`, then `"key":value` separated by
