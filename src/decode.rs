@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::json::{KeyText, compact_json};
+use crate::json::{KeyText, compact_json, compact_spaced};
 use crate::scan::{Scanner, Str, Unsure};
 
 /// Why a body is not a Streams request.
@@ -721,11 +721,11 @@ fn fast_event_at<'a>(s: &mut Scanner<'a>) -> Result<Event<'a>, Unsure> {
 /// number or an escaped string in place of a map is left to serde_json.
 fn fast_attributes<'a>(s: &mut Scanner<'a>) -> Result<Attributes<'a>, Unsure> {
     if s.peek() != Some(b'{') {
-        let raw = s.value()?;
+        let (raw, spaced) = s.value_spaced()?;
         return match raw.as_bytes()[0] {
             b'n' => Ok(Attributes::Absent),
             b't' | b'f' => Ok(Attributes::Other(Cow::Borrowed(raw))),
-            b'[' => Ok(Attributes::Other(compact_json(raw))),
+            b'[' => Ok(Attributes::Other(compact_if(raw, spaced))),
             b'"' if !raw.contains('\\') => Ok(Attributes::Other(Cow::Borrowed(raw))),
             _ => Err(Unsure),
         };
@@ -738,13 +738,13 @@ fn fast_attributes<'a>(s: &mut Scanner<'a>) -> Result<Attributes<'a>, Unsure> {
         if count > MAX_ATTRIBUTES && key.escaped {
             return Err(Unsure);
         }
-        let value = s.value()?;
+        let (value, spaced) = s.value_spaced()?;
         if count <= MAX_ATTRIBUTES {
             let key = match key.escaped {
                 false => Cow::Borrowed(key.inner),
                 true => Cow::Owned(unescape(key.inner)?),
             };
-            out.push((key, compact_raw(value)));
+            out.push((key, compact_if(value, spaced)));
         }
         Ok(())
     })?;
@@ -753,6 +753,14 @@ fn fast_attributes<'a>(s: &mut Scanner<'a>) -> Result<Attributes<'a>, Unsure> {
     } else {
         Attributes::Map(out)
     })
+}
+
+/// A scanned value made compact: only one the scanner saw whitespace in needs copying.
+fn compact_if(raw: &str, spaced: bool) -> RawJson<'_> {
+    match spaced {
+        true => compact_spaced(raw),
+        false => Cow::Borrowed(raw),
+    }
 }
 
 /// The text of a string's escaped content (as between its quotes), as serde_json reads it.
@@ -778,7 +786,7 @@ fn json_kind(raw: &str) -> &'static str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Text<'a> {
     Str(Cow<'a, str>),
-    Num(String),
+    Num(Cow<'a, str>),
     Bool(bool),
     /// An array, object or `null` (the raw JSON, as sent).
     Unusable(&'a str),
@@ -842,34 +850,41 @@ pub fn number_text(f: f64) -> String {
 /// kept digit for digit (trailing fraction zeros and a zero fraction dropped, `-0` is `0`);
 /// only exponent forms (`1e3`) go through `f64`. `None` for a literal that is not a finite
 /// number.
-pub fn number_text_exact(literal: &str) -> Option<String> {
+pub fn number_text_exact(literal: &str) -> Option<Cow<'_, str>> {
     if literal.bytes().any(|b| b == b'e' || b == b'E') {
         let f: f64 = literal.parse().ok()?;
-        return f.is_finite().then(|| number_text(f));
+        return f.is_finite().then(|| Cow::Owned(number_text(f)));
     }
     let (negative, digits) = match literal.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, literal),
     };
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let (int, frac, dot) = match digits.split_once('.') {
+        Some((int, frac)) => (int, frac, true),
+        None => (digits, "", false),
+    };
     if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     if !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let frac = frac.trim_end_matches('0');
-    let zero = frac.is_empty() && int.bytes().all(|b| b == b'0');
+    let trimmed = frac.trim_end_matches('0');
+    let zero = trimmed.is_empty() && int.bytes().all(|b| b == b'0');
+    // Already as it would be written (the usual case): borrowed.
+    if !(negative && zero) && (!dot || (!trimmed.is_empty() && trimmed.len() == frac.len())) {
+        return Some(Cow::Borrowed(literal));
+    }
     let mut s = String::with_capacity(literal.len());
     if negative && !zero {
         s.push('-');
     }
     s.push_str(int);
-    if !frac.is_empty() {
+    if !trimmed.is_empty() {
         s.push('.');
-        s.push_str(frac);
+        s.push_str(trimmed);
     }
-    Some(s)
+    Some(Cow::Owned(s))
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
@@ -936,7 +951,7 @@ pub fn raw_scalar_text(raw: &str) -> Option<Cow<'_, str>> {
     let out = match Text::from_raw(raw).ok()? {
         Text::Str(Cow::Borrowed(s)) => Cow::Borrowed(s.trim()),
         Text::Str(Cow::Owned(s)) => Cow::Owned(s.trim().to_owned()),
-        Text::Num(s) => Cow::Owned(s),
+        Text::Num(s) => s,
         Text::Bool(_) | Text::Unusable(_) => return None,
     };
     (!out.is_empty()).then_some(out)
@@ -1229,7 +1244,7 @@ mod tests {
 
     #[test]
     fn exact_number_text() {
-        let t = |s: &str| number_text_exact(s);
+        let t = number_text_exact;
         assert_eq!(t("4000052183.0").as_deref(), Some("4000052183"));
         assert_eq!(t("4000052183.000").as_deref(), Some("4000052183"));
         assert_eq!(t("1.50").as_deref(), Some("1.5"));
@@ -1243,6 +1258,13 @@ mod tests {
         assert_eq!(t("1e3").as_deref(), Some("1000"));
         assert_eq!(t("1.5E-7").as_deref(), Some("0.00000015"));
         assert_eq!(t("1e400"), None);
+        // Already as written: borrowed, not copied.
+        for n in ["1764351178", "-12", "1.5", "0", "0.25", "-0.5"] {
+            assert!(matches!(t(n), Some(Cow::Borrowed(b)) if b == n), "{n}");
+        }
+        for (n, want) in [("1.0", "1"), ("-0.0", "0"), ("2.50", "2.5"), ("1.", "1")] {
+            assert!(matches!(t(n), Some(Cow::Owned(o)) if o == want), "{n}");
+        }
         assert_eq!(t("-"), None);
         assert_eq!(t("1.x"), None);
     }

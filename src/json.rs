@@ -28,40 +28,52 @@ pub fn compact_json(raw: &str) -> Cow<'_, str> {
     {
         return Cow::Borrowed(raw);
     }
-    // One pass over the strings' state; the copy starts at the first whitespace byte
-    // outside a string (values with spaces only inside strings are never copied).
-    let (mut in_string, mut escaped) = (false, false);
-    let mut out: Option<Vec<u8>> = None;
-    for (i, &b) in bytes.iter().enumerate() {
-        let keep = if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
+    compact_spaced(raw)
+}
+
+/// [`compact_json`] for a value known to hold whitespace (the scanner saw it, see
+/// [`crate::scan::Scanner::value_spaced`]): copies the runs between whitespace outside
+/// strings, jumping over each string to its closing quote a word at a time. Borrowed when
+/// the whitespace was only inside strings.
+pub fn compact_spaced(raw: &str) -> Cow<'_, str> {
+    let bytes = raw.as_bytes();
+    let mut out: Vec<u8> = Vec::new();
+    // `bytes[run..i]` is kept and not yet copied.
+    let mut run = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'"' => {
+                // To the closing quote: the next `"` not escaped (a `\` skips the byte
+                // after it; in valid JSON nothing else below a space is in a string).
+                let mut j = i + 1;
+                i = loop {
+                    match crate::scan::next_special(bytes, j) {
+                        Some(k) if bytes[k] == b'"' => break k + 1,
+                        Some(k) if bytes[k] == b'\\' => j = k + 2,
+                        Some(k) => j = k + 1,
+                        None => break bytes.len(),
+                    }
+                };
             }
-            true
-        } else if b == b'"' {
-            in_string = true;
-            true
-        } else {
-            !is_json_whitespace(b)
-        };
-        match &mut out {
-            Some(o) if keep => o.push(b),
-            Some(_) => {}
-            None if keep => {}
-            None => {
-                let mut o = Vec::with_capacity(bytes.len());
-                o.extend_from_slice(&bytes[..i]);
-                out = Some(o);
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                if out.capacity() == 0 {
+                    out.reserve_exact(bytes.len());
+                }
+                out.extend_from_slice(&bytes[run..i]);
+                i += 1;
+                while bytes.get(i).copied().is_some_and(is_json_whitespace) {
+                    i += 1;
+                }
+                run = i;
             }
+            _ => i += 1,
         }
     }
-    let Some(out) = out else {
+    if out.capacity() == 0 {
         return Cow::Borrowed(raw);
-    };
+    }
+    out.extend_from_slice(bytes.get(run..).unwrap_or_default());
     // Only ASCII bytes were removed from valid UTF-8, so `out` is valid UTF-8.
     match String::from_utf8(out) {
         Ok(s) => Cow::Owned(s),
@@ -227,6 +239,77 @@ mod tests {
             r#"{"a b":[1.50,"x \" y"]}"#
         );
         assert_eq!(compact_json(r#"[ "\\", 1 ]"#), r#"["\\",1]"#);
+    }
+
+    /// The byte-by-byte compaction `compact_spaced` replaced: the oracle it is held to.
+    fn compact_reference(raw: &str) -> String {
+        let (mut in_string, mut escaped) = (false, false);
+        let mut out = String::new();
+        for c in raw.chars() {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == '"' {
+                    in_string = false;
+                }
+                out.push(c);
+            } else if c == '"' {
+                in_string = true;
+                out.push(c);
+            } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn compact_spaced_matches_the_byte_by_byte_compaction() {
+        // Whitespace of every kind at every place outside and inside strings, escapes
+        // (quotes, backslashes, \u) at string ends and word boundaries, multibyte text.
+        let pieces = [
+            " ",
+            "\t",
+            "\n",
+            "\r\n",
+            "[",
+            "]",
+            "{",
+            "}",
+            ",",
+            ":",
+            "1.50",
+            "-0",
+            "true",
+            "null",
+            r#""""#,
+            r#""a b""#,
+            r#""x\" y""#,
+            r#""\\""#,
+            r#""\\\"""#,
+            r#""\u00e9 é""#,
+            r#""1234567\"""#,
+            r#""12345678""#,
+            r#""a\\ b\\""#,
+            "\"ü ü\"",
+        ];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(seed % 12) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            let want = compact_reference(&text);
+            let got = compact_spaced(&text);
+            assert_eq!(got, want, "{text:?}");
+            assert_eq!(matches!(got, Cow::Borrowed(_)), want == text, "{text:?}");
+            assert_eq!(compact_json(&text), want, "{text:?}");
+        }
     }
 
     fn value_text(raw: &str) -> String {

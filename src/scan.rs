@@ -185,18 +185,46 @@ impl<'a> Scanner<'a> {
 
     /// One value of any kind, after whitespace: its text (without surrounding whitespace).
     pub fn value(&mut self) -> Result<&'a str, Unsure> {
-        self.peek().ok_or(Unsure)?;
-        let start = self.pos;
-        self.skip_value()?;
-        self.text.get(start..self.pos).ok_or(Unsure)
+        self.value_spaced().map(|(text, _)| text)
     }
 
-    /// Skips one value that starts at `self.pos` (whitespace already skipped). Arrays and
-    /// objects are followed with a stack of at most [`MAX_DEPTH`] levels (one bit each: set
-    /// for an object), no recursion.
-    fn skip_value(&mut self) -> Result<(), Unsure> {
+    /// [`Scanner::value`], and whether the value holds whitespace outside its strings (so
+    /// needs [`crate::json::compact_spaced`] to be compact).
+    pub fn value_spaced(&mut self) -> Result<(&'a str, bool), Unsure> {
+        self.peek().ok_or(Unsure)?;
+        let start = self.pos;
+        let spaced = self.skip_value()?;
+        Ok((self.text.get(start..self.pos).ok_or(Unsure)?, spaced))
+    }
+
+    /// Skips whitespace inside a container; the next byte, if any. `spaced` is set when
+    /// there was some.
+    #[inline]
+    fn inner_peek(&mut self, spaced: &mut bool) -> Option<u8> {
+        let start = self.pos;
+        let next = self.peek();
+        *spaced |= self.pos != start;
+        next
+    }
+
+    /// [`Scanner::inner_peek`], expecting `c`.
+    #[inline]
+    fn inner_expect(&mut self, c: u8, spaced: &mut bool) -> Result<(), Unsure> {
+        if self.inner_peek(spaced) == Some(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(Unsure)
+        }
+    }
+
+    /// Skips one value that starts at `self.pos` (whitespace already skipped); whether it
+    /// held whitespace (outside strings). Arrays and objects are followed with a stack of at
+    /// most [`MAX_DEPTH`] levels (one bit each: set for an object), no recursion.
+    fn skip_value(&mut self) -> Result<bool, Unsure> {
         let mut stack: u128 = 0;
         let mut depth = 0usize;
+        let mut spaced = false;
         loop {
             // A value.
             match self.bytes().get(self.pos).copied().ok_or(Unsure)? {
@@ -208,17 +236,20 @@ impl<'a> Scanner<'a> {
                     self.pos += 1;
                     let object = open == b'{';
                     let close = if object { b'}' } else { b']' };
-                    if !self.eat(close) {
+                    if self.inner_peek(&mut spaced) == Some(close) {
+                        self.pos += 1;
+                    } else {
                         if depth == MAX_DEPTH {
                             return Err(Unsure);
                         }
                         stack = (stack << 1) | u128::from(object);
                         depth += 1;
                         if object {
-                            self.string()?;
-                            self.expect(b':')?;
+                            self.inner_expect(b'"', &mut spaced)?;
+                            self.string_rest()?;
+                            self.inner_expect(b':', &mut spaced)?;
                         }
-                        self.peek();
+                        self.inner_peek(&mut spaced);
                         continue;
                     }
                 }
@@ -231,17 +262,18 @@ impl<'a> Scanner<'a> {
             // After a complete value: close containers, or go on to the next member.
             loop {
                 if depth == 0 {
-                    return Ok(());
+                    return Ok(spaced);
                 }
                 let object = stack & 1 == 1;
-                match self.peek() {
+                match self.inner_peek(&mut spaced) {
                     Some(b',') => {
                         self.pos += 1;
                         if object {
-                            self.string()?;
-                            self.expect(b':')?;
+                            self.inner_expect(b'"', &mut spaced)?;
+                            self.string_rest()?;
+                            self.inner_expect(b':', &mut spaced)?;
                         }
-                        self.peek();
+                        self.inner_peek(&mut spaced);
                         break;
                     }
                     Some(b'}') if object => {
@@ -423,6 +455,33 @@ impl<'a> Scanner<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn value_spaced_tells_whitespace_outside_strings() {
+        let spaced = |t: &str| Scanner::new(t).value_spaced().map(|(v, w)| (v.len(), w));
+        assert_eq!(spaced("[1,2]"), Ok((5, false)));
+        assert_eq!(
+            spaced("  [1,2]  "),
+            Ok((5, false)),
+            "around the value is not inside"
+        );
+        assert_eq!(spaced(r#"["a b","c\td"]"#), Ok((14, false)));
+        assert_eq!(spaced("\"a b\""), Ok((5, false)));
+        for t in [
+            "[1, 2]",
+            "[ 1]",
+            "[1 ]",
+            "[\n]",
+            "{\"a\" :1}",
+            "{\"a\": 1}",
+            "{ \"a\":1}",
+            "{\"a\":1 }",
+            "{\"a\":[[1],\t{}]}",
+            "[[], [ ]]",
+        ] {
+            assert!(spaced(t).unwrap().1, "{t}");
+        }
+    }
 
     /// The scanner's verdict on a whole text: its value when valid, `None` when unsure.
     fn scan(text: &str) -> Option<&str> {
