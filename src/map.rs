@@ -721,6 +721,8 @@ impl<'m> Val<'m> {
 #[derive(Debug)]
 struct Field<'m> {
     key: Cow<'m, str>,
+    /// The key needs no escaping in JSON ([`key_is_clean`]): written without a check.
+    clean: bool,
     val: Val<'m>,
     /// Truncation may remove it (a value outside Segment's spec properties).
     droppable: bool,
@@ -821,13 +823,27 @@ impl<'m> Fields<'m> {
         }
     }
 
-    fn push(&mut self, key: Cow<'m, str>, val: Val<'m>, droppable: bool) {
-        self.mask |= key_bit(&key);
+    fn push(&mut self, key: Cow<'m, str>, clean: bool, val: Val<'m>, droppable: bool) {
+        let bit = key_bit(&key);
+        self.push_with_bit(key, bit, clean, val, droppable);
+    }
+
+    /// [`Fields::push`] with the key's [`key_bit`] already known.
+    fn push_with_bit(
+        &mut self,
+        key: Cow<'m, str>,
+        bit: u128,
+        clean: bool,
+        val: Val<'m>,
+        droppable: bool,
+    ) {
+        self.mask |= bit;
         if let Some(map) = &mut self.large {
             map.insert(key.clone(), self.entries.len());
         }
         self.entries.push(Field {
             key,
+            clean,
             val,
             droppable,
         });
@@ -845,8 +861,16 @@ impl<'m> Fields<'m> {
     /// Adds `val` under `key`. When `key` already holds the same value nothing is added
     /// (nothing is lost); when it holds a different one, `val` is kept under `alt` (the
     /// attribute's own raw key) if that is free, else under `moe_<key>`, `moe_<key>_<n>`:
-    /// never dropped. A displaced value is droppable by truncation.
-    fn place(&mut self, key: &'m str, alt: Option<&'m str>, val: Val<'m>, droppable: bool) {
+    /// never dropped. A displaced value is droppable by truncation. `clean`: `key` and `alt`
+    /// need no escaping in JSON (names of this crate's own, or [`key_is_clean`]).
+    fn place(
+        &mut self,
+        key: &'m str,
+        clean: bool,
+        alt: Option<&'m str>,
+        val: Val<'m>,
+        droppable: bool,
+    ) {
         let val = match &self.rules {
             None => val,
             Some(rules) => match rules.apply(key, val) {
@@ -855,10 +879,11 @@ impl<'m> Fields<'m> {
             },
         };
         // The usual case: a key no field has (nor reserved), told by its filter bit alone.
-        if self.large.is_none() && self.mask & key_bit(key) == 0 {
-            return self.push(Cow::Borrowed(key), val, droppable);
+        let bit = key_bit(key);
+        if self.large.is_none() && self.mask & bit == 0 {
+            return self.push_with_bit(Cow::Borrowed(key), bit, clean, val, droppable);
         }
-        self.place_slow(key, alt, val, droppable);
+        self.place_slow(key, clean, alt, val, droppable);
     }
 
     /// [`Fields::place`] when the key may be taken: tries `key`, then `alt`, then
@@ -867,6 +892,7 @@ impl<'m> Fields<'m> {
     fn place_slow(
         &mut self,
         key: &'m str,
+        clean: bool,
         alt: Option<&'m str>,
         mut val: Val<'m>,
         droppable: bool,
@@ -897,13 +923,24 @@ impl<'m> Fields<'m> {
                 };
             }
             match self.slot(&name, &val) {
-                Slot::Free => return self.push(name, val, droppable || displaced),
+                // `moe_<key>` and `moe_<key>_<n>` are as clean as `key`.
+                Slot::Free => return self.push(name, clean, val, droppable || displaced),
                 Slot::Same => return,
                 // Each failed try meets a distinct existing key: linear overall.
                 Slot::Taken => displaced = true,
             }
         }
     }
+}
+
+/// Whether an attribute key as decoded needs no escaping in JSON: a borrowed key does not.
+/// Both decoders borrow a key only when it holds no escape (the scanner, `Str::escaped`;
+/// serde_json, which also borrows only then), and a JSON string holds no raw `"` or control
+/// character, so a borrowed key has none of the bytes JSON escapes. A key with escapes is
+/// decoded into an owned string and written with [`crate::write::write_str`].
+#[allow(clippy::ptr_arg)] // whether it is borrowed is the point
+fn key_is_clean(key: &Cow<'_, str>) -> bool {
+    matches!(key, Cow::Borrowed(_))
 }
 
 /// One of 128 bits for a key, from its length and three of its bytes (cheap, and different
@@ -933,7 +970,11 @@ impl WriteJson for Fields<'_> {
     fn write_json(&self, out: &mut String) {
         let mut o = Object::new(out);
         for f in &self.entries {
-            f.val.write_json(o.any_key(&f.key));
+            let out = match f.clean {
+                true => o.clean_key(&f.key),
+                false => o.any_key(&f.key),
+            };
+            f.val.write_json(out);
         }
         o.end();
     }
@@ -1053,8 +1094,9 @@ impl WriteJson for Message<'_> {
 /// The event's attributes, classified once: what goes into `properties`, and what
 /// `context` needs.
 struct Scan<'e> {
-    /// (Segment key, raw key, value, is a spec property), in input order.
-    renamed: Vec<(&'e str, &'e str, &'e str, bool)>,
+    /// (Segment key, raw key, value, is a spec property, the keys are clean), in input
+    /// order.
+    renamed: Vec<(&'e str, &'e str, &'e str, bool, bool)>,
     platform: Option<Cow<'e, str>>,
     os_version: Option<Cow<'e, str>>,
     app_version: Option<Cow<'e, str>>,
@@ -1091,9 +1133,11 @@ impl<'e> Scan<'e> {
         for (k, v) in entries {
             let kind = ctx.keys.classify(table, k);
             found.note(kind, v);
+            // Spec names are clean (a test checks the table): the raw key decides.
+            let clean = key_is_clean(k);
             match kind.spec_name() {
-                Some(spec) => renamed.push((spec, k.as_ref(), &**v, true)),
-                None => renamed.push((k.as_ref(), k.as_ref(), &**v, false)),
+                Some(spec) => renamed.push((spec, k.as_ref(), &**v, true, clean)),
+                None => renamed.push((k.as_ref(), k.as_ref(), &**v, false, clean)),
             }
         }
         let mut device = Found::default();
@@ -1157,10 +1201,10 @@ impl<'e> EventTime<'e> {
     }
 
     /// The message's `timestamp`: the event time, else the time received.
-    fn timestamp(&self, received_at_ms: i64) -> String {
+    fn timestamp(&self, received_at_ms: i64) -> time::Iso {
         match self {
-            EventTime::At(ms) => time::format_millis(*ms),
-            EventTime::Missing | EventTime::Invalid(_) => time::format_millis(received_at_ms),
+            EventTime::At(ms) => time::Iso::of(*ms),
+            EventTime::Missing | EventTime::Invalid(_) => time::Iso::of(received_at_ms),
         }
     }
 }
@@ -1185,14 +1229,16 @@ fn properties<'m>(
     ];
     for (key, value) in extras {
         if let Some(v) = value {
-            props.place(key, None, Val::Str(v), false);
+            props.place(key, true, None, Val::Str(v), false);
         }
     }
     match time {
         EventTime::Invalid(raw) => {
-            props.place("moe_event_time_invalid", None, Val::Str(raw), false)
+            props.place("moe_event_time_invalid", true, None, Val::Str(raw), false)
         }
-        EventTime::Missing => props.place("moe_event_time_missing", None, Val::Bool(true), false),
+        EventTime::Missing => {
+            props.place("moe_event_time_missing", true, None, Val::Bool(true), false)
+        }
         EventTime::At(_) => {}
     }
     props.reserve(TRUNCATED_KEY);
@@ -1209,11 +1255,11 @@ fn properties<'m>(
                 true => Val::Raw(v).hashed(key),
                 false => Val::Raw(v),
             };
-            props.place(key, None, val, true);
+            props.place(key, true, None, val, true);
         }
     }
-    for &(key, raw_key, v, spec) in &scan.renamed {
-        props.place(key, Some(raw_key), Val::Raw(v), !spec);
+    for &(key, raw_key, v, spec, clean) in &scan.renamed {
+        props.place(key, clean, Some(raw_key), Val::Raw(v), !spec);
     }
     props
 }
@@ -1227,13 +1273,19 @@ fn traits<'m>(event: &'m Event<'_>, options: &'m MappingOptions) -> Fields<'m> {
     let mut traits =
         Fields::with_capacity(2 + event.user_attributes.entries().len()).with_rules(rules);
     if let Some(email) = text(&event.email_id) {
-        traits.place("email", None, Val::Str(email), false);
+        traits.place("email", true, None, Val::Str(email), false);
     }
     if let Some(phone) = text(&event.mobile_number) {
-        traits.place("phone", None, Val::Str(phone), false);
+        traits.place("phone", true, None, Val::Str(phone), false);
     }
     for (k, v) in event.user_attributes.entries() {
-        traits.place(k, None, Val::Raw(v), k != "moengage_user_id");
+        traits.place(
+            k,
+            key_is_clean(k),
+            None,
+            Val::Raw(v),
+            k != "moengage_user_id",
+        );
     }
     traits
 }
@@ -1285,7 +1337,7 @@ fn map_event(
         user_id: identity.user_id,
         anonymous_id: identity.anonymous_id.as_deref(),
         message_id: &message_id,
-        timestamp: &timestamp,
+        timestamp: timestamp.as_str(),
         properties: properties(event, ctx, &scan, &time),
         context: Context {
             library: Library {
@@ -1336,11 +1388,13 @@ fn truncate(message: &mut Message<'_>, size: usize) -> Result<String, RejectReas
     let props = &mut message.properties.entries;
     props.push(Field {
         key: Cow::Borrowed(TRUNCATED_KEY),
+        clean: true,
         val: Val::List(paths),
         droppable: false,
     });
     props.push(Field {
         key: Cow::Borrowed(TRUNCATED_COUNT_KEY),
+        clean: true,
         val: Val::Count(dropped),
         droppable: false,
     });
@@ -1613,7 +1667,7 @@ impl MergedTraits {
         let mut out = Fields::with_capacity(self.entries.len());
         for (key, json, droppable) in &self.entries {
             // Written by `to_json` above: valid JSON.
-            out.push(Cow::Borrowed(key), Val::Raw(json), *droppable);
+            out.push(Cow::Borrowed(key), false, Val::Raw(json), *droppable);
         }
         out
     }
@@ -1709,7 +1763,7 @@ fn map_identify(
         user_id: identity.user_id,
         anonymous_id: identity.anonymous_id.as_deref(),
         message_id: &message_id,
-        timestamp: &timestamp,
+        timestamp: timestamp.as_str(),
         traits,
         context: IdentifyContext {
             library: Library {
@@ -1754,6 +1808,50 @@ mod tests {
             (Some(m), None) => Ok(serde_json::from_str(&m.json).unwrap()),
             (None, Some(r)) => Err(r.reason),
             other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn keys_that_need_escaping_are_escaped() {
+        // Keys with escapes are decoded to owned strings and written escaped; the same keys
+        // displaced (`moe_<key>`) too. Clean keys skip the check (`key_is_clean`), which a
+        // debug assertion in `Object::clean_key` holds them to.
+        let odd = [
+            "q\"uote",
+            "back\\slash",
+            "new\nline",
+            "ctl\u{1}",
+            "tab\t",
+            "é\"é",
+        ];
+        let mut attrs = serde_json::Map::new();
+        for (i, k) in odd.iter().enumerate() {
+            attrs.insert((*k).to_owned(), json!(i));
+        }
+        attrs.insert("plain".into(), json!("p"));
+        let m = map_one(
+            json!({"event_name": "Custom", "event_uuid": "u-1", "uid": "user",
+            "event_attributes": attrs, "user_attributes": attrs,
+            // `event_uuid` again, different: displaced to `moe_event_uuid`.
+            "device_attributes": {"event_uuid": "other"}}),
+        )
+        .unwrap();
+        for (i, k) in odd.iter().enumerate() {
+            assert_eq!(m["properties"][*k], json!(i), "{k:?} in {m}");
+            assert_eq!(m["context"]["traits"][*k], json!(i), "{k:?} in {m}");
+        }
+        assert_eq!(m["properties"]["plain"], "p");
+    }
+
+    #[test]
+    fn spec_property_names_need_no_escaping() {
+        // They are written as clean keys (`Scan::new`).
+        for name in PropertyTable::global().names() {
+            assert_eq!(
+                crate::scan::next_special(name.as_bytes(), 0),
+                None,
+                "{name:?}"
+            );
         }
     }
 
@@ -2128,7 +2226,7 @@ mod tests {
         fn random<K, V>(_: &HashMap<K, V, RandomState>) {}
         let mut fields = Fields::with_capacity(40);
         for i in 0..40 {
-            fields.push(Cow::Owned(format!("k{i}")), Val::Bool(true), true);
+            fields.push(Cow::Owned(format!("k{i}")), true, Val::Bool(true), true);
         }
         random(fields.large.as_ref().unwrap());
     }

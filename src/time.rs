@@ -135,30 +135,44 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn format_millis(millis: i64) -> String {
-    let millis = millis.clamp(0, MAX_MILLIS);
-    let secs = millis.div_euclid(1000);
-    let ms = millis.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    // Written digit by digit: `format!` with padding costs more than the rest of a message's
-    // timestamp handling together.
-    let mut out = *b"0000-00-00T00:00:00.000Z";
-    let mut put = |at: usize, width: usize, mut v: u64| {
-        for i in (at..at + width).rev() {
-            out[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, y as u64);
-    put(5, 2, u64::from(m));
-    put(8, 2, u64::from(d));
-    put(11, 2, (sod / 3600) as u64);
-    put(14, 2, ((sod / 60) % 60) as u64);
-    put(17, 2, (sod % 60) as u64);
-    put(20, 3, ms as u64);
-    // Only ASCII digits and punctuation were written.
-    out.iter().map(|&b| char::from(b)).collect()
+    Iso::of(millis).as_str().to_owned()
+}
+
+/// An instant as `YYYY-MM-DDTHH:MM:SS.mmmZ`, on the stack (one per message: no allocation).
+#[derive(Debug, Clone, Copy)]
+pub struct Iso([u8; 24]);
+
+impl Iso {
+    pub fn of(millis: i64) -> Iso {
+        let millis = millis.clamp(0, MAX_MILLIS);
+        let secs = millis.div_euclid(1000);
+        let ms = millis.rem_euclid(1000);
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        // Written digit by digit: `format!` with padding costs more than the rest of a
+        // message's timestamp handling together.
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, y as u64);
+        put(5, 2, u64::from(m));
+        put(8, 2, u64::from(d));
+        put(11, 2, (sod / 3600) as u64);
+        put(14, 2, ((sod / 60) % 60) as u64);
+        put(17, 2, (sod % 60) as u64);
+        put(20, 3, ms as u64);
+        Iso(out)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation are ever written.
+        std::str::from_utf8(&self.0).unwrap_or("")
+    }
 }
 
 /// The current time in epoch milliseconds.

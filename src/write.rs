@@ -23,8 +23,17 @@ pub fn to_json<T: WriteJson + ?Sized>(value: &T, capacity: usize) -> String {
 /// Writes `s` as a JSON string, escaped as serde_json escapes it: `"`, `\`, and control
 /// characters (`\b \f \n \r \t`, else `\u00XX`); everything else as it is.
 pub fn write_str(out: &mut String, s: &str) {
+    let Some(first) = next_special(s.as_bytes(), 0) else {
+        // Most strings need no escape: one reservation, one copy.
+        out.reserve(s.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    };
     out.push('"');
-    let mut rest = s;
+    let (clean, mut rest) = s.split_at(first);
+    out.push_str(clean);
     // The bytes JSON escapes are the ones the scanner stops at in strings.
     while let Some(at) = next_special(rest.as_bytes(), 0) {
         // `at` is an ASCII byte: a char boundary.
@@ -71,6 +80,20 @@ impl<'o> Object<'o> {
     /// writes the value into the returned buffer.
     pub fn key(&mut self, key: &'static str) -> &mut String {
         debug_assert!(next_special(key.as_bytes(), 0).is_none());
+        self.out.push_str(if self.first { "\"" } else { ",\"" });
+        self.first = false;
+        self.out.push_str(key);
+        self.out.push_str("\":");
+        self.out
+    }
+
+    /// Starts a member whose key is known to need no escaping (see `map::key_is_clean`).
+    pub fn clean_key(&mut self, key: &str) -> &mut String {
+        debug_assert!(
+            next_special(key.as_bytes(), 0).is_none(),
+            "a key said to be clean needs escaping: {key:?}"
+        );
+        self.out.reserve(key.len() + 4);
         self.out.push_str(if self.first { "\"" } else { ",\"" });
         self.first = false;
         self.out.push_str(key);
