@@ -670,14 +670,14 @@ impl Val<'_> {
     /// Whether two values say the same (so keeping one loses nothing): the same text for
     /// scalars, the same compact JSON otherwise.
     fn same_as(&self, other: &Val<'_>) -> bool {
-        let scalar = |v: &Val<'_>| -> Option<String> {
+        fn scalar<'v>(v: &'v Val<'_>) -> Option<Cow<'v, str>> {
             match v {
-                Val::Str(s) => Some(s.trim().to_owned()),
-                Val::Hashed(s) => Some(s.clone()),
-                Val::Raw(r) => decode::raw_scalar_text(r).map(Cow::into_owned),
+                Val::Str(s) => Some(Cow::Borrowed(s.trim())),
+                Val::Hashed(s) => Some(Cow::Borrowed(s)),
+                Val::Raw(r) => decode::raw_scalar_text(r),
                 _ => None,
             }
-        };
+        }
         match (self, other) {
             (Val::Raw(a), Val::Raw(b)) => a == b,
             (Val::Bool(a), Val::Bool(b)) => a == b,
@@ -732,8 +732,9 @@ struct Field<'m> {
 #[derive(Debug)]
 struct Fields<'m> {
     entries: Vec<Field<'m>>,
-    /// Keys taken for fields added later, so no input value can claim them.
-    reserved: Vec<&'m str>,
+    /// Keys taken for fields added later, so no input value can claim them (only
+    /// `properties` takes any: the truncation record's).
+    reserved: &'static [&'static str],
     /// Key → position, once the object is too large for a linear search (randomly seeded:
     /// the keys come from the request).
     large: Option<HashMap<Cow<'m, str>, usize>>,
@@ -779,7 +780,7 @@ impl<'m> Fields<'m> {
     fn with_capacity(n: usize) -> Self {
         Fields {
             entries: Vec::with_capacity(n),
-            reserved: Vec::new(),
+            reserved: &[],
             large: None,
             mask: 0,
             next_suffix: 2,
@@ -796,10 +797,12 @@ impl<'m> Fields<'m> {
         self.entries.is_empty()
     }
 
-    /// Takes `key` for a field added later.
-    fn reserve(&mut self, key: &'m str) {
-        self.mask |= key_bit(key);
-        self.reserved.push(key);
+    /// Takes `keys` for fields added later.
+    fn reserve(&mut self, keys: &'static [&'static str]) {
+        for key in keys {
+            self.mask |= key_bit(key);
+        }
+        self.reserved = keys;
     }
 
     fn find(&self, key: &str) -> Option<usize> {
@@ -1241,8 +1244,7 @@ fn properties<'m>(
         }
         EventTime::At(_) => {}
     }
-    props.reserve(TRUNCATED_KEY);
-    props.reserve(TRUNCATED_COUNT_KEY);
+    props.reserve(&[TRUNCATED_KEY, TRUNCATED_COUNT_KEY]);
     for (key, attrs) in [
         ("moe_event_attributes", &event.event_attributes),
         ("moe_user_attributes", &event.user_attributes),
