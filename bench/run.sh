@@ -3,8 +3,9 @@
 #   bench/run.sh            # needs: cargo, python3, node, hyperfine (apt-get install hyperfine)
 #   BEFORE=/path/to/an/older/moe2seg bench/run.sh   # the same figures for an older build too
 # Prints: moe2seg map vs the serde_json floor (examples/floor.rs) vs a hand-written Node.js
-# mapping (bench/node_map.js) on 100- and 50,000-event bodies; peak RSS on a ~1 MB body;
-# release binary sizes. Machines are noisy: compare the ratios within one run.
+# mapping (bench/node_map.js) on 100- and 50,000-event bodies; peak RSS on a ~1 MB body; a
+# warm 100-event handler invocation's own time and heap allocations; release binary sizes.
+# Machines are noisy: compare the ratios within one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${BENCH_DIR:-/tmp/moe2seg-bench}"
@@ -63,6 +64,9 @@ if command -v valgrind >/dev/null; then
     done
   done
 fi
+
+echo; echo "== one warm 100-event invocation inside the process (cargo bench --bench invocation)"
+cargo bench --quiet --bench invocation 2>/dev/null
 
 echo; echo "== stripped release binaries (x86_64, as built on their own)"
 echo "$SIZES"
