@@ -39,6 +39,7 @@ pub mod handler;
 pub mod invoke;
 pub mod json;
 pub mod lambda_adapter;
+pub mod logging;
 pub mod map;
 pub mod metrics;
 pub mod oauth;

@@ -3,7 +3,7 @@
 //! Gateway / Function URL events (the webhook; an event lambda_http cannot convert is
 //! answered 400) and SQS events from the parked queue (redelivery).
 
-use lambda_http::{Context, Error, Request, service_fn, tracing};
+use lambda_http::{Context, Error, Request, service_fn};
 use moengage_segment::app::{self, DryRunWhen, Options};
 use moengage_segment::config::Env;
 use moengage_segment::lambda_adapter;
@@ -11,7 +11,7 @@ use moengage_segment::metrics::MetricsSink;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    moengage_segment::logging::init_stdout();
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
     let opts = Options {
         dry_run: DryRunWhen::Never,

@@ -120,7 +120,7 @@ async fn env_and_app(dry_run: DryRunWhen) -> Result<(Env, app::App), ExitCode> {
 async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> ExitCode {
     use moengage_segment::park::SqsQueue;
     use moengage_segment::replay::{self, ReplayOptions};
-    lambda_http::tracing::init_default_subscriber_with_writer(io::stderr);
+    moengage_segment::logging::init(io::stderr);
     let when = if dry_run {
         DryRunWhen::Always
     } else {
@@ -205,7 +205,7 @@ fn map(file: Option<String>, options: Option<String>) -> ExitCode {
 }
 
 async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode {
-    lambda_http::tracing::init_default_subscriber_with_writer(io::stderr);
+    moengage_segment::logging::init(io::stderr);
     let text = match std::fs::read(&event_file) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => {
