@@ -144,7 +144,11 @@ mod tests {
         assert!(skipped.is_empty(), "{skipped:?}");
         assert!(enabled(&t, "moengage_segment::deliver", Level::DEBUG));
         assert!(!enabled(&t, "moengage_segment::deliver", Level::TRACE));
-        assert!(enabled(&t, "aws_smithy_runtime::client::orchestrator", Level::TRACE));
+        assert!(enabled(
+            &t,
+            "aws_smithy_runtime::client::orchestrator",
+            Level::TRACE
+        ));
         assert!(!enabled(&t, "aws_smithy_runtime::x", Level::INFO));
         assert!(enabled(&t, "hyper::proto", Level::TRACE));
         assert!(!enabled(&t, "reqwest", Level::INFO));
