@@ -10,14 +10,28 @@
 //! Redirects are never followed (a 301/302 would be re-sent as a GET without the batch, and
 //! its 200 would count as delivered): a 3xx answer is a failure, retried like a 5xx. Segment's
 //! answer body is read only up to [`MAX_RESPONSE_BYTES`], for the error excerpt.
+//!
+//! The HTTP client is hyper's (hyper-util's pooled client, hyper-rustls with the system's root
+//! certificates and aws-lc-rs): the same HTTP and TLS crates the AWS SDK already brings, so the
+//! binary carries one HTTP stack. HTTP/1.1 only; `http://` base URLs are allowed (local
+//! stand-ins).
 
+use std::future::Future;
 use std::io::Write;
 use std::ops::Range;
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::Secret;
 use crate::map::Mapped;
@@ -35,6 +49,17 @@ pub const MAX_RESPONSE_BYTES: usize = 4096;
 pub const MAX_EXCERPT_BYTES: usize = 300;
 /// Bytes of a redirect's `Location` kept in errors.
 const MAX_LOCATION_BYTES: usize = 100;
+/// Sent on every request.
+const USER_AGENT_VALUE: &str = concat!("moengage-segment/", env!("CARGO_PKG_VERSION"));
+/// Bound on setting up a connection: TCP connect and TLS handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Pooled connections unused for this long are closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// TCP keep-alive: first probe after this much idle time ...
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+/// ... then every 15 s, at most 3 probes (as the reqwest client used before).
+const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+const TCP_KEEPALIVE_RETRIES: u32 = 3;
 
 /// Splits messages into request-sized ranges, keeping input order.
 pub fn chunk(messages: &[Mapped]) -> Vec<Range<usize>> {
@@ -185,11 +210,23 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Segment's HTTP client (one per process, connections reused across invocations).
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Connector = ConnectTimeout<hyper_rustls::HttpsConnector<HttpConnector>>;
+
+/// Segment's HTTP client (one per process, connections reused across invocations; a clone
+/// shares the pool).
 #[derive(Debug, Clone)]
 pub struct SegmentClient {
-    http: reqwest::Client,
+    http: Arc<Client<Connector, Full<Bytes>>>,
     policy: RetryPolicy,
+}
+
+/// Why [`SegmentClient::new`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No usable root certificate in the system's store (or a TLS set-up error).
+    #[error("TLS set-up: {0}")]
+    Tls(std::io::Error),
 }
 
 /// Whether Segment's official SDKs retry this status.
@@ -225,37 +262,71 @@ enum Attempt {
 }
 
 impl SegmentClient {
-    /// The production client: pooled keep-alive connections, a 3 s connect timeout, and no
-    /// redirects followed.
-    pub fn new(policy: RetryPolicy) -> Result<Self, reqwest::Error> {
-        let builder = reqwest::Client::builder()
-            .user_agent(concat!("moengage-segment/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(3))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_keepalive(Duration::from_secs(30));
-        SegmentClient::with_builder(builder, policy)
-    }
-
-    /// A client from the caller's builder, with redirects turned off whatever the builder
-    /// says: a followed 301/302 turns the POST into a GET without the batch, and its 2xx would
-    /// count as delivered.
-    pub fn with_builder(
-        builder: reqwest::ClientBuilder,
-        policy: RetryPolicy,
-    ) -> Result<Self, reqwest::Error> {
-        let http = builder
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        Ok(SegmentClient { http, policy })
+    /// The production client: pooled keep-alive connections, a 3 s connect timeout (TCP and
+    /// TLS), certificates checked against the system's roots, and no redirects followed (hyper
+    /// never follows one).
+    pub fn new(policy: RetryPolicy) -> Result<Self, ClientError> {
+        let mut tcp = HttpConnector::new();
+        // The TLS layer checks the scheme: https:// gets TLS, http:// (local stand-ins) not.
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        tcp.set_keepalive(Some(TCP_KEEPALIVE));
+        tcp.set_keepalive_interval(Some(TCP_KEEPALIVE_INTERVAL));
+        tcp.set_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(ClientError::Tls)?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let http = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(ConnectTimeout {
+                inner: https,
+                timeout: CONNECT_TIMEOUT,
+            });
+        Ok(SegmentClient {
+            http: Arc::new(http),
+            policy,
+        })
     }
 
     /// Opens (and pools) a connection to `base_url` so the first invocation pays no TCP/TLS
     /// handshake. Any HTTP answer counts; errors are returned for logging only.
     pub async fn warm(&self, base_url: &str, timeout: Duration) -> Result<u16, String> {
         let url = format!("{}/v1/batch", base_url.trim_end_matches('/'));
-        match self.http.head(url).timeout(timeout).send().await {
-            Ok(r) => Ok(r.status().as_u16()),
-            Err(e) => Err(error_chain(&e)),
+        let req = http::Request::head(&url)
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header(ACCEPT, "*/*")
+            .body(Full::new(Bytes::new()));
+        let deadline = tokio::time::Instant::now() + timeout;
+        // The answer to a HEAD has no body: dropping it returns the connection to the pool.
+        self.send(&url, req, deadline, timeout)
+            .await
+            .map(|r| r.status().as_u16())
+    }
+
+    /// Sends one request; the answer's head must come before `deadline`.
+    async fn send(
+        &self,
+        url: &str,
+        req: http::Result<http::Request<Full<Bytes>>>,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+        let req = req.map_err(|e| format!("invalid request to {url}: {}", error_chain(&e)))?;
+        match tokio::time::timeout_at(deadline, self.http.request(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(format!(
+                "error sending request for url ({url}): {}",
+                error_chain(&e)
+            )),
+            Err(_) => Err(format!(
+                "error sending request for url ({url}): timed out after {timeout:?}"
+            )),
         }
     }
 
@@ -266,23 +337,23 @@ impl SegmentClient {
         retry: u32,
         timeout: Duration,
     ) -> Attempt {
+        // One bound for the whole exchange: connection, request, answer head and the body read.
+        let deadline = tokio::time::Instant::now() + timeout;
         let auth = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:", target.write_key.expose()));
-        let sent = self
-            .http
-            .post(target.batch_url())
-            .header("content-type", "application/json")
-            .header("authorization", format!("Basic {auth}"))
-            .header("x-retry-count", retry.to_string())
-            .timeout(timeout)
-            .body(body)
-            .send()
-            .await;
-        let mut resp = match sent {
+        let url = target.batch_url();
+        let req = http::Request::post(&url)
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header(ACCEPT, "*/*")
+            .header(CONTENT_TYPE, "application/json")
+            .header(AUTHORIZATION, format!("Basic {auth}"))
+            .header("x-retry-count", retry)
+            .body(Full::new(Bytes::from(body)));
+        let mut resp = match self.send(&url, req, deadline, timeout).await {
             Ok(r) => r,
-            Err(e) => {
+            Err(error) => {
                 return Attempt::Retry {
-                    error: error_chain(&e),
+                    error,
                     retry_after: None,
                 };
             }
@@ -303,7 +374,7 @@ impl SegmentClient {
             .flatten();
         // A short answer is read to its end (the connection stays reusable); a long one only
         // up to the cap, then dropped with its connection.
-        let excerpt = excerpt(&read_capped(&mut resp, MAX_RESPONSE_BYTES).await);
+        let excerpt = excerpt(&read_capped(resp.body_mut(), MAX_RESPONSE_BYTES, deadline).await);
         match status {
             200..=299 => Attempt::Done,
             300..=399 => Attempt::Retry {
@@ -399,20 +470,64 @@ impl SegmentClient {
     }
 }
 
-/// Reads at most `cap` bytes of the body; a read error ends the body early (the status is
-/// what counts, the body is only an excerpt for errors).
-async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Vec<u8> {
+/// Reads at most `cap` bytes of the body before `deadline`; a read error or the deadline ends
+/// the body early (the status is what counts, the body is only an excerpt for errors).
+async fn read_capped<B>(body: &mut B, cap: usize, deadline: tokio::time::Instant) -> Vec<u8>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+{
     let mut buf = Vec::new();
     while buf.len() < cap {
-        match resp.chunk().await {
-            Ok(Some(bytes)) => {
-                let take = bytes.len().min(cap - buf.len());
-                buf.extend_from_slice(&bytes[..take]);
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                // Trailers (not data) are skipped.
+                if let Some(bytes) = frame.data_ref() {
+                    let take = bytes.len().min(cap - buf.len());
+                    buf.extend_from_slice(&bytes[..take]);
+                }
             }
-            Ok(None) | Err(_) => break,
+            Ok(None | Some(Err(_))) | Err(_) => break,
         }
     }
     buf
+}
+
+/// A connector whose connections must be set up (TCP connect and TLS handshake) within
+/// `timeout`; the TCP connector's own timeout covers only the connect.
+#[derive(Debug, Clone)]
+struct ConnectTimeout<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+impl<C> tower_service::Service<http::Uri> for ConnectTimeout<C>
+where
+    C: tower_service::Service<http::Uri>,
+    C::Error: Into<BoxError>,
+    C::Future: Send + 'static,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let timeout = self.timeout;
+        let connecting = self.inner.call(uri);
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, connecting).await {
+                Ok(r) => r.map_err(Into::into),
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connect timed out after {timeout:?}"),
+                )
+                .into()),
+            }
+        })
+    }
 }
 
 /// The first [`MAX_EXCERPT_BYTES`] bytes of an answer body (lossy UTF-8, printable).
@@ -655,7 +770,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_constructor_follows_redirects() {
+    async fn redirects_are_not_followed() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -673,19 +788,85 @@ mod tests {
                 });
             }
         });
+        let c = SegmentClient::new(RetryPolicy::default()).unwrap();
         let url = format!("http://{addr}");
-        let clients = [
-            SegmentClient::new(RetryPolicy::default()).unwrap(),
-            // A builder asking for redirects still gets none.
-            SegmentClient::with_builder(
-                reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(5)),
-                RetryPolicy::default(),
-            )
-            .unwrap(),
-        ];
-        for c in clients {
-            assert_eq!(c.warm(&url, Duration::from_secs(2)).await, Ok(302));
+        assert_eq!(c.warm(&url, Duration::from_secs(2)).await, Ok(302));
+    }
+
+    #[tokio::test]
+    async fn transport_errors_are_readable() {
+        use tokio::io::AsyncReadExt;
+        let c = SegmentClient::new(RetryPolicy::default()).unwrap();
+        // Nobody listening.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let e = c.warm(&url, Duration::from_secs(2)).await.unwrap_err();
+        assert!(
+            e.starts_with(&format!("error sending request for url ({url}/v1/batch): "))
+                && e.to_lowercase().contains("connection refused"),
+            "{e}"
+        );
+        // A server that takes the request and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = silent.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while sock.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+                });
+            }
+        });
+        let e = c
+            .warm(&format!("http://{addr}"), Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(e.ends_with("timed out after 200ms"), "{e}");
+        // https:// is TLS: a plain-HTTP server fails the handshake.
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = plain.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Ok((mut sock, _)) = plain.accept().await {
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let e = c
+            .warm(&format!("https://{addr}"), Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(e.contains("client error (Connect)"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn connection_set_up_is_bounded() {
+        use tower_service::Service;
+        /// A connector that never connects.
+        #[derive(Clone)]
+        struct Never;
+        impl tower_service::Service<http::Uri> for Never {
+            type Response = ();
+            type Error = std::io::Error;
+            type Future = std::future::Pending<Result<(), std::io::Error>>;
+            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), std::io::Error>> {
+                Poll::Ready(Ok(()))
+            }
+            fn call(&mut self, _: http::Uri) -> Self::Future {
+                std::future::pending()
+            }
         }
+        let mut c = ConnectTimeout {
+            inner: Never,
+            timeout: Duration::from_millis(50),
+        };
+        let e = c
+            .call(http::Uri::from_static("https://api.segment.io/"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "connect timed out after 50ms");
     }
 
     #[test]
