@@ -11,27 +11,21 @@
 //! its 200 would count as delivered): a 3xx answer is a failure, retried like a 5xx. Segment's
 //! answer body is read only up to [`MAX_RESPONSE_BYTES`], for the error excerpt.
 //!
-//! The HTTP client is hyper's (hyper-util's pooled client, hyper-rustls with the system's root
-//! certificates and aws-lc-rs): the same HTTP and TLS crates the AWS SDK already brings, so the
-//! binary carries one HTTP stack. HTTP/1.1 only; `http://` base URLs are allowed (local
-//! stand-ins).
+//! The transport is the `moengage-segment-http` crate (`http-client/`): hyper-util's pooled
+//! client and hyper-rustls with the system's root certificates and aws-lc-rs, the same HTTP
+//! and TLS crates the AWS SDK already brings, so the binary carries one HTTP stack. HTTP/1.1
+//! only; `http://` base URLs are allowed (local stand-ins).
 
-use std::future::Future;
 use std::io::Write;
 use std::ops::Range;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use moengage_segment_http as transport;
 
 use crate::config::Secret;
 use crate::map::Mapped;
@@ -55,11 +49,8 @@ const USER_AGENT_VALUE: &str = concat!("moengage-segment/", env!("CARGO_PKG_VERS
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Pooled connections unused for this long are closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-/// TCP keep-alive: first probe after this much idle time ...
+/// Idle time before the first TCP keep-alive probe.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
-/// ... then every 15 s, at most 3 probes (as the reqwest client used before).
-const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
-const TCP_KEEPALIVE_RETRIES: u32 = 3;
 
 /// Splits messages into request-sized ranges, keeping input order.
 pub fn chunk(messages: &[Mapped]) -> Vec<Range<usize>> {
@@ -210,24 +201,16 @@ impl Default for RetryPolicy {
     }
 }
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Connector = ConnectTimeout<hyper_rustls::HttpsConnector<HttpConnector>>;
-
 /// Segment's HTTP client (one per process, connections reused across invocations; a clone
 /// shares the pool).
 #[derive(Debug, Clone)]
 pub struct SegmentClient {
-    http: Arc<Client<Connector, Full<Bytes>>>,
+    http: transport::Client,
     policy: RetryPolicy,
 }
 
-/// Why [`SegmentClient::new`] failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// No usable root certificate in the system's store (or a TLS set-up error).
-    #[error("TLS set-up: {0}")]
-    Tls(std::io::Error),
-}
+/// Why [`SegmentClient::new`] failed: no usable root certificate in the system's store.
+pub type ClientError = transport::BuildError;
 
 /// Whether Segment's official SDKs retry this status.
 pub fn is_retryable_status(status: u16) -> bool {
@@ -266,32 +249,12 @@ impl SegmentClient {
     /// TLS), certificates checked against the system's roots, and no redirects followed (hyper
     /// never follows one).
     pub fn new(policy: RetryPolicy) -> Result<Self, ClientError> {
-        let mut tcp = HttpConnector::new();
-        // The TLS layer checks the scheme: https:// gets TLS, http:// (local stand-ins) not.
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        tcp.set_keepalive(Some(TCP_KEEPALIVE));
-        tcp.set_keepalive_interval(Some(TCP_KEEPALIVE_INTERVAL));
-        tcp.set_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-            .map_err(ClientError::Tls)?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
-        let http = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(ConnectTimeout {
-                inner: https,
-                timeout: CONNECT_TIMEOUT,
-            });
-        Ok(SegmentClient {
-            http: Arc::new(http),
-            policy,
-        })
+        let http = transport::Client::new(&transport::Settings {
+            connect_timeout: CONNECT_TIMEOUT,
+            pool_idle_timeout: POOL_IDLE_TIMEOUT,
+            tcp_keepalive: TCP_KEEPALIVE,
+        })?;
+        Ok(SegmentClient { http, policy })
     }
 
     /// Opens (and pools) a connection to `base_url` so the first invocation pays no TCP/TLS
@@ -301,33 +264,27 @@ impl SegmentClient {
         let req = http::Request::head(&url)
             .header(USER_AGENT, USER_AGENT_VALUE)
             .header(ACCEPT, "*/*")
-            .body(Full::new(Bytes::new()));
-        let deadline = tokio::time::Instant::now() + timeout;
-        // The answer to a HEAD has no body: dropping it returns the connection to the pool.
-        self.send(&url, req, deadline, timeout)
+            .body(Bytes::new());
+        // The answer to a HEAD has no body: the connection goes back to the pool.
+        self.send(&url, req, 0, timeout)
             .await
-            .map(|r| r.status().as_u16())
+            .map(|a| a.status.as_u16())
     }
 
-    /// Sends one request; the answer's head must come before `deadline`.
+    /// Sends one request: the answer's head and at most `body_cap` bytes of its body, all
+    /// within `timeout`; errors as text.
     async fn send(
         &self,
         url: &str,
-        req: http::Result<http::Request<Full<Bytes>>>,
-        deadline: tokio::time::Instant,
+        req: http::Result<http::Request<Bytes>>,
+        body_cap: usize,
         timeout: Duration,
-    ) -> Result<http::Response<hyper::body::Incoming>, String> {
+    ) -> Result<transport::Answer, String> {
         let req = req.map_err(|e| format!("invalid request to {url}: {}", error_chain(&e)))?;
-        match tokio::time::timeout_at(deadline, self.http.request(req)).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(format!(
-                "error sending request for url ({url}): {}",
-                error_chain(&e)
-            )),
-            Err(_) => Err(format!(
-                "error sending request for url ({url}): timed out after {timeout:?}"
-            )),
-        }
+        self.http
+            .send(req, body_cap, timeout)
+            .await
+            .map_err(|e| format!("error sending request for url ({url}): {}", error_chain(&e)))
     }
 
     async fn attempt(
@@ -337,8 +294,6 @@ impl SegmentClient {
         retry: u32,
         timeout: Duration,
     ) -> Attempt {
-        // One bound for the whole exchange: connection, request, answer head and the body read.
-        let deadline = tokio::time::Instant::now() + timeout;
         let auth = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:", target.write_key.expose()));
         let url = target.batch_url();
@@ -348,9 +303,12 @@ impl SegmentClient {
             .header(CONTENT_TYPE, "application/json")
             .header(AUTHORIZATION, format!("Basic {auth}"))
             .header("x-retry-count", retry)
-            .body(Full::new(Bytes::from(body)));
-        let mut resp = match self.send(&url, req, deadline, timeout).await {
-            Ok(r) => r,
+            .body(Bytes::from(body));
+        // One timeout for the whole exchange, the body read included. A short answer is read
+        // to its end (the connection stays reusable); a long one only up to the cap, then
+        // dropped with its connection.
+        let answer = match self.send(&url, req, MAX_RESPONSE_BYTES, timeout).await {
+            Ok(a) => a,
             Err(error) => {
                 return Attempt::Retry {
                     error,
@@ -358,23 +316,22 @@ impl SegmentClient {
                 };
             }
         };
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
+        let status = answer.status.as_u16();
+        let retry_after = answer
+            .headers
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let location = (300..400)
             .contains(&status)
             .then(|| {
-                resp.headers()
+                answer
+                    .headers
                     .get("location")
                     .map(|v| location_excerpt(v.as_bytes()))
             })
             .flatten();
-        // A short answer is read to its end (the connection stays reusable); a long one only
-        // up to the cap, then dropped with its connection.
-        let excerpt = excerpt(&read_capped(resp.body_mut(), MAX_RESPONSE_BYTES, deadline).await);
+        let excerpt = excerpt(&answer.body);
         match status {
             200..=299 => Attempt::Done,
             300..=399 => Attempt::Retry {
@@ -467,66 +424,6 @@ impl SegmentClient {
             .saturating_mul(1u32 << retry.min(16))
             .min(self.policy.max_delay);
         d.mul_f64(0.5 + fastrand::f64() * 0.5)
-    }
-}
-
-/// Reads at most `cap` bytes of the body before `deadline`; a read error or the deadline ends
-/// the body early (the status is what counts, the body is only an excerpt for errors).
-async fn read_capped<B>(body: &mut B, cap: usize, deadline: tokio::time::Instant) -> Vec<u8>
-where
-    B: hyper::body::Body<Data = Bytes> + Unpin,
-{
-    let mut buf = Vec::new();
-    while buf.len() < cap {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Ok(Some(Ok(frame))) => {
-                // Trailers (not data) are skipped.
-                if let Some(bytes) = frame.data_ref() {
-                    let take = bytes.len().min(cap - buf.len());
-                    buf.extend_from_slice(&bytes[..take]);
-                }
-            }
-            Ok(None | Some(Err(_))) | Err(_) => break,
-        }
-    }
-    buf
-}
-
-/// A connector whose connections must be set up (TCP connect and TLS handshake) within
-/// `timeout`; the TCP connector's own timeout covers only the connect.
-#[derive(Debug, Clone)]
-struct ConnectTimeout<C> {
-    inner: C,
-    timeout: Duration,
-}
-
-impl<C> tower_service::Service<http::Uri> for ConnectTimeout<C>
-where
-    C: tower_service::Service<http::Uri>,
-    C::Error: Into<BoxError>,
-    C::Future: Send + 'static,
-{
-    type Response = C::Response;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<C::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
-    }
-
-    fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let timeout = self.timeout;
-        let connecting = self.inner.call(uri);
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, connecting).await {
-                Ok(r) => r.map_err(Into::into),
-                Err(_) => Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("connect timed out after {timeout:?}"),
-                )
-                .into()),
-            }
-        })
     }
 }
 
@@ -839,34 +736,6 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.contains("client error (Connect)"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn connection_set_up_is_bounded() {
-        use tower_service::Service;
-        /// A connector that never connects.
-        #[derive(Clone)]
-        struct Never;
-        impl tower_service::Service<http::Uri> for Never {
-            type Response = ();
-            type Error = std::io::Error;
-            type Future = std::future::Pending<Result<(), std::io::Error>>;
-            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), std::io::Error>> {
-                Poll::Ready(Ok(()))
-            }
-            fn call(&mut self, _: http::Uri) -> Self::Future {
-                std::future::pending()
-            }
-        }
-        let mut c = ConnectTimeout {
-            inner: Never,
-            timeout: Duration::from_millis(50),
-        };
-        let e = c
-            .call(http::Uri::from_static("https://api.segment.io/"))
-            .await
-            .unwrap_err();
-        assert_eq!(e.to_string(), "connect timed out after 50ms");
     }
 
     #[test]
