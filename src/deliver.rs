@@ -11,10 +11,10 @@
 //! its 200 would count as delivered): a 3xx answer is a failure, retried like a 5xx. Segment's
 //! answer body is read only up to [`MAX_RESPONSE_BYTES`], for the error excerpt.
 //!
-//! The transport is the `moengage-segment-http` crate (`http-client/`): hyper-util's pooled
-//! client and hyper-rustls with the system's root certificates and aws-lc-rs, the same HTTP
-//! and TLS crates the AWS SDK already brings, so the binary carries one HTTP stack. HTTP/1.1
-//! only; `http://` base URLs are allowed (local stand-ins).
+//! The transport is the `moengage-segment-http` crate (`http-client/`): HTTP/1.1 on hyper
+//! with a small pool of keep-alive connections, hyper-rustls with the system's root
+//! certificates and aws-lc-rs, the same HTTP and TLS crates the AWS SDK already brings, so the
+//! binary carries one HTTP stack. `http://` base URLs are allowed (local stand-ins).
 
 use std::io::Write;
 use std::ops::Range;
@@ -47,7 +47,7 @@ const MAX_LOCATION_BYTES: usize = 100;
 const USER_AGENT_VALUE: &str = concat!("moengage-segment/", env!("CARGO_PKG_VERSION"));
 /// Bound on setting up a connection: TCP connect and TLS handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-/// Pooled connections unused for this long are closed.
+/// Pooled connections unused for this long are not used again.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle time before the first TCP keep-alive probe.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
@@ -246,8 +246,8 @@ enum Attempt {
 
 impl SegmentClient {
     /// The production client: pooled keep-alive connections, a 3 s connect timeout (TCP and
-    /// TLS), certificates checked against the system's roots, and no redirects followed (hyper
-    /// never follows one).
+    /// TLS), certificates checked against the system's roots, and no redirects followed (the
+    /// transport never follows one).
     pub fn new(policy: RetryPolicy) -> Result<Self, ClientError> {
         let http = transport::Client::new(&transport::Settings {
             connect_timeout: CONNECT_TIMEOUT,
@@ -735,7 +735,7 @@ mod tests {
             .warm(&format!("https://{addr}"), Duration::from_secs(2))
             .await
             .unwrap_err();
-        assert!(e.contains("client error (Connect)"), "{e}");
+        assert!(e.contains(": connect error: "), "{e}");
     }
 
     #[test]
