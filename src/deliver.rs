@@ -10,6 +10,11 @@
 //! Redirects are never followed (a 301/302 would be re-sent as a GET without the batch, and
 //! its 200 would count as delivered): a 3xx answer is a failure, retried like a 5xx. Segment's
 //! answer body is read only up to [`MAX_RESPONSE_BYTES`], for the error excerpt.
+//!
+//! The transport is the `moengage-segment-http` crate (`http-client/`): HTTP/1.1 on hyper
+//! with a small pool of keep-alive connections, hyper-rustls with the system's root
+//! certificates and aws-lc-rs, the same HTTP and TLS crates the AWS SDK already brings, so the
+//! binary carries one HTTP stack. `http://` base URLs are allowed (local stand-ins).
 
 use std::io::Write;
 use std::ops::Range;
@@ -17,7 +22,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use moengage_segment_http as transport;
 
 use crate::config::Secret;
 use crate::map::Mapped;
@@ -35,6 +43,14 @@ pub const MAX_RESPONSE_BYTES: usize = 4096;
 pub const MAX_EXCERPT_BYTES: usize = 300;
 /// Bytes of a redirect's `Location` kept in errors.
 const MAX_LOCATION_BYTES: usize = 100;
+/// Sent on every request.
+const USER_AGENT_VALUE: &str = concat!("moengage-segment/", env!("CARGO_PKG_VERSION"));
+/// Bound on setting up a connection: TCP connect and TLS handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Pooled connections unused for this long are not used again.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle time before the first TCP keep-alive probe.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// Splits messages into request-sized ranges, keeping input order.
 pub fn chunk(messages: &[Mapped]) -> Vec<Range<usize>> {
@@ -185,12 +201,16 @@ impl Default for RetryPolicy {
     }
 }
 
-/// Segment's HTTP client (one per process, connections reused across invocations).
+/// Segment's HTTP client (one per process, connections reused across invocations; a clone
+/// shares the pool).
 #[derive(Debug, Clone)]
 pub struct SegmentClient {
-    http: reqwest::Client,
+    http: transport::Client,
     policy: RetryPolicy,
 }
+
+/// Why [`SegmentClient::new`] failed: no usable root certificate in the system's store.
+pub type ClientError = transport::BuildError;
 
 /// Whether Segment's official SDKs retry this status.
 pub fn is_retryable_status(status: u16) -> bool {
@@ -225,27 +245,15 @@ enum Attempt {
 }
 
 impl SegmentClient {
-    /// The production client: pooled keep-alive connections, a 3 s connect timeout, and no
-    /// redirects followed.
-    pub fn new(policy: RetryPolicy) -> Result<Self, reqwest::Error> {
-        let builder = reqwest::Client::builder()
-            .user_agent(concat!("moengage-segment/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(3))
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_keepalive(Duration::from_secs(30));
-        SegmentClient::with_builder(builder, policy)
-    }
-
-    /// A client from the caller's builder, with redirects turned off whatever the builder
-    /// says: a followed 301/302 turns the POST into a GET without the batch, and its 2xx would
-    /// count as delivered.
-    pub fn with_builder(
-        builder: reqwest::ClientBuilder,
-        policy: RetryPolicy,
-    ) -> Result<Self, reqwest::Error> {
-        let http = builder
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+    /// The production client: pooled keep-alive connections, a 3 s connect timeout (TCP and
+    /// TLS), certificates checked against the system's roots, and no redirects followed (the
+    /// transport never follows one).
+    pub fn new(policy: RetryPolicy) -> Result<Self, ClientError> {
+        let http = transport::Client::new(&transport::Settings {
+            connect_timeout: CONNECT_TIMEOUT,
+            pool_idle_timeout: POOL_IDLE_TIMEOUT,
+            tcp_keepalive: TCP_KEEPALIVE,
+        })?;
         Ok(SegmentClient { http, policy })
     }
 
@@ -253,10 +261,30 @@ impl SegmentClient {
     /// handshake. Any HTTP answer counts; errors are returned for logging only.
     pub async fn warm(&self, base_url: &str, timeout: Duration) -> Result<u16, String> {
         let url = format!("{}/v1/batch", base_url.trim_end_matches('/'));
-        match self.http.head(url).timeout(timeout).send().await {
-            Ok(r) => Ok(r.status().as_u16()),
-            Err(e) => Err(error_chain(&e)),
-        }
+        let req = http::Request::head(&url)
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header(ACCEPT, "*/*")
+            .body(Bytes::new());
+        // The answer to a HEAD has no body: the connection goes back to the pool.
+        self.send(&url, req, 0, timeout)
+            .await
+            .map(|a| a.status.as_u16())
+    }
+
+    /// Sends one request: the answer's head and at most `body_cap` bytes of its body, all
+    /// within `timeout`; errors as text.
+    async fn send(
+        &self,
+        url: &str,
+        req: http::Result<http::Request<Bytes>>,
+        body_cap: usize,
+        timeout: Duration,
+    ) -> Result<transport::Answer, String> {
+        let req = req.map_err(|e| format!("invalid request to {url}: {}", error_chain(&e)))?;
+        self.http
+            .send(req, body_cap, timeout)
+            .await
+            .map_err(|e| format!("error sending request for url ({url}): {}", error_chain(&e)))
     }
 
     async fn attempt(
@@ -268,42 +296,42 @@ impl SegmentClient {
     ) -> Attempt {
         let auth = base64::engine::general_purpose::STANDARD
             .encode(format!("{}:", target.write_key.expose()));
-        let sent = self
-            .http
-            .post(target.batch_url())
-            .header("content-type", "application/json")
-            .header("authorization", format!("Basic {auth}"))
-            .header("x-retry-count", retry.to_string())
-            .timeout(timeout)
-            .body(body)
-            .send()
-            .await;
-        let mut resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
+        let url = target.batch_url();
+        let req = http::Request::post(&url)
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header(ACCEPT, "*/*")
+            .header(CONTENT_TYPE, "application/json")
+            .header(AUTHORIZATION, format!("Basic {auth}"))
+            .header("x-retry-count", retry)
+            .body(Bytes::from(body));
+        // One timeout for the whole exchange, the body read included. A short answer is read
+        // to its end (the connection stays reusable); a long one only up to the cap, then
+        // dropped with its connection.
+        let answer = match self.send(&url, req, MAX_RESPONSE_BYTES, timeout).await {
+            Ok(a) => a,
+            Err(error) => {
                 return Attempt::Retry {
-                    error: error_chain(&e),
+                    error,
                     retry_after: None,
                 };
             }
         };
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
+        let status = answer.status.as_u16();
+        let retry_after = answer
+            .headers
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let location = (300..400)
             .contains(&status)
             .then(|| {
-                resp.headers()
+                answer
+                    .headers
                     .get("location")
                     .map(|v| location_excerpt(v.as_bytes()))
             })
             .flatten();
-        // A short answer is read to its end (the connection stays reusable); a long one only
-        // up to the cap, then dropped with its connection.
-        let excerpt = excerpt(&read_capped(&mut resp, MAX_RESPONSE_BYTES).await);
+        let excerpt = excerpt(&answer.body);
         match status {
             200..=299 => Attempt::Done,
             300..=399 => Attempt::Retry {
@@ -397,22 +425,6 @@ impl SegmentClient {
             .min(self.policy.max_delay);
         d.mul_f64(0.5 + fastrand::f64() * 0.5)
     }
-}
-
-/// Reads at most `cap` bytes of the body; a read error ends the body early (the status is
-/// what counts, the body is only an excerpt for errors).
-async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Vec<u8> {
-    let mut buf = Vec::new();
-    while buf.len() < cap {
-        match resp.chunk().await {
-            Ok(Some(bytes)) => {
-                let take = bytes.len().min(cap - buf.len());
-                buf.extend_from_slice(&bytes[..take]);
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    buf
 }
 
 /// The first [`MAX_EXCERPT_BYTES`] bytes of an answer body (lossy UTF-8, printable).
@@ -655,7 +667,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_constructor_follows_redirects() {
+    async fn redirects_are_not_followed() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -673,19 +685,57 @@ mod tests {
                 });
             }
         });
+        let c = SegmentClient::new(RetryPolicy::default()).unwrap();
         let url = format!("http://{addr}");
-        let clients = [
-            SegmentClient::new(RetryPolicy::default()).unwrap(),
-            // A builder asking for redirects still gets none.
-            SegmentClient::with_builder(
-                reqwest::Client::builder().redirect(reqwest::redirect::Policy::limited(5)),
-                RetryPolicy::default(),
-            )
-            .unwrap(),
-        ];
-        for c in clients {
-            assert_eq!(c.warm(&url, Duration::from_secs(2)).await, Ok(302));
-        }
+        assert_eq!(c.warm(&url, Duration::from_secs(2)).await, Ok(302));
+    }
+
+    #[tokio::test]
+    async fn transport_errors_are_readable() {
+        use tokio::io::AsyncReadExt;
+        let c = SegmentClient::new(RetryPolicy::default()).unwrap();
+        // Nobody listening.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let e = c.warm(&url, Duration::from_secs(2)).await.unwrap_err();
+        assert!(
+            e.starts_with(&format!("error sending request for url ({url}/v1/batch): "))
+                && e.to_lowercase().contains("connection refused"),
+            "{e}"
+        );
+        // A server that takes the request and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = silent.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while sock.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+                });
+            }
+        });
+        let e = c
+            .warm(&format!("http://{addr}"), Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(e.ends_with("timed out after 200ms"), "{e}");
+        // https:// is TLS: a plain-HTTP server fails the handshake.
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = plain.local_addr().unwrap();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Ok((mut sock, _)) = plain.accept().await {
+                let _ = sock
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let e = c
+            .warm(&format!("https://{addr}"), Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(e.contains(": connect error: "), "{e}");
     }
 
     #[test]
