@@ -28,6 +28,12 @@ use hyper::client::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::time::timeout_at;
 
+/// How long a connection may take to be ready for another request, once its answer was read
+/// (then it is pooled) or when it is taken from the pool. One that is not is dropped: it may
+/// still be writing an earlier request body the server answered without reading (an early
+/// 401 or 413), and waiting for it would cost the next request its whole timeout.
+const READY_WAIT: Duration = Duration::from_millis(100);
+
 /// TCP keep-alive probes, after [`Settings::tcp_keepalive`] idle: every 15 s, at most 3 (the
 /// defaults of the reqwest client used before).
 const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
@@ -173,7 +179,7 @@ impl Client {
             let host = http::HeaderValue::try_from(host).map_err(|_| SendError::Url)?;
             req.headers_mut().insert(http::header::HOST, host);
         }
-        let (sender, resp) = loop {
+        let (mut sender, resp) = loop {
             let (mut sender, reused) = match timeout_at(deadline, self.inner.checkout(&key)).await {
                 Err(_) => return Err(SendError::TimedOut(timeout)),
                 Ok(Some(sender)) => (sender, true),
@@ -213,7 +219,10 @@ impl Client {
             }
         }
         if ended && !sender.is_closed() {
-            self.inner.checkin(key, sender);
+            let ready_by = deadline.min(tokio::time::Instant::now() + READY_WAIT);
+            if let Ok(Ok(())) = timeout_at(ready_by, sender.ready()).await {
+                self.inner.checkin(key, sender);
+            }
         }
         // Otherwise the sender and the unread body are dropped: hyper closes the connection.
         Ok(Answer {
@@ -238,7 +247,7 @@ impl Inner {
                 let at = idle.iter().rposition(|i| i.key == *key)?;
                 idle.remove(at).sender
             };
-            if sender.ready().await.is_ok() {
+            if let Ok(Ok(())) = tokio::time::timeout(READY_WAIT, sender.ready()).await {
                 return Some(sender);
             }
         }
@@ -410,6 +419,62 @@ mod tests {
         http::Request::post(url)
             .body(Bytes::from_static(b"{}"))
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_connection_still_sending_is_not_reused() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // The first connection answers 400 after the request head and never reads the body
+        // (keeping the socket open); later ones answer each request.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 65536];
+                    loop {
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                        if n == 0 && buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let early = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+                            let _ = sock.write_all(early).await;
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            return;
+                        }
+                        // Later connections: one small request per read is enough here.
+                        if n > 0 && buf.ends_with(b"{}") {
+                            buf.clear();
+                            let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if sock.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        let c = client();
+        let big = http::Request::post(url.clone())
+            .body(Bytes::from(vec![b'x'; 32 << 20]))
+            .unwrap();
+        let first = c.send(big, 4096, Duration::from_secs(3)).await.unwrap();
+        assert_eq!(first.status, 400);
+        let started = std::time::Instant::now();
+        let second = c.send(post(url), 4096, Duration::from_secs(3)).await;
+        assert_eq!(second.map(|a| a.status).ok(), Some(http::StatusCode::OK));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
