@@ -3,8 +3,9 @@
 //! [`Targets`] instead of `EnvFilter`. `EnvFilter` brings a regex engine (about 0.4 MB of
 //! the binary) for span and field filters nobody sets on this function.
 //!
-//! - `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls) sets the level, else a bare
-//!   level in `RUST_LOG`, else `INFO`. Lambda's `FATAL` counts as `ERROR`.
+//! - A bare level in `RUST_LOG` sets the level, else `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced
+//!   logging controls, which the template always sets to `INFO`), else `INFO`, as with
+//!   lambda_http's set-up. Lambda's `FATAL` counts as `ERROR`.
 //! - `RUST_LOG` may also hold per-target levels: `info,moengage_segment=debug`. Directives
 //!   this filter cannot read (span or field filters) are skipped, each named once on stderr.
 //! - `AWS_LAMBDA_LOG_FORMAT=JSON` writes one JSON object per line (the template sets it).
@@ -38,9 +39,8 @@ pub fn filter_from(lambda_level: Option<&str>, rust_log: Option<&str>) -> (Targe
             skipped.push(directive.to_owned());
         }
     }
-    let default = lambda_level
-        .and_then(level)
-        .or(bare)
+    let default = bare
+        .or_else(|| lambda_level.and_then(level))
         .unwrap_or(LevelFilter::INFO);
     (targets.with_default(default), skipped)
 }
@@ -123,10 +123,18 @@ mod tests {
     }
 
     #[test]
-    fn lambdas_level_wins_over_a_bare_rust_log_level() {
-        let (t, _) = filter_from(Some("ERROR"), Some("debug"));
+    fn a_bare_rust_log_level_wins_over_lambdas() {
+        // The template sets AWS_LAMBDA_LOG_LEVEL=INFO and RUST_LOG from `RustLog`: `warn`
+        // there must lower the level.
+        let (t, _) = filter_from(Some("INFO"), Some("warn"));
+        assert!(!enabled(&t, "x", Level::INFO));
+        assert!(enabled(&t, "x", Level::WARN));
+        let (t, _) = filter_from(Some("INFO"), Some("debug"));
+        assert!(enabled(&t, "x", Level::DEBUG));
+        // Without a bare level in RUST_LOG, Lambda's level is the default.
+        let (t, _) = filter_from(Some("ERROR"), Some("moengage_segment=debug"));
         assert!(!enabled(&t, "x", Level::WARN));
-        assert!(enabled(&t, "x", Level::ERROR));
+        assert!(enabled(&t, "moengage_segment", Level::DEBUG));
         let (t, _) = filter_from(Some("FATAL"), None);
         assert!(enabled(&t, "x", Level::ERROR));
         assert!(!enabled(&t, "x", Level::WARN));
