@@ -7,15 +7,67 @@ use crate::map::{Limits, MapOutput, map_body_with};
 use crate::options::MappingOptions;
 use crate::time::now_millis;
 
+/// A body read into memory.
+pub enum Input {
+    Heap(Vec<u8>),
+    /// A large file, in memory advised to use huge pages ([`HUGE_INPUT`]).
+    #[cfg(target_os = "linux")]
+    Pages(memmap2::MmapMut),
+}
+
+impl std::ops::Deref for Input {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Input::Heap(v) => v,
+            #[cfg(target_os = "linux")]
+            Input::Pages(m) => m,
+        }
+    }
+}
+
+/// Files this large or larger are read (on Linux) into anonymous memory advised to use
+/// transparent huge pages: 2 MB pages instead of 4 KB ones, so reading a 58 MB body takes
+/// dozens of page faults instead of ~14,000, and scanning it fewer TLB misses. Only a hint:
+/// where huge pages are off, it is ordinary memory.
+pub const HUGE_INPUT: u64 = 8 << 20;
+
 /// Reads a body from a path, or stdin for `-`/none.
-pub fn read_input(path: Option<&str>) -> io::Result<Vec<u8>> {
+pub fn read_input(path: Option<&str>) -> io::Result<Input> {
     match path {
         None | Some("-") => {
             let mut buf = Vec::new();
             io::stdin().lock().read_to_end(&mut buf)?;
-            Ok(buf)
+            Ok(Input::Heap(buf))
         }
-        Some(p) => std::fs::read(p),
+        Some(p) => read_file(p),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_file(path: &str) -> io::Result<Input> {
+    std::fs::read(path).map(Input::Heap)
+}
+
+#[cfg(target_os = "linux")]
+fn read_file(path: &str) -> io::Result<Input> {
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    let Some(size) = usize::try_from(len).ok().filter(|_| len >= HUGE_INPUT) else {
+        let mut buf = Vec::new();
+        file.read_to_end(&mut buf)?;
+        return Ok(Input::Heap(buf));
+    };
+    let mut pages = memmap2::MmapMut::map_anon(size)?;
+    // A hint before the first touch; refused (no THP in the kernel), the pages are 4 KB.
+    let _ = pages.advise(memmap2::Advice::HugePage);
+    match file.read_exact(&mut pages) {
+        // All of it, if the file did not grow meanwhile.
+        Ok(()) if file.read(&mut [0u8; 1])? == 0 => Ok(Input::Pages(pages)),
+        // It changed size while being read: read it whole the ordinary way.
+        Ok(()) => std::fs::read(path).map(Input::Heap),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => std::fs::read(path).map(Input::Heap),
+        Err(e) => Err(e),
     }
 }
 
@@ -33,9 +85,16 @@ pub fn write_output(
     stdout: &mut impl Write,
     stderr: &mut impl Write,
 ) -> io::Result<()> {
-    for m in &out.messages {
-        stdout.write_all(m.json.as_bytes())?;
-        stdout.write_all(b"\n")?;
+    // Written from where they are, many per call (no copy through the buffer): the
+    // messages of a large file are tens of megabytes.
+    let mut slices = Vec::with_capacity(2 * LINES_PER_WRITE);
+    for chunk in out.messages.chunks(LINES_PER_WRITE) {
+        slices.clear();
+        for m in chunk {
+            slices.push(io::IoSlice::new(m.json.as_bytes()));
+            slices.push(io::IoSlice::new(b"\n"));
+        }
+        write_all_vectored(stdout, &mut slices)?;
     }
     for r in &out.rejected {
         serde_json::to_writer(&mut *stderr, r)?;
@@ -46,6 +105,22 @@ pub fn write_output(
     }
     stdout.flush()?;
     stderr.flush()
+}
+
+/// Messages handed to one vectored write (two slices each, within Linux's 1,024).
+const LINES_PER_WRITE: usize = 500;
+
+/// Writes every slice, as `write_all` does for one.
+fn write_all_vectored(w: &mut impl Write, mut slices: &mut [io::IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        match w.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Runs `map` on raw bytes; returns the process exit code (0 ok, 2 not a Streams body).
@@ -70,5 +145,59 @@ pub fn run_map(
             writeln!(stderr, "moe2seg: not a MoEngage Streams request: {e}")?;
             Ok(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_read_whole_small_or_large() {
+        let dir = std::env::temp_dir().join(format!("moe2seg-read-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for size in [0, 10, HUGE_INPUT as usize - 1, HUGE_INPUT as usize + 4099] {
+            let bytes: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let path = dir.join(format!("body-{size}"));
+            std::fs::write(&path, &bytes).unwrap();
+            let input = read_input(path.to_str()).unwrap();
+            assert!(*input == *bytes, "size {size}");
+            #[cfg(target_os = "linux")]
+            assert_eq!(
+                matches!(input, Input::Pages(_)),
+                size as u64 >= HUGE_INPUT,
+                "size {size}"
+            );
+        }
+        assert!(read_input(dir.join("missing").to_str()).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn messages_are_written_one_per_line() {
+        // More messages than one vectored write takes.
+        let fixture = include_str!("../tests/fixtures/batch_100.json");
+        let mut body: serde_json::Value = serde_json::from_str(fixture).unwrap();
+        let events = body["events"].as_array().unwrap().clone();
+        body["events"] = (0..1_200)
+            .map(|i| {
+                let mut e = events[i % events.len()].clone();
+                e["event_uuid"] = format!("evt-{i}").into();
+                e
+            })
+            .collect();
+        let body = body.to_string();
+        let want =
+            crate::map::map_body_with(&body, 0, Limits::NONE, &MappingOptions::default()).unwrap();
+        assert!(want.messages.len() > 2 * LINES_PER_WRITE);
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        write_output(&want, &mut out, &mut err).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), want.messages.len());
+        for (line, m) in lines.iter().zip(&want.messages) {
+            assert_eq!(*line, m.json);
+        }
+        assert!(text.ends_with('\n'));
     }
 }
