@@ -208,6 +208,9 @@ pub struct MapContext<'r> {
     pub received_at_ms: i64,
     pub keys: &'r KeyCache,
     pub options: &'r MappingOptions,
+    /// Where each message is written before it is copied out at its exact size: one buffer
+    /// for the request, warm in the cache, and messages that waste no heap.
+    pub scratch: &'r std::cell::RefCell<String>,
 }
 
 /// Decodes and maps a whole Streams body within `limits`, without mapping options.
@@ -331,10 +334,12 @@ fn map_events<'a, S: Source<'a>>(
 ) -> Result<MapOutput, Halt<S::Stop>> {
     use std::borrow::Borrow;
     let keys = KeyCache::default();
+    let scratch = std::cell::RefCell::new(String::new());
     let app_name = text(&header.0).map(cap_request_text);
     let moe_request_id = text(&header.1).map(cap_request_text);
     let ctx = MapContext {
         keys: &keys,
+        scratch: &scratch,
         app_name: app_name.as_deref(),
         moe_request_id: moe_request_id.as_deref(),
         received_at_ms,
@@ -1360,7 +1365,15 @@ fn map_event(
         integrations: Integrations { moengage: false },
     };
 
-    let mut json = to_json(&message, raw.len() + 512);
+    let mut json = match ctx.scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            message.write_json(&mut buf);
+            String::from(buf.as_str())
+        }
+        // Not reached (mapping does not nest); a fresh buffer does the same.
+        Err(_) => to_json(&message, raw.len() + 512),
+    };
     if json.len() > MAX_MESSAGE_BYTES {
         json = truncate(&mut message, json.len())?;
     }
