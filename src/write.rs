@@ -88,6 +88,8 @@ impl<'o> Object<'o> {
     }
 
     /// Starts a member whose key is known to need no escaping (see `map::key_is_clean`).
+    /// Kept apart from [`Object::key`], which it mirrors: one body for both changed what is
+    /// inlined and cost ~1.5% of `moe2seg map`'s instructions (measured with callgrind).
     pub fn clean_key(&mut self, key: &str) -> &mut String {
         debug_assert!(
             next_special(key.as_bytes(), 0).is_none(),
