@@ -218,6 +218,19 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The start of a member inside a container: for an object, its key and colon; then the
+    /// whitespace before its value.
+    #[inline]
+    fn inner_member(&mut self, object: bool, spaced: &mut bool) -> Result<(), Unsure> {
+        if object {
+            self.inner_expect(b'"', spaced)?;
+            self.string_rest()?;
+            self.inner_expect(b':', spaced)?;
+        }
+        self.inner_peek(spaced);
+        Ok(())
+    }
+
     /// Skips one value that starts at `self.pos` (whitespace already skipped); whether it
     /// held whitespace (outside strings). Arrays and objects are followed with a stack of at
     /// most [`MAX_DEPTH`] levels (one bit each: set for an object), no recursion.
@@ -244,12 +257,7 @@ impl<'a> Scanner<'a> {
                         }
                         stack = (stack << 1) | u128::from(object);
                         depth += 1;
-                        if object {
-                            self.inner_expect(b'"', &mut spaced)?;
-                            self.string_rest()?;
-                            self.inner_expect(b':', &mut spaced)?;
-                        }
-                        self.inner_peek(&mut spaced);
+                        self.inner_member(object, &mut spaced)?;
                         continue;
                     }
                 }
@@ -268,12 +276,7 @@ impl<'a> Scanner<'a> {
                 match self.inner_peek(&mut spaced) {
                     Some(b',') => {
                         self.pos += 1;
-                        if object {
-                            self.inner_expect(b'"', &mut spaced)?;
-                            self.string_rest()?;
-                            self.inner_expect(b':', &mut spaced)?;
-                        }
-                        self.inner_peek(&mut spaced);
+                        self.inner_member(object, &mut spaced)?;
                         break;
                     }
                     Some(b'}') if object => {
