@@ -90,6 +90,58 @@ fn a_file_is_not_held_to_the_webhook_request_limits() {
     assert_eq!(stdout.lines().count(), 10_001);
 }
 
+#[test]
+fn a_large_file_mapped_on_two_threads_is_mapped_as_on_one() {
+    // Over `SPLIT_MIN_BYTES`: the events from about halfway are mapped on a second thread.
+    // Repeated uuids on both sides, rejected events, an event only serde_json reads: the
+    // output is byte for byte what one thread makes of it.
+    use moengage_segment::map::{Limits, SPLIT_MIN_BYTES, map_body_with};
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/batch_100.json")).unwrap();
+    let base = fixture["events"].as_array().unwrap();
+    let mut events = Vec::new();
+    let mut size = 0;
+    while size < SPLIT_MIN_BYTES + SPLIT_MIN_BYTES / 4 {
+        let i = events.len();
+        let mut e = base[i % base.len()].clone();
+        e["event_uuid"] = match i % 997 {
+            0 => "repeated".into(),
+            _ => format!("evt-{i}").into(),
+        };
+        if i % 1_501 == 7 {
+            e.as_object_mut().unwrap().remove("event_name");
+            e.as_object_mut().unwrap().remove("event_code");
+        }
+        let text = if i % 2_999 == 5 {
+            "\"not an event\"".to_string()
+        } else {
+            e.to_string()
+        };
+        size += text.len() + 1;
+        events.push(text);
+    }
+    let body = format!(
+        r#"{{"app_name":"App","moe_request_id":"r-1","events":[{}]}}"#,
+        events.join(",")
+    );
+    let now = moengage_segment::time::now_millis();
+    let want = map_body_with(&body, now, Limits::NONE, &Default::default()).unwrap();
+    assert!(want.duplicate_uuids > 2 && want.rejected.len() > 2);
+    let (code, stdout, stderr) = moe2seg(&["map"], Some(body.as_bytes()));
+    assert_eq!(code, 0, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), want.messages.len());
+    for (line, m) in lines.iter().zip(&want.messages) {
+        assert_eq!(*line, m.json);
+    }
+    let rejected: Vec<String> = want
+        .rejected
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    assert_eq!(stderr.lines().collect::<Vec<_>>(), rejected);
+}
+
 /// `moe2seg` with the given environment only (plus PATH), from the crate root.
 fn moe2seg_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_moe2seg"))

@@ -191,9 +191,11 @@ fn map(file: Option<String>, options: Option<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Stdout is line-buffered: one write per message without a BufWriter.
-    let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let mut stderr = io::BufWriter::new(io::stderr().lock());
+    // Stdout is line-buffered: one write per message without a BufWriter. Neither is
+    // locked for the whole run: a large body is mapped on two threads, and one that printed
+    // while the other held the lock would wait for ever.
+    let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout());
+    let mut stderr = io::BufWriter::new(io::stderr());
     match cli_map::run_map(&bytes, &options, &mut stdout, &mut stderr) {
         Ok(c) => ExitCode::from(c as u8),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
