@@ -251,6 +251,19 @@ pub fn map_body_split(
     })
 }
 
+/// [`map_body_split`] with the second thread starting at `at` whatever the body's size (a
+/// byte offset into the body, as given; a wrong guess is allowed): for tests and fuzzing
+/// of the split, which must give what [`map_body_with`] gives without bounds.
+#[doc(hidden)]
+pub fn map_body_split_at(
+    body: &str,
+    at: usize,
+    received_at_ms: i64,
+    options: &MappingOptions,
+) -> Result<MapOutput, MapError> {
+    map_body_in_halves(body, received_at_ms, Limits::NONE, options, |_| Some(at))
+}
+
 /// [`map_body_with`], with the events from the place `split` gives (if any) mapped on a
 /// second thread. Only a request without bounds, and without identify calls per user
 /// (which need its events in order), is split.
