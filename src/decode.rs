@@ -337,6 +337,11 @@ pub struct EventStream<'a> {
     split: Split,
 }
 
+/// The largest event a tail maps; it leaves a larger one to the head. Real events are a
+/// few KB. A tail that started at a wrong guess (inside a nested value) could otherwise map
+/// one huge value the head only steps over, at many times the head's cost.
+const TAIL_MAX_EVENT_BYTES: usize = 1 << 20;
+
 /// A stream's part in a body read in two halves: a head that stops before the event at a
 /// given place, and a tail that starts there (a guess, which the head confirms by getting
 /// there).
@@ -468,6 +473,7 @@ impl<'a> EventStream<'a> {
     /// After it stopped at the split, the head reads on to the end on its own (the tail
     /// gave up).
     pub fn go_on(&mut self) {
+        debug_assert_eq!(self.split, Split::HeadStopped);
         if self.split == Split::HeadStopped {
             self.split = Split::None;
             self.done = false;
@@ -479,6 +485,8 @@ impl<'a> EventStream<'a> {
     /// After it stopped at the split: the head goes on from where the tail stopped (the end
     /// of the events, or text it left to the head), the tail's events its own.
     pub fn take_over(&mut self, tail: EventStream<'a>) {
+        debug_assert_eq!(self.split, Split::HeadStopped);
+        debug_assert_eq!(tail.split, Split::Tail);
         if self.split == Split::HeadStopped {
             self.events.extend(tail.events);
             self.scanner = tail.scanner;
@@ -545,6 +553,12 @@ impl<'a> EventStream<'a> {
         if s.peek() == Some(b'{') {
             if let Ok(event) = fast_event_at(s) {
                 let raw = s.since(start);
+                if self.split == Split::Tail && raw.len() > TAIL_MAX_EVENT_BYTES {
+                    // Left to the head (a tail unconfirmed does no more than its share).
+                    s.reset(start);
+                    self.element_next = true;
+                    return Err(StreamStop::Restart);
+                }
                 self.events.push(raw);
                 return Ok(Some((raw, Ok(event))));
             }

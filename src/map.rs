@@ -484,8 +484,12 @@ fn map_loop<'a, S: Source<'a>>(
 }
 
 impl MapOutput {
-    /// Takes in the events mapped after this output's (numbered from 0 there).
+    /// Takes in the events mapped after this output's (numbered from 0 there): their
+    /// messages, rejections and counts. Ids for repeated uuids and identify calls are not
+    /// there yet: they are made once every event is in ([`complete`]).
     fn append(&mut self, rest: MapOutput) {
+        debug_assert!(rest.duplicate_uuids == 0 && rest.identifies == 0);
+        debug_assert!(rest.identifies_skipped == 0);
         let offset = self.received;
         self.messages
             .extend(rest.messages.into_iter().map(|m| Mapped {
@@ -515,14 +519,21 @@ fn map_halves<'a>(
     let cancel = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
         let cancel = &cancel;
+        // A panic is kept for the head to raise if it takes the tail (reading the same text,
+        // it would have panicked too), else dropped with the tail.
         let spawned = std::thread::Builder::new()
             .name("map-tail".into())
             .spawn_scoped(scope, move || {
-                map_tail(header, tail, cancel, received_at_ms, options)
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    map_tail(header, tail, cancel, received_at_ms, options)
+                }))
             });
         let Ok(handle) = spawned else {
             return map_events(header, head, received_at_ms, Limits::NONE, options);
         };
+        // However the head ends, returning or unwinding, the tail is not needed any more
+        // (the scope waits for it).
+        let _stop_tail = CancelOnDrop(cancel);
         head.stop_before(at);
         let halves = Halves {
             head,
@@ -530,16 +541,22 @@ fn map_halves<'a>(
             cancel,
             rest: None,
         };
-        let mapped = map_events(header, halves, received_at_ms, Limits::NONE, options);
-        // However the head ended, the tail is not needed any more.
-        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-        mapped
+        map_events(header, halves, received_at_ms, Limits::NONE, options)
     })
+}
+
+/// Tells a tail to stop when dropped.
+struct CancelOnDrop<'c>(&'c std::sync::atomic::AtomicBool);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// The events of a tail (from a guessed place to the end of the events, or to text it
 /// leaves to the head), mapped, and the stream where it stopped; `None` when it was told to
-/// stop (`cancel`: the head went past its start).
+/// stop (`cancel`: the head went past its start, or ended before it).
 fn map_tail<'a>(
     header: &(Option<Text<'_>>, Option<Text<'_>>),
     tail: decode::EventStream<'a>,
@@ -603,8 +620,11 @@ struct Halves<'a, 'c, 's> {
     rest: Option<MapOutput>,
 }
 
-/// The thread mapping a tail ([`map_tail`]).
-type Tail<'s, 'a> = std::thread::ScopedJoinHandle<'s, Option<(MapOutput, decode::EventStream<'a>)>>;
+/// The thread mapping a tail ([`map_tail`]), and its panic if it had one.
+type Tail<'s, 'a> = std::thread::ScopedJoinHandle<
+    's,
+    std::thread::Result<Option<(MapOutput, decode::EventStream<'a>)>>,
+>;
 
 impl<'a> Source<'a> for Halves<'a, '_, '_> {
     type Stop = StreamStop;
@@ -615,25 +635,28 @@ impl<'a> Source<'a> for Halves<'a, '_, '_> {
         loop {
             let next = self.head.next_event()?;
             if next.is_some() || !self.head.stopped_at_split() {
-                if self.tail.is_some() && self.head.missed_split() {
-                    // Left to end by itself (the scope waits for it).
+                // Past the tail's start, or at the end without getting there: the tail is
+                // not taken. Told to stop, it is left to end by itself (the scope waits).
+                if self.tail.is_some() && (next.is_none() || self.head.missed_split()) {
                     self.cancel
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                     self.tail = None;
                 }
                 return Ok(next);
             }
-            match self.tail.take().map(std::thread::ScopedJoinHandle::join) {
-                Some(Ok(Some((rest, tail)))) => {
+            let joined = self.tail.take().map(std::thread::ScopedJoinHandle::join);
+            match joined {
+                Some(Ok(Ok(Some((rest, tail))))) => {
                     #[cfg(test)]
                     TAILS_TAKEN.with(|n| n.set(n.get() + 1));
                     self.head.take_over(tail);
                     self.rest = Some(rest);
                     return Ok(None);
                 }
-                Some(Err(panic)) => std::panic::resume_unwind(panic),
-                // Not there to take: the head reads its events.
-                Some(Ok(None)) | None => self.head.go_on(),
+                Some(Ok(Err(panic)) | Err(panic)) => std::panic::resume_unwind(panic),
+                // Defensive (a tail at the head's stop was never told to stop): the head
+                // reads the events itself.
+                Some(Ok(Ok(None))) | None => self.head.go_on(),
             }
         }
     }
@@ -3056,6 +3079,29 @@ mod tests {
                 split_matches(body, at, &options);
             }
         }
+    }
+
+    #[test]
+    fn a_tail_leaves_a_huge_event_to_the_head() {
+        // Over `TAIL_MAX_EVENT_BYTES`: a wrong guess could start a tail at such a value,
+        // which the head only steps over. The tail stops there; the head maps it.
+        let huge = format!(
+            r#"{{"event_name":"Huge","uid":"u","event_uuid":"h","event_attributes":{{"a":"{}"}}}}"#,
+            "x".repeat(1_100_000)
+        );
+        let small = |i: usize| format!(r#"{{"event_name":"S","uid":"u","event_uuid":"s{i}"}}"#);
+        let body = format!(
+            r#"{{"events":[{},{huge},{},{}]}}"#,
+            small(0),
+            small(1),
+            small(2)
+        );
+        let at = body.find(r#"{"event_name":"Huge""#).unwrap();
+        let before = TAILS_TAKEN.with(std::cell::Cell::get);
+        split_matches(&body, at, &MappingOptions::default());
+        assert_eq!(TAILS_TAKEN.with(std::cell::Cell::get) - before, 1);
+        let out = map_body_split_at(&body, at, NOW, &MappingOptions::default()).unwrap();
+        assert_eq!((out.received, out.messages.len()), (4, 4));
     }
 
     #[test]

@@ -191,9 +191,9 @@ fn map(file: Option<String>, options: Option<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Stdout is line-buffered: one write per message without a BufWriter. Neither is
-    // locked for the whole run: a large body is mapped on two threads, and one that printed
-    // while the other held the lock would wait for ever.
+    // Stdout is line-buffered: one write per message without a BufWriter. Neither is held
+    // locked for the whole run: a large body is mapped on two threads, and nothing the
+    // second might print can wait on a lock the first holds.
     let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout());
     let mut stderr = io::BufWriter::new(io::stderr());
     match cli_map::run_map(&bytes, &options, &mut stdout, &mut stderr) {
