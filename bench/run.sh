@@ -2,8 +2,9 @@
 # Whole-process performance figures for README "Performance" (not run by CI).
 #   bench/run.sh            # needs: cargo, python3, node, hyperfine (apt-get install hyperfine)
 #   BEFORE=/path/to/an/older/moe2seg bench/run.sh   # the same figures for an older build too
-# Prints: moe2seg map vs the serde_json floor (examples/floor.rs) vs a hand-written Node.js
-# mapping (bench/node_map.js) on 100- and 50,000-event bodies; peak RSS on a ~1 MB body; a
+# Prints: moe2seg map (50,000 events: on two threads, and on one CPU) vs the serde_json floor
+# (examples/floor.rs) vs a hand-written Node.js mapping (bench/node_map.js) on 100- and
+# 50,000-event bodies; peak RSS on a ~1 MB body; a
 # warm 100-event handler invocation's own time and heap allocations; release binary sizes.
 # Machines are noisy: compare the ratios within one run.
 set -euo pipefail
@@ -39,9 +40,14 @@ for n in 100 50000; do
   echo; echo "== $n events"
   before=()
   [[ -n "${BEFORE:-}" ]] && before=(-n "before" "$BEFORE map $OUT/body-$n.json")
+  # A body of 4 MiB or more is mapped on two threads; on one CPU (taskset), on one.
+  one=()
+  [[ $n -ge 50000 ]] && command -v taskset >/dev/null &&
+    one=(-n "moe2seg map, one CPU" "taskset -c 0 $BIN map $OUT/body-$n.json")
   hyperfine -N --warmup 3 --min-runs 10 \
     "${before[@]}" \
     -n "moe2seg map" "$BIN map $OUT/body-$n.json" \
+    "${one[@]}" \
     -n "serde_json floor" "$FLOOR $OUT/body-$n.json" \
     -n "node mapping" "node bench/node_map.js $OUT/body-$n.json" \
     --export-markdown "$OUT/hyperfine-$n.md" --output=null
