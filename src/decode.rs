@@ -338,9 +338,17 @@ pub struct EventStream<'a> {
 }
 
 /// The largest event a tail maps; it leaves a larger one to the head. Real events are a
-/// few KB. A tail that started at a wrong guess (inside a nested value) could otherwise map
-/// one huge value the head only steps over, at many times the head's cost.
+/// few KB.
 const TAIL_MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// Whether a tail maps this object, or leaves it (and the rest) to the head: one over
+/// [`TAIL_MAX_EVENT_BYTES`], or without `event_name` and `event_code` (every real event has
+/// one; the head rejects the others). A tail that started at a wrong guess, inside a nested
+/// value the head only steps over, would otherwise map one huge value, or each of a long
+/// array's objects into a rejection, at many times the head's cost in time and memory.
+fn tail_maps(raw: &str, event: &Event<'_>) -> bool {
+    raw.len() <= TAIL_MAX_EVENT_BYTES && (event.event_name.is_some() || event.event_code.is_some())
+}
 
 /// A stream's part in a body read in two halves: a head that stops before the event at a
 /// given place, and a tail that starts there (a guess, which the head confirms by getting
@@ -553,8 +561,8 @@ impl<'a> EventStream<'a> {
         if s.peek() == Some(b'{') {
             if let Ok(event) = fast_event_at(s) {
                 let raw = s.since(start);
-                if self.split == Split::Tail && raw.len() > TAIL_MAX_EVENT_BYTES {
-                    // Left to the head (a tail unconfirmed does no more than its share).
+                if self.split == Split::Tail && !tail_maps(raw, &event) {
+                    // Left to the head.
                     s.reset(start);
                     self.element_next = true;
                     return Err(StreamStop::Restart);
@@ -1196,6 +1204,35 @@ mod tests {
             assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{text}");
         }
         Ok(text)
+    }
+
+    #[test]
+    fn a_tail_leaves_nameless_and_huge_objects_to_the_head() {
+        let huge = format!(
+            r#"{{"event_name":"H","a":"{}"}}"#,
+            "x".repeat(TAIL_MAX_EVENT_BYTES)
+        );
+        let body = format!(
+            r#"{{"events":[{{"event_name":"A"}}, {{"sku":"a"}}, {huge}, {{"event_code":"C"}}]}}"#
+        );
+        let Ok(Opened::Stream(head)) = open_request(&body, usize::MAX) else {
+            panic!("not streamed");
+        };
+        let at = |needle: &str| body.find(needle).unwrap();
+        // A named object of ordinary size is mapped; the tail reads on to the next one.
+        let mut tail = head.tail_from(at(r#"{"event_code""#));
+        assert!(matches!(
+            tail.next_event(),
+            Ok(Some((r#"{"event_code":"C"}"#, Ok(_))))
+        ));
+        assert!(matches!(tail.next_event(), Ok(None)));
+        // A nameless or huge one stops it at that object's start (its comma read).
+        for start in [at(r#"{"sku""#), at(r#"{"event_name":"H""#)] {
+            let mut tail = head.tail_from(start);
+            assert_eq!(tail.next_event().err(), Some(StreamStop::Restart));
+            assert!(tail.events.is_empty() && tail.element_next);
+            assert_eq!(tail.scanner.mark(), start);
+        }
     }
 
     #[test]

@@ -605,6 +605,8 @@ impl<'a> Source<'a> for Cancellable<'a, '_> {
 thread_local! {
     /// How many tails [`Halves`] took on this thread: the tests check the split is used.
     static TAILS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// How many events the tails taken had mapped.
+    static TAIL_EVENTS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// A body read in two halves: the head's events, up to where the tail (mapped on another
@@ -648,7 +650,10 @@ impl<'a> Source<'a> for Halves<'a, '_, '_> {
             match joined {
                 Some(Ok(Ok(Some((rest, tail))))) => {
                     #[cfg(test)]
-                    TAILS_TAKEN.with(|n| n.set(n.get() + 1));
+                    {
+                        TAILS_TAKEN.with(|n| n.set(n.get() + 1));
+                        TAIL_EVENTS_TAKEN.with(|n| n.set(n.get() + rest.received));
+                    }
                     self.head.take_over(tail);
                     self.rest = Some(rest);
                     return Ok(None);
@@ -3097,9 +3102,16 @@ mod tests {
             small(2)
         );
         let at = body.find(r#"{"event_name":"Huge""#).unwrap();
-        let before = TAILS_TAKEN.with(std::cell::Cell::get);
+        let taken = || {
+            (
+                TAILS_TAKEN.with(std::cell::Cell::get),
+                TAIL_EVENTS_TAKEN.with(std::cell::Cell::get),
+            )
+        };
+        let before = taken();
         split_matches(&body, at, &MappingOptions::default());
-        assert_eq!(TAILS_TAKEN.with(std::cell::Cell::get) - before, 1);
+        // Taken, having mapped nothing: the head mapped all four.
+        assert_eq!(taken(), (before.0 + 1, before.1));
         let out = map_body_split_at(&body, at, NOW, &MappingOptions::default()).unwrap();
         assert_eq!((out.received, out.messages.len()), (4, 4));
     }
