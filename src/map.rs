@@ -612,8 +612,8 @@ thread_local! {
 /// A body read in two halves: the head's events, up to where the tail (mapped on another
 /// thread) starts; then, if the head stopped exactly there, the tail's messages, and the
 /// head goes on from where the tail stopped. If the head steps over the tail's start, it
-/// reads on by itself: every event is read once, in order, and only where the reading is
-/// confirmed.
+/// reads on by itself. Each event's result comes from exactly one confirmed reading, in
+/// order; an unconfirmed tail's work is thrown away.
 struct Halves<'a, 'c, 's> {
     head: decode::EventStream<'a>,
     tail: Option<Tail<'s, 'a>>,
