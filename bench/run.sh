@@ -4,9 +4,9 @@
 #   BEFORE=/path/to/an/older/moe2seg bench/run.sh   # the same figures for an older build too
 # Prints: moe2seg map (50,000 events: on two threads, and on one CPU) vs the serde_json floor
 # (examples/floor.rs) vs a hand-written Node.js mapping (bench/node_map.js) on 100- and
-# 50,000-event bodies; peak RSS on a ~1 MB body; a
-# warm 100-event handler invocation's own time and heap allocations; release binary sizes.
-# Machines are noisy: compare the ratios within one run.
+# 50,000-event bodies; peak RSS on a ~1 MB body; a warm 100-event handler invocation's own
+# time and heap allocations; release binary sizes. Machines are noisy: compare the ratios
+# within one run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${BENCH_DIR:-/tmp/moe2seg-bench}"
