@@ -3,7 +3,7 @@
 use std::io::{self, Read, Write};
 
 use crate::decode::lossy_utf8;
-use crate::map::{MapOutput, map_body_split};
+use crate::map::{Limits, MapOutput, map_body_with};
 use crate::options::MappingOptions;
 use crate::time::now_millis;
 
@@ -133,7 +133,7 @@ pub fn run_map(
 ) -> io::Result<i32> {
     let text = lossy_utf8(bytes);
     // A file of the user's own: no request-wide bound (the Lambda has them).
-    match map_body_split(&text, now_millis(), options) {
+    match map_body_with(&text, now_millis(), Limits::NONE, options) {
         Ok(out) => {
             write_output(&out, stdout, stderr)?;
             // The process ends next: freeing every message one by one would be wasted work

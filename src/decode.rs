@@ -305,9 +305,7 @@ pub fn open_request(body: &str, max_events: usize) -> Result<Opened<'_>, DecodeE
         max_events,
         checked: false,
         first: true,
-        element_next: false,
         done: false,
-        split: Split::None,
     };
     match stream.open() {
         Ok(true) => Ok(Opened::Stream(stream)),
@@ -329,46 +327,7 @@ pub struct EventStream<'a> {
     /// unsure of an event).
     checked: bool,
     first: bool,
-    /// Whether an event is next, its comma read (where a tail starts, or gave up).
-    element_next: bool,
     done: bool,
-    /// Where this stream's events end or begin when a body is read in two halves
-    /// ([`EventStream::split_point`]).
-    split: Split,
-}
-
-/// The largest event a tail maps; it leaves a larger one to the head. Real events are a
-/// few KB.
-const TAIL_MAX_EVENT_BYTES: usize = 1 << 20;
-
-/// Whether a tail maps this object, or leaves it (and the rest) to the head: one over
-/// [`TAIL_MAX_EVENT_BYTES`], or without `event_name` and `event_code` (every real event has
-/// one; the head rejects the others). A tail that started at a wrong guess, inside a nested
-/// value the head only steps over, would otherwise map one huge value, or each of a long
-/// array's objects into a rejection, at many times the head's cost in time and memory.
-fn tail_maps(raw: &str, event: &Event<'_>) -> bool {
-    raw.len() <= TAIL_MAX_EVENT_BYTES && (event.event_name.is_some() || event.event_code.is_some())
-}
-
-/// A stream's part in a body read in two halves: a head that stops before the event at a
-/// given place, and a tail that starts there (a guess, which the head confirms by getting
-/// there).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Split {
-    /// The whole body's events.
-    None,
-    /// The events before the one that starts at this place; when the head steps over the
-    /// place instead (the guess was wrong: inside a string or a nested value), it becomes
-    /// [`Split::Missed`] and the head reads every event on its own.
-    HeadUntil(usize),
-    /// The head got to the event where the tail starts, and stopped.
-    HeadStopped,
-    /// The head stepped over the place: it reads on by itself.
-    Missed,
-    /// The events from a guessed place on: it stops ([`StreamStop::Restart`]) instead of
-    /// reading the whole body with serde_json, which only a confirmed head may do, in a
-    /// state the head can take over ([`EventStream::take_over`]).
-    Tail,
 }
 
 impl<'a> EventStream<'a> {
@@ -410,106 +369,8 @@ impl<'a> EventStream<'a> {
         }
     }
 
-    /// Where a second reader may start, about halfway through what is left: an object that
-    /// looks like an event, `{` after `,` after `}`. Only a guess: the text there may be
-    /// inside a string or a nested value, which the head finds out when it gets there.
-    pub fn split_point(&mut self) -> Option<usize> {
-        // The halves' events are not counted together: only for a body without a bound.
-        if self.max_events != usize::MAX {
-            return None;
-        }
-        let from = self.scanner.mark();
-        let b = self.body.as_bytes();
-        let mid = from + b.len().saturating_sub(from) / 2;
-        let skip_back = |mut i: usize| {
-            while i > 0 && matches!(b.get(i - 1), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-                i -= 1;
-            }
-            i.checked_sub(1).map(|i| (i, b.get(i).copied()))
-        };
-        let mut i = mid;
-        while let Some(k) = b.get(i..)?.iter().position(|&c| c == b'{') {
-            i += k;
-            if let Some((comma, Some(b','))) = skip_back(i)
-                && let Some((_, Some(b'}'))) = skip_back(comma)
-            {
-                return Some(i);
-            }
-            i += 1;
-        }
-        None
-    }
-
-    /// Makes this stream stop before the event that starts at `at` (a [`Split::Tail`]
-    /// stream reads from there): [`EventStream::next_event`] then ends there, or, when the
-    /// event does not start there, goes on to the end ([`EventStream::missed_split`]).
-    pub fn stop_before(&mut self, at: usize) {
-        self.split = Split::HeadUntil(at);
-    }
-
-    /// A stream of the events from `at` on, as if the body's `events` array went on there:
-    /// what the head finds when it gets to `at` confirms or refutes it. It needs no more than
-    /// the body's bytes to be safe to read anywhere: any place may be given.
-    pub fn tail_from(&self, at: usize) -> EventStream<'a> {
-        let mut scanner = Scanner::new(self.body);
-        scanner.reset(at.min(self.body.len()));
-        EventStream {
-            body: self.body,
-            scanner,
-            env: Envelope::default(),
-            events: Vec::new(),
-            max_events: usize::MAX,
-            checked: false,
-            // Just after a comma, as the head is when it gets there.
-            first: false,
-            element_next: true,
-            done: false,
-            split: Split::Tail,
-        }
-    }
-
-    /// Whether the head stopped where the tail starts (which confirms the tail).
-    pub fn stopped_at_split(&self) -> bool {
-        self.split == Split::HeadStopped
-    }
-
-    /// Whether the head stepped over the split (the tail started inside something else).
-    pub fn missed_split(&self) -> bool {
-        self.split == Split::Missed
-    }
-
-    /// After it stopped at the split, the head reads on to the end on its own (the tail
-    /// gave up).
-    pub fn go_on(&mut self) {
-        debug_assert_eq!(self.split, Split::HeadStopped);
-        if self.split == Split::HeadStopped {
-            self.split = Split::None;
-            self.done = false;
-            // The scanner is at the event, its comma read.
-            self.element_next = true;
-        }
-    }
-
-    /// After it stopped at the split: the head goes on from where the tail stopped (the end
-    /// of the events, or text it left to the head), the tail's events its own.
-    pub fn take_over(&mut self, tail: EventStream<'a>) {
-        debug_assert_eq!(self.split, Split::HeadStopped);
-        debug_assert_eq!(tail.split, Split::Tail);
-        if self.split == Split::HeadStopped {
-            self.events.extend(tail.events);
-            self.scanner = tail.scanner;
-            self.first = tail.first;
-            self.element_next = tail.element_next;
-            self.done = tail.done;
-            self.split = Split::None;
-        }
-    }
-
     /// When the scanner cannot go on: the body is invalid, or one to decode whole.
     fn stop(&self) -> StreamStop {
-        if self.split == Split::Tail {
-            return StreamStop::Restart;
-        }
         match check_body(self.body) {
             Err(e) => StreamStop::Invalid(e),
             Ok(()) => StreamStop::Restart,
@@ -526,9 +387,7 @@ impl<'a> EventStream<'a> {
             return Ok(None);
         }
         let s = &mut self.scanner;
-        let end = if std::mem::replace(&mut self.element_next, false) {
-            false
-        } else if std::mem::replace(&mut self.first, false) {
+        let end = if std::mem::replace(&mut self.first, false) {
             s.eat(b']')
         } else if s.eat(b',') {
             false
@@ -541,18 +400,6 @@ impl<'a> EventStream<'a> {
             self.done = true;
             return Ok(None);
         }
-        if let Split::HeadUntil(at) = self.split {
-            let start = s.mark();
-            if start >= at {
-                if start == at {
-                    // At the event the tail starts with ([`EventStream::go_on`] reads it).
-                    self.split = Split::HeadStopped;
-                    self.done = true;
-                    return Ok(None);
-                }
-                self.split = Split::Missed;
-            }
-        }
         if self.events.len() == self.max_events {
             // Too many: decoded whole, the answer is the one it always was.
             return Err(StreamStop::Restart);
@@ -561,24 +408,13 @@ impl<'a> EventStream<'a> {
         if s.peek() == Some(b'{') {
             if let Ok(event) = fast_event_at(s) {
                 let raw = s.since(start);
-                if self.split == Split::Tail && !tail_maps(raw, &event) {
-                    // Left to the head.
-                    s.reset(start);
-                    self.element_next = true;
-                    return Err(StreamStop::Restart);
-                }
                 self.events.push(raw);
                 return Ok(Some((raw, Ok(event))));
             }
             s.reset(start);
         }
         // Not an object (checked by the scanner), or one it is unsure of: only skimmed, so
-        // the whole body is checked (once) before serde_json reads the event. A tail leaves
-        // that to the head.
-        if self.split == Split::Tail {
-            self.element_next = true;
-            return Err(StreamStop::Restart);
-        }
+        // the whole body is checked (once) before serde_json reads the event.
         let skimmed = s.peek() == Some(b'{');
         let Ok(raw) = (if skimmed { s.skim() } else { s.value() }) else {
             return Err(self.stop());
@@ -1204,35 +1040,6 @@ mod tests {
             assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{text}");
         }
         Ok(text)
-    }
-
-    #[test]
-    fn a_tail_leaves_nameless_and_huge_objects_to_the_head() {
-        let huge = format!(
-            r#"{{"event_name":"H","a":"{}"}}"#,
-            "x".repeat(TAIL_MAX_EVENT_BYTES)
-        );
-        let body = format!(
-            r#"{{"events":[{{"event_name":"A"}}, {{"sku":"a"}}, {huge}, {{"event_code":"C"}}]}}"#
-        );
-        let Ok(Opened::Stream(head)) = open_request(&body, usize::MAX) else {
-            panic!("not streamed");
-        };
-        let at = |needle: &str| body.find(needle).unwrap();
-        // A named object of ordinary size is mapped; the tail reads on to the next one.
-        let mut tail = head.tail_from(at(r#"{"event_code""#));
-        assert!(matches!(
-            tail.next_event(),
-            Ok(Some((r#"{"event_code":"C"}"#, Ok(_))))
-        ));
-        assert!(matches!(tail.next_event(), Ok(None)));
-        // A nameless or huge one stops it at that object's start (its comma read).
-        for start in [at(r#"{"sku""#), at(r#"{"event_name":"H""#)] {
-            let mut tail = head.tail_from(start);
-            assert_eq!(tail.next_event().err(), Some(StreamStop::Restart));
-            assert!(tail.events.is_empty() && tail.element_next);
-            assert_eq!(tail.scanner.mark(), start);
-        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! credentials, or a broken sender, can send, and what the function answers. Every request
 //! here is answered with a bounded answer, a clear code and nothing lost without a trace.
 //!
-//! Memory and time of the same cases are measured by `bench/hostile.py` (peak RSS of the
+//! Memory and time of the same cases are measured by `benches/hostile.py` (peak RSS of the
 //! release `moe2seg invoke`), never asserted here. Cases tested elsewhere:
 //! - Segment answering 3xx, or with a huge body: `tests/handler_delivery.rs`;
 //! - SQS itself while parking (concurrency, failed entries): `tests/park_deadline.rs`;

@@ -26,9 +26,8 @@ use moengage_segment::invoke::request_from_event;
 use moengage_segment::json::{canonical_json, compact_json};
 use moengage_segment::map::{
     HASHED_ID_PREFIX, Limits, MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_CHARS, MESSAGE_ID_PREFIX,
-    MapOutput, RejectReason, is_usable_uuid, map_body, map_body_split_at, map_body_with,
+    MapOutput, RejectReason, is_usable_uuid, map_body,
 };
-use moengage_segment::options::MappingOptions;
 use proptest::prelude::*;
 use proptest::sample::select;
 use serde::Deserialize;
@@ -858,71 +857,6 @@ proptest! {
         let bytes = apply_edits(body.clone(), &edits);
         let text = lossy_utf8(&bytes);
         if let Err(e) = map_and_check(&text, NOW) {
-            prop_assert!(false, "{name}: {e}");
-        }
-    }
-}
-
-// A body mapped on two threads, the second starting anywhere, gives what one thread gives
-// (`map_body_split` guesses where an event starts; the first thread confirms the guess).
-
-/// The split at `frac` of the body against one thread: the same messages, rejections,
-/// counts, or the same error.
-fn split_agrees(body: &str, frac: u32, snap: bool) -> Result<(), String> {
-    let mut at = ((frac as u64 * (body.len() as u64 + 2)) >> 32) as usize;
-    if snap {
-        // On to the next place an array's element starts (some of them the events'), where
-        // a tail is taken, not only tried.
-        let b = body.as_bytes();
-        let after_comma = |i: usize| {
-            b[..i]
-                .iter()
-                .rev()
-                .find(|c| !c.is_ascii_whitespace())
-                .is_some_and(|c| matches!(c, b',' | b'['))
-        };
-        while at < b.len() && (b[at].is_ascii_whitespace() || !after_comma(at)) {
-            at += 1;
-        }
-    }
-    let options = MappingOptions::default();
-    let split = map_body_split_at(body, at, NOW, &options);
-    let one = map_body_with(body, NOW, Limits::NONE, &options);
-    if split == one {
-        Ok(())
-    } else {
-        Err(format!(
-            "split at {at} differs: {:?} vs {:?}",
-            split.err(),
-            one.err()
-        ))
-    }
-}
-
-proptest! {
-    #![proptest_config(config(512, 32_768))]
-
-    #[test]
-    fn generated_bodies_split_anywhere_map_as_on_one_thread(
-        body in streams_like_body(),
-        frac in any::<u32>(),
-        snap in any::<bool>(),
-    ) {
-        if let Err(e) = split_agrees(&body, frac, snap) {
-            prop_assert!(false, "{e}\nbody: {}", body.chars().take(2000).collect::<String>());
-        }
-    }
-
-    #[test]
-    fn mutated_fixtures_split_anywhere_map_as_on_one_thread(
-        which in any::<prop::sample::Index>(),
-        edits in prop::collection::vec(edit(), 0..6),
-        frac in any::<u32>(),
-        snap in any::<bool>(),
-    ) {
-        let (name, body) = which.get(fixtures());
-        let bytes = apply_edits(body.clone(), &edits);
-        if let Err(e) = split_agrees(&lossy_utf8(&bytes), frac, snap) {
             prop_assert!(false, "{name}: {e}");
         }
     }

@@ -191,11 +191,9 @@ fn map(file: Option<String>, options: Option<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Stdout is line-buffered: one write per message without a BufWriter. Neither is held
-    // locked for the whole run: a large body is mapped on two threads, and nothing the
-    // second might print can wait on a lock the first holds.
-    let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout());
-    let mut stderr = io::BufWriter::new(io::stderr());
+    // Stdout is line-buffered: one write per message without a BufWriter.
+    let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut stderr = io::BufWriter::new(io::stderr().lock());
     match cli_map::run_map(&bytes, &options, &mut stdout, &mut stderr) {
         Ok(c) => ExitCode::from(c as u8),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,

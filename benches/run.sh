@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Whole-process performance figures for README "Performance" (not run by CI).
-#   bench/run.sh            # needs: cargo, python3, node, hyperfine (apt-get install hyperfine)
-#   BEFORE=/path/to/an/older/moe2seg bench/run.sh   # the same figures for an older build too
-# Prints: moe2seg map (50,000 events: on two threads, and on one CPU) vs the serde_json floor
-# (examples/floor.rs) vs a hand-written Node.js mapping (bench/node_map.js) on 100- and
+# Whole-process performance figures for docs/performance.md (not run by CI).
+#   benches/run.sh            # needs: cargo, python3, node, hyperfine (apt-get install hyperfine)
+#   BEFORE=/path/to/an/older/moe2seg benches/run.sh   # the same figures for an older build too
+# Prints: moe2seg map (100 and 50,000 events; the 50,000 also on one CPU) vs the serde_json floor
+# (examples/floor.rs) vs a hand-written Node.js mapping (benches/node_map.js) on 100- and
 # 50,000-event bodies; peak RSS on a ~1 MB body; a warm 100-event handler invocation's own
 # time and heap allocations; release binary sizes. Machines are noisy: compare the ratios
 # within one run.
@@ -40,7 +40,7 @@ for n in 100 50000; do
   echo; echo "== $n events"
   before=()
   [[ -n "${BEFORE:-}" ]] && before=(-n "before" "$BEFORE map $OUT/body-$n.json")
-  # A body of 4 MiB or more is mapped on two threads; on one CPU (taskset), on one.
+  # The large body also pinned to one CPU (taskset): the Node mapping uses more than one.
   one=()
   [[ $n -ge 50000 ]] && command -v taskset >/dev/null &&
     one=(-n "moe2seg map, one CPU" "taskset -c 0 $BIN map $OUT/body-$n.json")
@@ -49,12 +49,12 @@ for n in 100 50000; do
     -n "moe2seg map" "$BIN map $OUT/body-$n.json" \
     "${one[@]}" \
     -n "serde_json floor" "$FLOOR $OUT/body-$n.json" \
-    -n "node mapping" "node bench/node_map.js $OUT/body-$n.json" \
+    -n "node mapping" "node benches/node_map.js $OUT/body-$n.json" \
     --export-markdown "$OUT/hyperfine-$n.md" --output=null
 done
 
 echo; echo "== peak RSS on body-900.json ($(stat -c %s "$OUT/body-900.json") bytes)"
-for cmd in ${BEFORE:+"$BEFORE map"} "$BIN map" "$FLOOR" "node bench/node_map.js"; do
+for cmd in ${BEFORE:+"$BEFORE map"} "$BIN map" "$FLOOR" "node benches/node_map.js"; do
   rss=$( { /usr/bin/time -f %M $cmd "$OUT/body-900.json" >/dev/null; } 2>&1 | tail -1)
   echo "$cmd: ${rss} KB"
 done

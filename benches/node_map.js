@@ -1,7 +1,7 @@
 // A plain hand-written Node.js mapping of a MoEngage Streams body to Segment track messages,
-// the peer baseline for bench/run.sh (README "Performance"). Same catalog and renames as the
+// the peer baseline for benches/run.sh (docs/performance.md). Same catalog and renames as the
 // product, no validation beyond what a typical hand-written bridge does.
-// Usage: node bench/node_map.js BODY.json > out.jsonl
+// Usage: node benches/node_map.js BODY.json > out.jsonl
 'use strict';
 const fs = require('fs');
 const path = require('path');

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Peak memory and time of hostile requests (README "Limits and reliability"; not run by CI).
+"""Peak memory and time of hostile requests (docs/reliability.md; not run by CI).
 
-    bench/hostile.py            # builds the release moe2seg; needs cargo and python3
+    benches/hostile.py            # builds the release moe2seg; needs cargo and python3
 
 Each case is an API Gateway event file run through the release `moe2seg invoke` (the Lambda's
 own handler, in-process) against a Segment stand-in on 127.0.0.1 that answers 200 at once.
