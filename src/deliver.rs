@@ -11,21 +11,17 @@
 //! its 200 would count as delivered): a 3xx answer is a failure, retried like a 5xx. Segment's
 //! answer body is read only up to [`MAX_RESPONSE_BYTES`], for the error excerpt.
 //!
-//! The transport is the `moengage-segment-http` crate (`http-client/`): HTTP/1.1 on hyper
-//! with a small pool of keep-alive connections, hyper-rustls with the system's root
-//! certificates and aws-lc-rs, the same HTTP and TLS crates the AWS SDK already brings, so the
-//! binary carries one HTTP stack. `http://` base URLs are allowed (local stand-ins).
+//! The transport is `reqwest` (HTTP/1.1, a pool of keep-alive connections, rustls with
+//! aws-lc-rs, as the AWS SDK uses, and the platform's certificate verifier; no proxy
+//! variables read). `http://` base URLs are allowed (local stand-ins).
 
 use std::io::Write;
 use std::ops::Range;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
-use moengage_segment_http as transport;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
 use crate::config::Secret;
 use crate::map::Mapped;
@@ -205,12 +201,20 @@ impl Default for RetryPolicy {
 /// shares the pool).
 #[derive(Debug, Clone)]
 pub struct SegmentClient {
-    http: transport::Client,
+    http: reqwest::Client,
     policy: RetryPolicy,
 }
 
-/// Why [`SegmentClient::new`] failed: no usable root certificate in the system's store.
-pub type ClientError = transport::BuildError;
+/// Why [`SegmentClient::new`] failed (the TLS set-up).
+pub type ClientError = reqwest::Error;
+
+/// What [`SegmentClient::send`] read of an answer.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    /// At most the cap given.
+    body: Vec<u8>,
+}
 
 /// Whether Segment's official SDKs retry this status.
 pub fn is_retryable_status(status: u16) -> bool {
@@ -246,14 +250,17 @@ enum Attempt {
 
 impl SegmentClient {
     /// The production client: pooled keep-alive connections, a 3 s connect timeout (TCP and
-    /// TLS), certificates checked against the system's roots, and no redirects followed (the
-    /// transport never follows one).
+    /// TLS), certificates checked by the platform's verifier, no redirects followed and no
+    /// proxy.
     pub fn new(policy: RetryPolicy) -> Result<Self, ClientError> {
-        let http = transport::Client::new(&transport::Settings {
-            connect_timeout: CONNECT_TIMEOUT,
-            pool_idle_timeout: POOL_IDLE_TIMEOUT,
-            tcp_keepalive: TCP_KEEPALIVE,
-        })?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_keepalive(TCP_KEEPALIVE)
+            .user_agent(USER_AGENT_VALUE)
+            .build()?;
         Ok(SegmentClient { http, policy })
     }
 
@@ -261,30 +268,47 @@ impl SegmentClient {
     /// handshake. Any HTTP answer counts; errors are returned for logging only.
     pub async fn warm(&self, base_url: &str, timeout: Duration) -> Result<u16, String> {
         let url = format!("{}/v1/batch", base_url.trim_end_matches('/'));
-        let req = http::Request::head(&url)
-            .header(USER_AGENT, USER_AGENT_VALUE)
-            .header(ACCEPT, "*/*")
-            .body(Bytes::new());
         // The answer to a HEAD has no body: the connection goes back to the pool.
-        self.send(&url, req, 0, timeout)
-            .await
-            .map(|a| a.status.as_u16())
+        let req = self.http.head(&url).header(ACCEPT, "*/*");
+        self.send(req, 0, timeout).await.map(|a| a.status)
     }
 
     /// Sends one request: the answer's head and at most `body_cap` bytes of its body, all
-    /// within `timeout`; errors as text.
+    /// within `timeout`; errors as text (the URL and the cause, never a header). An answer
+    /// read to its end leaves its connection in the pool; a longer one is cut and its
+    /// connection dropped.
     async fn send(
         &self,
-        url: &str,
-        req: http::Result<http::Request<Bytes>>,
+        req: reqwest::RequestBuilder,
         body_cap: usize,
         timeout: Duration,
-    ) -> Result<transport::Answer, String> {
-        let req = req.map_err(|e| format!("invalid request to {url}: {}", error_chain(&e)))?;
-        self.http
-            .send(req, body_cap, timeout)
-            .await
-            .map_err(|e| format!("error sending request for url ({url}): {}", error_chain(&e)))
+    ) -> Result<Answer, String> {
+        let req = req.build().map_err(|e| error_chain(&e))?;
+        let url = req.url().to_string();
+        let exchange = async {
+            let mut resp = self.http.execute(req).await?;
+            let mut answer = Answer {
+                status: resp.status().as_u16(),
+                headers: std::mem::take(resp.headers_mut()),
+                body: Vec::new(),
+            };
+            while let Some(chunk) = resp.chunk().await? {
+                let room = body_cap - answer.body.len();
+                answer
+                    .body
+                    .extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if chunk.len() > room {
+                    break;
+                }
+            }
+            Ok::<_, reqwest::Error>(answer)
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(answer) => answer.map_err(|e| error_chain(&e)),
+            Err(_) => Err(format!(
+                "error sending request for url ({url}): timed out after {timeout:?}"
+            )),
+        }
     }
 
     async fn attempt(
@@ -294,20 +318,16 @@ impl SegmentClient {
         retry: u32,
         timeout: Duration,
     ) -> Attempt {
-        let auth = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:", target.write_key.expose()));
-        let url = target.batch_url();
-        let req = http::Request::post(&url)
-            .header(USER_AGENT, USER_AGENT_VALUE)
+        let req = self
+            .http
+            .post(target.batch_url())
             .header(ACCEPT, "*/*")
             .header(CONTENT_TYPE, "application/json")
-            .header(AUTHORIZATION, format!("Basic {auth}"))
+            .basic_auth(target.write_key.expose(), None::<&str>)
             .header("x-retry-count", retry)
-            .body(Bytes::from(body));
-        // One timeout for the whole exchange, the body read included. A short answer is read
-        // to its end (the connection stays reusable); a long one only up to the cap, then
-        // dropped with its connection.
-        let answer = match self.send(&url, req, MAX_RESPONSE_BYTES, timeout).await {
+            .body(body);
+        // One timeout for the whole exchange, the body read included.
+        let answer = match self.send(req, MAX_RESPONSE_BYTES, timeout).await {
             Ok(a) => a,
             Err(error) => {
                 return Attempt::Retry {
@@ -316,10 +336,10 @@ impl SegmentClient {
                 };
             }
         };
-        let status = answer.status.as_u16();
+        let status = answer.status;
         let retry_after = answer
             .headers
-            .get("retry-after")
+            .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
         let location = (300..400)
@@ -735,7 +755,102 @@ mod tests {
             .warm(&format!("https://{addr}"), Duration::from_secs(2))
             .await
             .unwrap_err();
-        assert!(e.contains(": connect error: "), "{e}");
+        assert!(e.contains(": client error (Connect): "), "{e}");
+    }
+
+    /// A keep-alive HTTP/1.1 server answering each request `200` with a body of the length
+    /// given by its path (`/10`); the first connection it accepts answers its first request
+    /// `400` as soon as the head is in, never reading the body. Counts connections.
+    async fn keep_alive_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 65536];
+                    loop {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        if n == 0 && head.contains("/early") {
+                            let early = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+                            let _ = sock.write_all(early).await;
+                            tokio::time::sleep(Duration::from_secs(30)).await;
+                            return;
+                        }
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        while buf.len() < end + 4 + len {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                            }
+                        }
+                        buf.drain(..end + 4 + len);
+                        let path = head.split(' ').nth(1).unwrap_or("/0");
+                        let size: usize = path.trim_start_matches('/').parse().unwrap_or(0);
+                        let body = if head.starts_with("head ") { 0 } else { size };
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n{}",
+                            "x".repeat(body)
+                        );
+                        if sock.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn connections_are_reused_unless_an_answer_is_cut() {
+        use std::sync::atomic::Ordering;
+        let (url, accepted) = keep_alive_server().await;
+        let c = SegmentClient::new(RetryPolicy::default()).unwrap();
+        let timeout = Duration::from_secs(3);
+        // Init's warm-up opens the connection the first batch then uses.
+        assert_eq!(c.warm(&url, timeout).await, Ok(200));
+        let short = c.http.post(format!("{url}/10")).body("{}");
+        assert_eq!(c.send(short, 4096, timeout).await.unwrap().body.len(), 10);
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        // An answer longer than the cap is cut: its connection is not reused.
+        let long = c.http.post(format!("{url}/100000")).body("{}");
+        assert_eq!(c.send(long, 4096, timeout).await.unwrap().body.len(), 4096);
+        let again = c.http.post(format!("{url}/0")).body("{}");
+        assert_eq!(c.send(again, 4096, timeout).await.unwrap().status, 200);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn an_early_answer_does_not_hold_up_the_next_request() {
+        // The server answers 400 after the request head and never reads the 32 MB body:
+        // that connection is not reused, and the next request is served at once.
+        let (url, _) = keep_alive_server().await;
+        let c = SegmentClient::new(RetryPolicy::default()).unwrap();
+        let timeout = Duration::from_secs(3);
+        let big = c
+            .http
+            .post(format!("{url}/early"))
+            .body(vec![b'x'; 32 << 20]);
+        assert_eq!(c.send(big, 4096, timeout).await.unwrap().status, 400);
+        // Waiting on the first connection would run into the timeout.
+        let next = c.http.post(format!("{url}/0")).body("{}");
+        assert_eq!(c.send(next, 4096, timeout).await.unwrap().status, 200);
     }
 
     #[test]
