@@ -5,7 +5,7 @@
 //! its `event_code` (all aliases, ASCII case-insensitive), else its `event_name`
 //! (case-insensitive), else the event's own name (a custom event).
 
-use crate::fasthash::FxHashMap as HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::OnceLock;
 
 /// The catalog TSV, embedded at build time.

@@ -33,7 +33,6 @@ pub mod config;
 pub mod decode;
 pub mod deliver;
 pub mod excerpt;
-pub mod fasthash;
 pub mod forward;
 pub mod handler;
 pub mod invoke;

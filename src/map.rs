@@ -147,7 +147,7 @@ impl KeyCache {
         }
         let slot = {
             use std::hash::Hasher;
-            let mut h = crate::fasthash::FxHasher::with_seed(self.seed);
+            let mut h = rustc_hash::FxHasher::with_seed(self.seed as usize);
             h.write(key.as_bytes());
             (h.finish() >> 32) as usize & (Self::SLOTS - 1)
         };

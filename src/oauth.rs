@@ -360,32 +360,29 @@ impl Params {
     }
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Decodes one application/x-www-form-urlencoded name or value: `+` is a space, `%XX` a
-/// byte; a malformed escape or a result that is not UTF-8 is `None`.
+/// byte; a malformed escape (`%` not followed by two hex digits) or a result that is not
+/// UTF-8 is `None`.
 pub fn form_decode(s: &[u8]) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.iter().copied();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = hex_digit(bytes.next()?)?;
-                let lo = hex_digit(bytes.next()?)?;
-                out.push((hi << 4) | lo);
-            }
-            b => out.push(b),
-        }
+    let well_formed = s
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'%')
+        .all(|(i, _)| {
+            s.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let spaced: Vec<u8> = s
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    percent_encoding::percent_decode(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 fn parse_form(body: &[u8]) -> Result<Params, OAuthError> {
@@ -1204,7 +1201,7 @@ mod tests {
         assert_eq!(form_decode(b"a+b%20c%2b").as_deref(), Some("a b c+"));
         assert_eq!(form_decode(b"%C3%A9").as_deref(), Some("é"));
         assert_eq!(form_decode(b"").as_deref(), Some(""));
-        for bad in [&b"%"[..], b"%2", b"%g0", b"%0g", b"%C3", b"\xff"] {
+        for bad in [&b"%"[..], b"%2", b"%g0", b"%0g", b"%C3", b"\xff", b"%ff%fe"] {
             assert_eq!(form_decode(bad), None, "{bad:?}");
         }
     }

@@ -5,7 +5,7 @@
 //! non-alphanumeric character removed. A key that folds to a known alias is renamed to the
 //! Segment property name (snake_case); every other key is kept as it is.
 
-use crate::fasthash::FxHashMap as HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::OnceLock;
 
 /// The rename table, embedded at build time.
