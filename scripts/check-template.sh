@@ -18,13 +18,13 @@
 #   6. redelivery wiring in the result: both queues (retention, Retain, redrive to the refused
 #      queue, visibility timeout >= 6x the redelivery timeout), the SQS event source mapping,
 #      the functions' queue settings, the alarms, the dashboard (valid JSON once substituted,
-#      all metric names and both queues), the outputs, and one build definition for both
-#      functions
+#      all metric names and both queues), the outputs, and each function's build (its own
+#      binary of this crate, built by cargo-lambda for arm64)
 #   7. HTTP API routes in the result: exactly POST /moengage and POST /oauth/token (the OAuth
 #      2.0 token route), both to the webhook function with payload 2.0, each with its own
 #      invoke permission; the WebhookUrl and OAuthTokenUrl outputs
-#   8. (--build only) sam build with cargo-lambda: one build for both functions; each
-#      bootstrap is an aarch64 ELF
+#   8. (--build only) sam build with cargo-lambda: each function's bootstrap is its own
+#      binary, an aarch64 ELF
 set -euo pipefail
 
 BUILD=0
@@ -35,9 +35,10 @@ case "${1:-}" in
 esac
 
 TEMPLATE=template.yaml
-# The functions built from the one binary (same build definition in the template).
-FUNCTION_IDS="WebhookFunction RedeliveryFunction"
-FUNCTION_IDS_REVERSED="RedeliveryFunction WebhookFunction"
+# Each function and the binary of this crate it runs (BuildProperties.Binary).
+FUNCTION_BINARIES="WebhookFunction:webhook RedeliveryFunction:redeliver"
+FUNCTION_IDS="$(for fb in $FUNCTION_BINARIES; do printf '%s ' "${fb%%:*}"; done)"
+export FUNCTION_BINARIES
 
 if [[ ! -f "$TEMPLATE" || ! -f samconfig.toml ]]; then
   echo "check-template: run from the repository root (template.yaml and samconfig.toml not found)" >&2
@@ -384,7 +385,7 @@ print("\n".join(summary))
 PY
 ok "IAM is least-privilege: each role holds exactly its function's grants"
 
-step "[6/8] Redelivery: queues, event source mapping, alarms, dashboard, outputs, shared build"
+step "[6/8] Redelivery: queues, event source mapping, alarms, dashboard, outputs, builds"
 "$PYTHON" - "$TEMPLATE" "$TRANSFORMED" <<'PY'
 import json
 import re
@@ -662,20 +663,22 @@ expect("#dashboards:name=${Dashboard}" in dash_url and dash_url.startswith("http
 replay = sub_text(outputs.get("ReplayCommand", {}).get("Value")) or ""
 expect(replay.endswith("replay --queue ${RefusedQueue}"), f"output ReplayCommand does not replay the refused queue: {replay!r}")
 
-# --- One build for both functions (source template, Globals applied) ----------------------
-BUILD_KEYS = ("CodeUri", "Handler", "Runtime", "Architectures", "PackageType")
+# --- Each function's build (source template, Globals applied) -------------------------------
+# Every function is a binary of this crate (CodeUri "."), built by cargo-lambda for arm64 on
+# provided.al2023, named by BuildProperties.Binary.
+import os
+BUILD = {"CodeUri": ".", "Handler": "bootstrap", "Runtime": "provided.al2023", "Architectures": ["arm64"]}
 globals_fn = source.get("Globals", {}).get("Function", {})
-builds = {}
-for fid in ("WebhookFunction", "RedeliveryFunction"):
+for pair in os.environ["FUNCTION_BINARIES"].split():
+    fid, binary = pair.split(":")
     res = source["Resources"].get(fid, {})
-    effective = {k: res.get("Properties", {}).get(k, globals_fn.get(k)) for k in BUILD_KEYS}
-    builds[fid] = (effective, res.get("Metadata"))
-(w_props, w_meta), (r_props, r_meta) = builds["WebhookFunction"], builds["RedeliveryFunction"]
-expect(w_props == r_props, f"build properties differ, so sam build would build twice: {w_props!r} vs {r_props!r}")
-expect(w_meta == r_meta, f"build Metadata differs, so sam build would build twice: {w_meta!r} vs {r_meta!r}")
-expect((w_meta or {}).get("BuildMethod") == "rust-cargolambda", f"WebhookFunction Metadata.BuildMethod is not rust-cargolambda")
-notes.append(f"shared build: {w_props['CodeUri']} {w_props['Runtime']} {w_props['Architectures']} "
-             f"{(w_meta or {}).get('BuildMethod')} {(w_meta or {}).get('BuildProperties')}")
+    effective = {k: res.get("Properties", {}).get(k, globals_fn.get(k)) for k in BUILD}
+    meta = res.get("Metadata") or {}
+    expect(effective == BUILD, f"{fid}: build properties {effective!r}, expected {BUILD!r}")
+    expect(meta.get("BuildMethod") == "rust-cargolambda", f"{fid}: Metadata.BuildMethod is not rust-cargolambda")
+    expect(meta.get("BuildProperties") == {"Binary": binary},
+           f"{fid}: Metadata.BuildProperties is {meta.get('BuildProperties')!r}, expected Binary {binary!r}")
+    notes.append(f"{fid}: binary {binary} (rust-cargolambda, arm64, provided.al2023)")
 
 if problems:
     sys.exit("redelivery wiring problems:\n  " + "\n  ".join(problems))
@@ -738,20 +741,12 @@ PY
 ok "the webhook and the OAuth token route reach the webhook function; their URLs are outputs"
 
 if [[ "$BUILD" -eq 1 ]]; then
-  step "[8/8] sam build (rust-cargolambda, arm64): one build serves both functions"
+  step "[8/8] sam build (rust-cargolambda, arm64): each function's own binary"
   command -v cargo-lambda >/dev/null || { echo "check-template: cargo-lambda not on PATH" >&2; exit 2; }
   BUILD_DIR=.aws-sam/build
   BUILD_LOG="$WORK/sam-build.log"
   # No --cached: samconfig.toml builds from scratch; the .aws-sam folder stays (git-ignored).
   sam build --template-file "$TEMPLATE" --build-dir "$BUILD_DIR" 2>&1 | tee "$BUILD_LOG"
-  # SAM builds functions with identical build definitions (CodeUri, Runtime, Architectures,
-  # Handler, Metadata) once and copies the result; it names them on one "Building codeuri" line.
-  BUILDS="$(grep -c '^Building codeuri:' "$BUILD_LOG" || true)"
-  if [[ "$BUILDS" -ne 1 ]] || ! grep -Eq "^Building codeuri: .* functions: (${FUNCTION_IDS// /, }|${FUNCTION_IDS_REVERSED// /, })\$" "$BUILD_LOG"; then
-    echo "check-template: expected one build for both functions ($FUNCTION_IDS); sam build said:" >&2
-    grep '^Building codeuri:' "$BUILD_LOG" >&2 || echo "  (no 'Building codeuri:' line)" >&2
-    exit 1
-  fi
   for function_id in $FUNCTION_IDS; do
     [[ -f "$BUILD_DIR/$function_id/bootstrap" ]] || { echo "check-template: $BUILD_DIR/$function_id/bootstrap was not built" >&2; exit 1; }
   done
@@ -775,13 +770,13 @@ for path in sys.argv[1:]:
         sys.exit(f"{path}: e_machine is {machine}, expected 183 (aarch64)")
     digests[path] = hashlib.sha256(data).hexdigest()
     print(f"  {path}: ELF64, e_machine=183 (aarch64), {len(data):,} bytes, sha256 {digests[path][:16]}")
-if len(set(digests.values())) != 1:
-    sys.exit("the functions' bootstraps differ, but they must be the same binary")
+if len(set(digests.values())) != len(digests):
+    sys.exit("two functions got the same bootstrap, but each runs its own binary")
 PY
   if command -v file >/dev/null; then
     for function_id in $FUNCTION_IDS; do file "$BUILD_DIR/$function_id/bootstrap"; done
   fi
-  ok "one arm64 build of the binary serves $FUNCTION_IDS"
+  ok "arm64 bootstraps built for $FUNCTION_IDS"
 else
   step "[8/8] sam build skipped (pass --build to build the arm64 bootstrap with cargo-lambda)"
 fi

@@ -62,6 +62,30 @@ pub struct Options {
     pub dry_run_output: fn() -> Box<dyn Write + Send>,
 }
 
+/// Lambda Init, the same for every function: JSON logs on stdout, the handler built from the
+/// environment, then the secret read and the Segment connection warmed. A misconfigured
+/// function keeps running and answers 500 with the reason (fail closed), rather than crashing
+/// at every cold start with nothing useful in the response.
+pub async fn init_function() -> App {
+    crate::logging::init_stdout();
+    let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    let opts = Options {
+        dry_run: DryRunWhen::Never,
+        metrics: MetricsSink::Stdout { function_name },
+        dry_run_output: || Box::new(std::io::sink()),
+    };
+    let built = match Env::from_env() {
+        Ok(env) => build(&env, opts).await,
+        Err(e) => Err(e.into()),
+    };
+    let app = built.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "startup configuration invalid; every request will get 500");
+        unconfigured(e.to_string())
+    });
+    app.warm_up().await;
+    app
+}
+
 /// Builds the handler from the environment.
 pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
     let needs_aws = matches!(env.source, SettingsSource::SecretsManager { .. })

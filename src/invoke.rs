@@ -1,26 +1,33 @@
-//! `moe2seg invoke EVENT_FILE`: runs the real handler in-process on the event files
-//! `cargo lambda invoke --data-file` and `sam local invoke -e` take: an API Gateway (REST v1,
-//! HTTP v2) or Function URL event, rendering the HTTP answer as
-//! `{"statusCode", "headers", "body"}`; or an SQS event from the parked queue, rendering the
-//! redelivery's partial batch response `{"batchItemFailures": [...]}`.
+//! `moe2seg invoke EVENT_FILE`: runs the functions' handlers in-process on the event files
+//! `cargo lambda invoke --data-file` and `sam local invoke -e` take: an SQS event from the
+//! parked queue (the redelivery handler: its partial batch response
+//! `{"batchItemFailures": [...]}`), or an API Gateway (REST v1, HTTP v2) or Function URL event,
+//! converted by lambda_http's own `request::from_str` (the webhook handler: the HTTP answer as
+//! `{"statusCode", "headers", "body"}`).
 
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+use aws_lambda_events::sqs::SqsEvent;
 use lambda_http::{Body, Context, Request, RequestExt, Response};
 use serde_json::{Value, json};
 
-use crate::lambda_adapter::{self, Incoming, InvalidEvent};
-use crate::redeliver::SqsEvent;
-
-/// Why an event file cannot be turned into a request.
+/// Why an event file cannot be invoked.
 #[derive(Debug, thiserror::Error)]
 pub enum EventFileError {
     #[error("the event is not JSON: {0}")]
     NotJson(String),
     #[error("not an API Gateway, Function URL or SQS event: {0}")]
-    NotHttpEvent(String),
-    /// The event has the right shape but lambda_http cannot convert it (the Lambda answers
-    /// such an event with 400 `invalid_request_event`).
-    #[error(transparent)]
-    Invalid(#[from] InvalidEvent),
+    NotAnEvent(String),
+    /// lambda_http cannot turn the event into a request (it panics on a body marked
+    /// `isBase64Encoded` that is not base64, or a host, path or query that makes no valid URI).
+    /// API Gateway never sends such an event; on Lambda the invocation fails and the
+    /// environment serves the next one.
+    #[error(
+        "lambda_http cannot convert the event into a request ({0}); API Gateway never sends such an event"
+    )]
+    Unconvertible(String),
 }
 
 /// An event file's invocation.
@@ -30,28 +37,61 @@ pub enum Invocation {
     Sqs(SqsEvent),
 }
 
-/// Parses an event JSON as the Lambda does ([`Incoming`]): an SQS event, or an HTTP event
-/// converted by [`request_from_event`]'s rules.
+/// Reads an event: `{"Records": [{"eventSource": "aws:sqs", …}]}` is an SQS event; anything
+/// else must be one lambda_http converts ([`request_from_event`]).
 pub fn event_from_str(text: &str) -> Result<Invocation, EventFileError> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| EventFileError::NotJson(e.to_string()))?;
-    match Incoming::from_value(value).map_err(|e| EventFileError::NotHttpEvent(e.to_string()))? {
-        Incoming::Sqs(event) => Ok(Invocation::Sqs(event)),
-        Incoming::Http(event) => Ok(Invocation::Http(Box::new(lambda_adapter::to_request(
-            *event,
-        )?))),
+    let sqs = value
+        .get("Records")
+        .and_then(Value::as_array)
+        .and_then(|r| r.first())
+        .and_then(|r| r.get("eventSource"))
+        .and_then(Value::as_str)
+        == Some("aws:sqs");
+    if sqs {
+        return serde_json::from_value(value)
+            .map(Invocation::Sqs)
+            .map_err(|e| EventFileError::NotAnEvent(e.to_string()));
     }
+    request_from_event(text).map(|r| Invocation::Http(Box::new(r)))
 }
 
-/// Parses an HTTP event JSON into a request, as [`event_from_str`] does (the Lambda's own
-/// recognition and conversion, [`lambda_adapter::to_request`]): an invalid base64 body or a
-/// host, path, query or scheme that is not a valid URI is an error, not a panic.
+thread_local! {
+    /// Set while this thread runs lambda_http's conversion: its panic is reported as an
+    /// error, so the panic hook stays quiet about it.
+    static CONVERTING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// An HTTP event as the webhook function gets it: lambda_http's `request::from_str`. Its
+/// panics (events API Gateway never sends) become [`EventFileError::Unconvertible`], with no
+/// panic message on stderr.
 pub fn request_from_event(text: &str) -> Result<Request, EventFileError> {
-    match event_from_str(text)? {
-        Invocation::Http(req) => Ok(*req),
-        Invocation::Sqs(_) => Err(EventFileError::NotHttpEvent(
-            "an SQS event, not an HTTP request".into(),
-        )),
+    static QUIET_HOOK: Once = Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !CONVERTING.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    CONVERTING.with(|c| c.set(true));
+    let converted = panic::catch_unwind(AssertUnwindSafe(|| lambda_http::request::from_str(text)));
+    CONVERTING.with(|c| c.set(false));
+    match converted {
+        Ok(Ok(req)) => Ok(req),
+        Ok(Err(e)) => Err(EventFileError::NotAnEvent(e.to_string())),
+        Err(payload) => {
+            let why = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            Err(EventFileError::Unconvertible(crate::excerpt::excerpt(
+                why, 200,
+            )))
+        }
     }
 }
 
@@ -82,4 +122,66 @@ pub fn response_json(resp: &Response<Body>) -> Value {
         _ => String::new(),
     };
     json!({"statusCode": resp.status().as_u16(), "headers": headers, "body": body})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(file: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("events")
+            .join(file);
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_sample_event_converts() {
+        for file in [
+            "apigw-v2.json",
+            "apigw-v2-base64.json",
+            "apigw-v2-gzip.json",
+            "apigw-rest-v1.json",
+            "function-url.json",
+            "get-method.json",
+            "oauth-token.json",
+        ] {
+            let v = sample(file);
+            assert!(
+                matches!(event_from_str(&v.to_string()), Ok(Invocation::Http(_))),
+                "{file}"
+            );
+        }
+        let sqs = sample("sqs-parked.json").to_string();
+        assert!(matches!(event_from_str(&sqs), Ok(Invocation::Sqs(_))));
+    }
+
+    #[test]
+    fn events_lambda_http_cannot_convert_are_errors_not_panics() {
+        let mut bad_base64 = sample("apigw-v2-base64.json");
+        bad_base64["body"] = json!("%%% not base64 %%%");
+        let mut host = sample("apigw-v2.json");
+        host["headers"]["host"] = json!("a b");
+        let mut port = sample("apigw-v2.json");
+        port["rawPath"] = json!(":99999");
+        let mut long = sample("apigw-rest-v1.json");
+        long["path"] = json!(format!("/{}", "a".repeat(70_000)));
+        for v in [bad_base64, host, port, long] {
+            match event_from_str(&v.to_string()) {
+                Err(e @ EventFileError::Unconvertible(_)) => {
+                    let text = e.to_string();
+                    assert!(!text.contains('\n') && text.len() < 400, "{text}");
+                }
+                other => panic!("expected Unconvertible, got {other:?}"),
+            }
+        }
+        assert!(matches!(
+            event_from_str("{\"hello\": 1}"),
+            Err(EventFileError::NotAnEvent(_))
+        ));
+        assert!(matches!(
+            event_from_str("not json"),
+            Err(EventFileError::NotJson(_))
+        ));
+    }
 }

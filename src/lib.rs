@@ -20,10 +20,8 @@
 //! and verifies the stateless tokens it issues, which [`auth`] accepts as `Bearer`.
 //!
 //! Around them: [`secrets`] and [`config`] (the customer's secret, the environment),
-//! [`metrics`] (CloudWatch EMF), [`app`] (wiring real clients), [`lambda_adapter`] (Lambda
-//! event → webhook request or SQS event → answer, in place of `lambda_http::run`: an event
-//! lambda_http cannot convert is answered 400 instead of failing the invocation), [`invoke`]
-//! and [`cli_map`] (the `moe2seg` commands).
+//! [`metrics`] (CloudWatch EMF), [`app`] (wiring real clients and the functions' Init),
+//! [`invoke`] and [`cli_map`] (the `moe2seg` commands).
 
 pub mod app;
 pub mod auth;
@@ -37,7 +35,6 @@ pub mod forward;
 pub mod handler;
 pub mod invoke;
 pub mod json;
-pub mod lambda_adapter;
 pub mod logging;
 pub mod map;
 pub mod metrics;

@@ -14,75 +14,29 @@
 
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 use crate::forward::{Fate, Plan, Provenance, unpack};
 use crate::handler::{Handler, Tally, log_failures};
 use crate::secrets::SecretSource;
 use crate::time;
 
-/// An SQS event, as Lambda's event source mapping sends it (the fields redelivery uses).
-#[derive(Debug, Clone, Deserialize)]
-pub struct SqsEvent {
-    #[serde(rename = "Records")]
-    pub records: Vec<SqsRecord>,
+/// The receive count SQS gives a record (`ApproximateReceiveCount`: 1 the first time;
+/// unreadable counts as 1).
+fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1)
 }
 
-/// One SQS message of an [`SqsEvent`].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SqsRecord {
-    /// The SQS message id: the `itemIdentifier` of a batch item failure.
-    pub message_id: String,
-    #[serde(default)]
-    pub receipt_handle: String,
-    #[serde(default)]
-    pub body: String,
-    #[serde(default)]
-    pub attributes: SqsAttributes,
-    #[serde(default)]
-    pub event_source: Option<String>,
-}
-
-/// The system attributes redelivery reads (SQS sends numbers as strings).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct SqsAttributes {
-    #[serde(default)]
-    pub approximate_receive_count: Option<String>,
-    /// Epoch milliseconds.
-    #[serde(default)]
-    pub sent_timestamp: Option<String>,
-}
-
-impl SqsRecord {
-    fn receive_count(&self) -> u32 {
-        self.attributes
-            .approximate_receive_count
-            .as_deref()
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(1)
-    }
-
-    fn sent_at_ms(&self) -> Option<i64> {
-        self.attributes
-            .sent_timestamp
-            .as_deref()
-            .and_then(|v| v.trim().parse().ok())
-    }
-}
-
-/// Lambda's partial batch response (`ReportBatchItemFailures`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BatchResponse {
-    pub batch_item_failures: Vec<ItemFailure>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ItemFailure {
-    pub item_identifier: String,
+/// When SQS first received the record (`SentTimestamp`, epoch milliseconds).
+fn sent_at_ms(record: &SqsMessage) -> Option<i64> {
+    record
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// First hiding time of a message that still fails.
@@ -100,16 +54,13 @@ pub fn visibility_after(receive_count: u32) -> Duration {
 }
 
 /// The receipt handle and hiding time of each failed record.
-fn hiding<'r>(records: &'r [SqsRecord], failed: &[usize]) -> Vec<(&'r str, Duration)> {
+fn hiding<'r>(records: &'r [SqsMessage], failed: &[usize]) -> Vec<(&'r str, Duration)> {
     failed
         .iter()
         .filter_map(|r| records.get(*r))
-        .filter(|r| !r.receipt_handle.is_empty())
-        .map(|r| {
-            (
-                r.receipt_handle.as_str(),
-                visibility_after(r.receive_count()),
-            )
+        .filter_map(|r| {
+            let receipt = r.receipt_handle.as_deref().filter(|h| !h.is_empty())?;
+            Some((receipt, visibility_after(receive_count(r))))
         })
         .collect()
 }
@@ -120,7 +71,7 @@ impl<S: SecretSource> Handler<S> {
         &self,
         event: SqsEvent,
         lambda_deadline_ms: Option<u64>,
-    ) -> BatchResponse {
+    ) -> SqsBatchResponse {
         let started = Instant::now();
         let deadline = self.deadline(lambda_deadline_ms);
         let now_ms = time::now_millis();
@@ -131,11 +82,9 @@ impl<S: SecretSource> Handler<S> {
         let mut record_of = Vec::with_capacity(records.len());
         let mut unreadable = Vec::new();
         for (r, record) in records.iter().enumerate() {
-            match unpack(&record.body) {
+            match unpack(record.body.as_deref().unwrap_or_default()) {
                 Ok((mut message, mut origin)) => {
-                    let age_ms = record
-                        .sent_at_ms()
-                        .map_or(0, |sent| now_ms.saturating_sub(sent));
+                    let age_ms = sent_at_ms(record).map_or(0, |sent| now_ms.saturating_sub(sent));
                     origin.expired =
                         u128::try_from(age_ms).unwrap_or(0) > self.redelivery_max_age.as_millis();
                     message.index = messages.len();
@@ -145,7 +94,7 @@ impl<S: SecretSource> Handler<S> {
                 }
                 Err(e) => {
                     tracing::warn!(
-                        sqs_message_id = %crate::excerpt::excerpt(&record.message_id, 100),
+                        sqs_message_id = %crate::excerpt::excerpt(record.message_id.as_deref().unwrap_or_default(), 100),
                         error = %e,
                         "not a moengage-segment parcel; setting it aside in the refused queue"
                     );
@@ -222,21 +171,20 @@ impl<S: SecretSource> Handler<S> {
         };
         log(!failed.is_empty());
         self.metrics.emit(&metrics, None, time::now_millis());
-        BatchResponse {
-            batch_item_failures: failed
+        let mut answer = SqsBatchResponse::default();
+        answer.set_failures(
+            failed
                 .into_iter()
-                .map(|r| ItemFailure {
-                    item_identifier: records[r].message_id.clone(),
-                })
-                .collect(),
-        }
+                .map(|r| records[r].message_id.clone().unwrap_or_default()),
+        );
+        answer
     }
 
     /// Moves records that are not parcels to the refused queue unchanged; `true` when they
     /// are there (or there were none).
     async fn set_aside_raw(
         &self,
-        records: &[SqsRecord],
+        records: &[SqsMessage],
         which: &[usize],
         deadline: Instant,
     ) -> bool {
@@ -246,7 +194,10 @@ impl<S: SecretSource> Handler<S> {
         let Some(refused) = self.forwarder.queues().and_then(|q| q.refused.as_ref()) else {
             return false;
         };
-        let bodies: Vec<String> = which.iter().map(|r| records[*r].body.clone()).collect();
+        let bodies: Vec<String> = which
+            .iter()
+            .map(|r| records[*r].body.clone().unwrap_or_default())
+            .collect();
         match refused.park("the refused queue", &bodies, deadline).await {
             Ok(()) => true,
             Err(e) => {
@@ -257,7 +208,7 @@ impl<S: SecretSource> Handler<S> {
     }
 
     /// Hides the records that still fail for [`visibility_after`] their receive count.
-    async fn hide_failed(&self, records: &[SqsRecord], failed: &[usize]) {
+    async fn hide_failed(&self, records: &[SqsMessage], failed: &[usize]) {
         let Some(parked) = self.forwarder.queues().and_then(|q| q.parked.as_ref()) else {
             return;
         };
@@ -309,15 +260,14 @@ mod tests {
 
     #[test]
     fn each_failed_record_is_hidden_by_its_own_receive_count() {
-        let record = |n: &str, receipts: &str| SqsRecord {
-            message_id: format!("id-{receipts}"),
-            receipt_handle: receipts.into(),
-            body: String::new(),
-            attributes: SqsAttributes {
-                approximate_receive_count: Some(n.into()),
-                sent_timestamp: None,
-            },
-            event_source: Some("aws:sqs".into()),
+        let record = |n: &str, receipts: &str| {
+            let mut r = SqsMessage::default();
+            r.message_id = Some(format!("id-{receipts}"));
+            r.receipt_handle = Some(receipts.into());
+            r.attributes
+                .insert("ApproximateReceiveCount".into(), n.into());
+            r.event_source = Some("aws:sqs".into());
+            r
         };
         let records = [
             record("1", "a"),
@@ -348,15 +298,12 @@ mod tests {
         assert!(!event.records.is_empty());
         for r in &event.records {
             assert_eq!(r.event_source.as_deref(), Some("aws:sqs"));
-            assert!(r.receive_count() >= 1);
-            assert!(r.sent_at_ms().is_some());
-            crate::forward::unpack(&r.body).unwrap();
+            assert!(receive_count(r) >= 1);
+            assert!(sent_at_ms(r).is_some());
+            crate::forward::unpack(r.body.as_deref().unwrap()).unwrap();
         }
-        let answer = BatchResponse {
-            batch_item_failures: vec![ItemFailure {
-                item_identifier: "id-1".into(),
-            }],
-        };
+        let mut answer = SqsBatchResponse::default();
+        answer.add_failure("id-1");
         assert_eq!(
             serde_json::to_string(&answer).unwrap(),
             r#"{"batchItemFailures":[{"itemIdentifier":"id-1"}]}"#
