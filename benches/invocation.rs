@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use common::{body_of, local_handler, post};
-use moengage_segment::map::{Limits, map_body};
+use moengage_segment::mapping::{Limits, map_body};
 
 /// The system allocator, counting calls and bytes on threads that ask for it.
 struct Counting;

@@ -12,8 +12,8 @@ use std::hint::black_box;
 
 use common::{body_of, local_handler, post};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use moengage_segment::deliver;
-use moengage_segment::map::{Limits, map_body};
+use moengage_segment::delivery::segment;
+use moengage_segment::mapping::{Limits, map_body};
 use serde_json::Value;
 
 fn floor(body: &str) -> usize {
@@ -58,10 +58,10 @@ fn chunking(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("chunk_and_build_bodies_50000", |b| {
         b.iter(|| {
-            let ranges = deliver::chunk(&out.messages);
+            let ranges = segment::chunk(&out.messages);
             let mut total = 0;
             for r in ranges {
-                total += deliver::batch_body(&out.messages[r], "2025-11-28T12:00:00.000Z").len();
+                total += segment::batch_body(&out.messages[r], "2025-11-28T12:00:00.000Z").len();
             }
             black_box(total)
         })

@@ -94,7 +94,7 @@ fn a_file_is_not_held_to_the_webhook_request_limits() {
 fn a_large_file_is_mapped_as_the_library_maps_it() {
     // 5 MB, read into huge-page-advised memory: repeated uuids far apart, rejected events,
     // an event only serde_json reads. The output is byte for byte the library's.
-    use moengage_segment::map::{Limits, map_body_with};
+    use moengage_segment::mapping::{Limits, map_body_with};
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/batch_100.json")).unwrap();
     let base = fixture["events"].as_array().unwrap();
@@ -123,7 +123,7 @@ fn a_large_file_is_mapped_as_the_library_maps_it() {
         r#"{{"app_name":"App","moe_request_id":"r-1","events":[{}]}}"#,
         events.join(",")
     );
-    let now = moengage_segment::time::now_millis();
+    let now = moengage_segment::mapping::time::now_millis();
     let want = map_body_with(&body, now, Limits::NONE, &Default::default()).unwrap();
     assert!(want.duplicate_uuids > 2 && want.rejected.len() > 2);
     let (code, stdout, stderr) = moe2seg(&["map"], Some(body.as_bytes()));

@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use lambda_http::Body;
 use lambda_http::http::StatusCode;
-use moengage_segment::config::Settings;
-use moengage_segment::forward::Queues;
-use moengage_segment::handler::Handler;
-use moengage_segment::park::SqsQueue;
-use moengage_segment::secrets::StaticSource;
+use moengage_segment::delivery::forward::Queues;
+use moengage_segment::delivery::park::SqsQueue;
+use moengage_segment::settings::config::Settings;
+use moengage_segment::settings::secret::StaticSource;
+use moengage_segment::webhook::handler::Handler;
 use moto::MotoServer;
 use parking::{body_of, post, sqs_client};
 use segment_stub::{Reply, SegmentStub};

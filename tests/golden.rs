@@ -9,10 +9,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use moengage_segment::decode::json::compact_json;
 use moengage_segment::decode::lossy_utf8;
-use moengage_segment::json::compact_json;
-use moengage_segment::map::{Limits, MAX_MESSAGE_BYTES, MapOutput, map_body, map_body_with};
-use moengage_segment::options::MappingOptions;
+use moengage_segment::mapping::options::MappingOptions;
+use moengage_segment::mapping::{Limits, MAX_MESSAGE_BYTES, MapOutput, map_body, map_body_with};
 use serde_json::{Value, json};
 
 mod pretty;

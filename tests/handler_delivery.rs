@@ -11,13 +11,15 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use lambda_http::http::{self, StatusCode};
 use lambda_http::{Body, Request, Response};
-use moengage_segment::config::Endpoints;
-use moengage_segment::deliver::{ChunkOutcome, DeliveryReport, RetryPolicy, SegmentClient, Target};
-use moengage_segment::forward::{Forwarder, Queues};
-use moengage_segment::handler::Handler;
-use moengage_segment::invoke;
-use moengage_segment::metrics::MetricsSink;
-use moengage_segment::secrets::{SecretSource, SettingsCache, SettingsError};
+use moengage_segment::delivery::forward::{Forwarder, Queues};
+use moengage_segment::delivery::segment::{
+    ChunkOutcome, DeliveryReport, RetryPolicy, SegmentClient, Target,
+};
+use moengage_segment::lambda::invoke;
+use moengage_segment::settings::config::Endpoints;
+use moengage_segment::settings::secret::{SecretSource, SettingsCache, SettingsError};
+use moengage_segment::telemetry::metrics::MetricsSink;
+use moengage_segment::webhook::handler::Handler;
 use segment_stub::{Reply, SegmentStub};
 use serde_json::{Value, json};
 
@@ -883,13 +885,13 @@ async fn a_redirect_is_retried_then_delivered() {
 /// Three messages sent by the Segment client itself (no handler), for what the answer
 /// leaves out: the outcome's detail.
 async fn deliver_directly(us: &SegmentStub, tag: &str) -> DeliveryReport {
-    let out = moengage_segment::map::map_body(
+    let out = moengage_segment::mapping::map_body(
         &streams_body(tag, 3, 0),
         1_764_331_200_000,
-        moengage_segment::map::Limits::REQUEST,
+        moengage_segment::mapping::Limits::REQUEST,
     )
     .unwrap();
-    let key = moengage_segment::config::Secret::new(KEY);
+    let key = moengage_segment::settings::config::Secret::new(KEY);
     let target = Target {
         base_url: &us.url,
         write_key: &key,

@@ -19,13 +19,17 @@ use std::time::{Duration, Instant};
 
 use lambda_http::http::{self, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
-use moengage_segment::config::{Endpoints, Settings};
 use moengage_segment::decode::{MAX_ATTRIBUTES, MAX_EVENTS};
-use moengage_segment::deliver::{RetryPolicy, SegmentClient};
-use moengage_segment::forward::{Forwarder, Mode, Queues};
-use moengage_segment::handler::{Handler, MAX_LISTED_REJECTIONS};
-use moengage_segment::map::{self, MAX_MAPPED_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_TEXT_CHARS};
-use moengage_segment::secrets::{SecretSource, SettingsCache, SettingsError, StaticSource};
+use moengage_segment::delivery::forward::{Forwarder, Mode, Queues};
+use moengage_segment::delivery::segment::{RetryPolicy, SegmentClient};
+use moengage_segment::mapping::{
+    self, MAX_MAPPED_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_TEXT_CHARS,
+};
+use moengage_segment::settings::config::{Endpoints, Settings};
+use moengage_segment::settings::secret::{
+    SecretSource, SettingsCache, SettingsError, StaticSource,
+};
+use moengage_segment::webhook::handler::{Handler, MAX_LISTED_REJECTIONS};
 use segment_stub::{Reply, SegmentStub};
 use serde_json::{Value, json};
 
@@ -220,7 +224,7 @@ async fn long_request_ids_and_app_names_are_cut_in_every_message() {
     let long = "r".repeat(30_000);
     let other = format!("{}x", "r".repeat(29_999));
     let body = json!({"app_name": long, "moe_request_id": long, "events": [event(1), event(2)]});
-    let out = map::map_body(&body.to_string(), NOW * 1000, map::Limits::REQUEST).unwrap();
+    let out = mapping::map_body(&body.to_string(), NOW * 1000, mapping::Limits::REQUEST).unwrap();
     assert_eq!(out.messages.len(), 2);
     for m in &out.messages {
         assert!(m.json.len() < 2_000, "{}", m.json.len());
@@ -234,7 +238,7 @@ async fn long_request_ids_and_app_names_are_cut_in_every_message() {
     // Two long ids that differ only past the cut stay distinct.
     let id = |rid: &str| {
         let body = json!({"moe_request_id": rid, "events": [event(1)]}).to_string();
-        map::map_body(&body, NOW * 1000, map::Limits::REQUEST)
+        mapping::map_body(&body, NOW * 1000, mapping::Limits::REQUEST)
             .unwrap()
             .moe_request_id
     };
@@ -273,7 +277,7 @@ async fn an_event_with_too_many_attributes_is_rejected_alone() {
 
 /// The message of a one-event body, parsed.
 fn only_message(body: &Value) -> Value {
-    let out = map::map_body(&body.to_string(), NOW * 1000, map::Limits::REQUEST).unwrap();
+    let out = mapping::map_body(&body.to_string(), NOW * 1000, mapping::Limits::REQUEST).unwrap();
     assert!(out.rejected.is_empty(), "{:?}", out.rejected);
     assert!(out.messages[0].json.len() <= MAX_MESSAGE_BYTES);
     serde_json::from_str(&out.messages[0].json).unwrap()
@@ -660,8 +664,8 @@ async fn an_unconfigured_function_tells_strangers_nothing() {
 async fn setup_with_options(options: Value) -> (Handler<StaticSource>, SegmentStub) {
     let segment = SegmentStub::start(&[KEY]).await;
     let mut s = settings(TOKEN);
-    s.mapping = moengage_segment::options::Mapping::good(Arc::new(
-        moengage_segment::options::MappingOptions::from_value(&options).unwrap(),
+    s.mapping = moengage_segment::mapping::options::Mapping::good(Arc::new(
+        moengage_segment::mapping::options::MappingOptions::from_value(&options).unwrap(),
     ));
     (handler(StaticSource(Ok(s)), &segment), segment)
 }
@@ -714,11 +718,11 @@ async fn one_user_on_every_event_gets_one_identify_within_32_kb() {
         })
         .collect();
     let body = body_of(events, "req-one-user");
-    let out = map::map_body_with(
+    let out = mapping::map_body_with(
         std::str::from_utf8(&body).unwrap(),
         NOW * 1000,
-        map::Limits::REQUEST,
-        &moengage_segment::options::MappingOptions::from_value(&options).unwrap(),
+        mapping::Limits::REQUEST,
+        &moengage_segment::mapping::options::MappingOptions::from_value(&options).unwrap(),
     )
     .unwrap();
     assert_eq!(out.identifies, 1);

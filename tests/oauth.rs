@@ -16,14 +16,16 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::{self, StatusCode, header};
 use lambda_http::{Body, Request, Response};
-use moengage_segment::config::{Endpoints, OAuthClient, Region, Secret, Settings};
-use moengage_segment::deliver::{DryRun, RetryPolicy, SegmentClient};
-use moengage_segment::forward::{Forwarder, Mode, Queues};
-use moengage_segment::handler::Handler;
-use moengage_segment::invoke;
-use moengage_segment::metrics::MetricsSink;
-use moengage_segment::oauth;
-use moengage_segment::secrets::{SecretSource, SettingsCache, SettingsError, StaticSource};
+use moengage_segment::delivery::forward::{Forwarder, Mode, Queues};
+use moengage_segment::delivery::segment::{DryRun, RetryPolicy, SegmentClient};
+use moengage_segment::lambda::invoke;
+use moengage_segment::settings::config::{Endpoints, OAuthClient, Region, Secret, Settings};
+use moengage_segment::settings::secret::{
+    SecretSource, SettingsCache, SettingsError, StaticSource,
+};
+use moengage_segment::telemetry::metrics::MetricsSink;
+use moengage_segment::webhook::handler::Handler;
+use moengage_segment::webhook::oauth;
 use segment_stub::SegmentStub;
 use serde_json::{Value, json};
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use moengage_segment::park::{SEND_CONCURRENCY, SqsQueue};
+use moengage_segment::delivery::park::{SEND_CONCURRENCY, SqsQueue};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;

@@ -20,11 +20,11 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use moengage_segment::cli_map::write_output;
+use moengage_segment::cli::map::write_output;
+use moengage_segment::decode::json::{canonical_json, compact_json};
 use moengage_segment::decode::lossy_utf8;
-use moengage_segment::invoke::request_from_event;
-use moengage_segment::json::{canonical_json, compact_json};
-use moengage_segment::map::{
+use moengage_segment::lambda::invoke::request_from_event;
+use moengage_segment::mapping::{
     HASHED_ID_PREFIX, Limits, MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_CHARS, MESSAGE_ID_PREFIX,
     MapOutput, RejectReason, is_usable_uuid, map_body,
 };
@@ -2380,9 +2380,9 @@ proptest! {
         options in mapping_options(),
         received_at in 0i64..4_102_444_800_000,
     ) {
-        let opts = moengage_segment::options::MappingOptions::from_value(&options)
+        let opts = moengage_segment::mapping::options::MappingOptions::from_value(&options)
             .map_err(|e| TestCaseError::fail(format!("{e}: {options}")))?;
-        let with = moengage_segment::map::map_body_with(&body, received_at, Limits::REQUEST, &opts)
+        let with = moengage_segment::mapping::map_body_with(&body, received_at, Limits::REQUEST, &opts)
             .expect("a generated body is a Streams request");
         let without = map_body(&body, received_at, Limits::REQUEST).unwrap();
         let tracks = with.messages.len() - with.identifies;
@@ -2446,7 +2446,7 @@ proptest! {
         if options["identify"] == "off" {
             prop_assert_eq!(with.identifies, 0);
         }
-        let again = moengage_segment::map::map_body_with(&body, received_at, Limits::REQUEST, &opts).unwrap();
+        let again = moengage_segment::mapping::map_body_with(&body, received_at, Limits::REQUEST, &opts).unwrap();
         prop_assert_eq!(&again.messages, &with.messages);
         prop_assert_eq!(again.filtered, with.filtered);
     }

@@ -5,8 +5,8 @@ mod moto;
 
 use std::time::{Duration, Instant};
 
-use moengage_segment::config::{ConfigError, Region};
-use moengage_segment::secrets::{AwsSecretSource, SettingsCache, SettingsError};
+use moengage_segment::settings::config::{ConfigError, Region};
+use moengage_segment::settings::secret::{AwsSecretSource, SettingsCache, SettingsError};
 use moto::MotoServer;
 
 const TTL: Duration = Duration::from_secs(300);

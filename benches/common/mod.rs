@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use base64::Engine;
-use moengage_segment::config::{Endpoints, Settings};
-use moengage_segment::deliver::{RetryPolicy, SegmentClient};
-use moengage_segment::forward::{Forwarder, Queues};
-use moengage_segment::handler::Handler;
-use moengage_segment::secrets::{SettingsCache, StaticSource};
+use moengage_segment::delivery::forward::{Forwarder, Queues};
+use moengage_segment::delivery::segment::{RetryPolicy, SegmentClient};
+use moengage_segment::settings::config::{Endpoints, Settings};
+use moengage_segment::settings::secret::{SettingsCache, StaticSource};
+use moengage_segment::webhook::handler::Handler;
 use serde_json::Value;
 
 /// A body of `n` events made from the realistic 100-event fixture, with unique uuids.

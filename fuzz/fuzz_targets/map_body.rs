@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use moengage_segment::decode::lossy_utf8;
-use moengage_segment::map::{
+use moengage_segment::mapping::{
     Limits, MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_CHARS, MESSAGE_ID_PREFIX, map_body,
 };
 use serde::Deserialize;

@@ -4,11 +4,11 @@ use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use moengage_segment::app::{self, DryRunWhen, Options};
-use moengage_segment::cli_map;
-use moengage_segment::config::{Env, SettingsSource};
-use moengage_segment::invoke;
-use moengage_segment::metrics::MetricsSink;
+use moengage_segment::cli;
+use moengage_segment::lambda::app::{self, DryRunWhen, Options};
+use moengage_segment::lambda::invoke;
+use moengage_segment::settings::config::{Env, SettingsSource};
+use moengage_segment::telemetry::metrics::MetricsSink;
 
 #[derive(Parser)]
 #[command(name = "moe2seg", version, about = "MoEngage Streams → Segment bridge")]
@@ -118,9 +118,9 @@ async fn env_and_app(dry_run: DryRunWhen) -> Result<(Env, app::App), ExitCode> {
 }
 
 async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> ExitCode {
-    use moengage_segment::park::SqsQueue;
-    use moengage_segment::replay::{self, ReplayOptions};
-    moengage_segment::logging::init(io::stderr);
+    use moengage_segment::delivery::park::SqsQueue;
+    use moengage_segment::delivery::replay::{self, ReplayOptions};
+    moengage_segment::telemetry::logging::init(io::stderr);
     let when = if dry_run {
         DryRunWhen::Always
     } else {
@@ -173,7 +173,7 @@ async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> ExitCod
 }
 
 fn map(file: Option<String>, options: Option<String>) -> ExitCode {
-    let options = match options.as_deref().map(cli_map::read_options) {
+    let options = match options.as_deref().map(cli::map::read_options) {
         None => Default::default(),
         Some(Ok(o)) => o,
         Some(Err(e)) => {
@@ -181,7 +181,7 @@ fn map(file: Option<String>, options: Option<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let bytes = match cli_map::read_input(file.as_deref()) {
+    let bytes = match cli::map::read_input(file.as_deref()) {
         Ok(b) => b,
         Err(e) => {
             eprintln!(
@@ -194,7 +194,7 @@ fn map(file: Option<String>, options: Option<String>) -> ExitCode {
     // Stdout is line-buffered: one write per message without a BufWriter.
     let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let mut stderr = io::BufWriter::new(io::stderr().lock());
-    match cli_map::run_map(&bytes, &options, &mut stdout, &mut stderr) {
+    match cli::map::run_map(&bytes, &options, &mut stdout, &mut stderr) {
         Ok(c) => ExitCode::from(c as u8),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
@@ -205,7 +205,7 @@ fn map(file: Option<String>, options: Option<String>) -> ExitCode {
 }
 
 async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode {
-    moengage_segment::logging::init(io::stderr);
+    moengage_segment::telemetry::logging::init(io::stderr);
     let text = match std::fs::read(&event_file) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
         Err(e) => {

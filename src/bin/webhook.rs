@@ -8,7 +8,7 @@ use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let app = moengage_segment::app::init_function().await;
+    let app = moengage_segment::lambda::app::init_function().await;
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Infallible>(app.handle(req).await)

@@ -9,12 +9,12 @@ use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use base64::Engine;
 use lambda_http::Body;
 use lambda_http::http;
-use moengage_segment::config::Endpoints;
-use moengage_segment::deliver::{RetryPolicy, SegmentClient};
-use moengage_segment::forward::{Forwarder, Queues};
-use moengage_segment::handler::Handler;
-use moengage_segment::park::SqsQueue;
-use moengage_segment::secrets::{SecretSource, SettingsCache};
+use moengage_segment::delivery::forward::{Forwarder, Queues};
+use moengage_segment::delivery::park::SqsQueue;
+use moengage_segment::delivery::segment::{RetryPolicy, SegmentClient};
+use moengage_segment::settings::config::Endpoints;
+use moengage_segment::settings::secret::{SecretSource, SettingsCache};
+use moengage_segment::webhook::handler::Handler;
 use serde_json::{Value, json};
 
 /// The Basic-auth pair the requests of [`post`] carry.

@@ -1,14 +1,14 @@
 //! Inbound authentication of MoEngage's requests: HTTP Basic with the secret's pair, the
 //! secret's token as `Authorization: Bearer <token>` or `X-Api-Key: <token>`, or an OAuth 2.0
-//! token from `/oauth/token` as `Authorization: Bearer <token>` ([`crate::oauth`]).
+//! token from `/oauth/token` as `Authorization: Bearer <token>` ([`crate::webhook::oauth`]).
 //! Comparisons are constant-time.
 
 use base64::Engine;
 use lambda_http::http::{self, HeaderMap};
 use subtle::ConstantTimeEq;
 
-use crate::config::WebhookAuth;
-use crate::oauth;
+use crate::settings::config::WebhookAuth;
+use crate::webhook::oauth;
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     // `ct_eq` on slices of different lengths returns false without comparing contents; the
@@ -68,7 +68,7 @@ pub fn authorized(headers: &HeaderMap, auth: &WebhookAuth, now: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OAuthClient, Secret};
+    use crate::settings::config::{OAuthClient, Secret};
     use lambda_http::http::HeaderValue;
 
     const NOW: u64 = 1_764_331_200;

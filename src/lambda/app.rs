@@ -5,13 +5,15 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::config::{ConfigError, Env, Region, SettingsSource};
-use crate::deliver::{DryRun, RetryPolicy, SegmentClient};
-use crate::forward::{Forwarder, Mode, Queues};
-use crate::handler::Handler;
-use crate::metrics::MetricsSink;
-use crate::park::SqsQueue;
-use crate::secrets::{AwsSecretSource, FieldsSource, SecretSource, SettingsCache, SettingsError};
+use crate::delivery::forward::{Forwarder, Mode, Queues};
+use crate::delivery::park::SqsQueue;
+use crate::delivery::segment::{DryRun, RetryPolicy, SegmentClient};
+use crate::settings::config::{ConfigError, Env, Region, SettingsSource};
+use crate::settings::secret::{
+    AwsSecretSource, FieldsSource, SecretSource, SettingsCache, SettingsError,
+};
+use crate::telemetry::metrics::MetricsSink;
+use crate::webhook::handler::Handler;
 
 /// Secrets Manager or environment variables.
 pub enum AnySource {
@@ -67,7 +69,7 @@ pub struct Options {
 /// function keeps running and answers 500 with the reason (fail closed), rather than crashing
 /// at every cold start with nothing useful in the response.
 pub async fn init_function() -> App {
-    crate::logging::init_stdout();
+    crate::telemetry::logging::init_stdout();
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
     let opts = Options {
         dry_run: DryRunWhen::Never,
@@ -93,7 +95,7 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
         || env.refused_queue_url.is_some();
     // One AWS configuration (region, credentials, endpoints, timeouts) for every client.
     let aws = match needs_aws {
-        true => Some(crate::config::aws_sdk_config().await),
+        true => Some(crate::settings::config::aws_sdk_config().await),
         false => None,
     };
     let settings = match (&env.source, &aws) {
@@ -171,9 +173,9 @@ pub fn unconfigured(why: String) -> App {
     Handler::new(
         Forwarder {
             mode: Mode::Unconfigured(why),
-            endpoints: crate::config::Endpoints::default(),
+            endpoints: crate::settings::config::Endpoints::default(),
         },
-        crate::config::DEFAULT_MAX_BODY_BYTES,
+        crate::settings::config::DEFAULT_MAX_BODY_BYTES,
     )
 }
 

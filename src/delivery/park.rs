@@ -2,7 +2,7 @@
 //!
 //! - The parked queue (env `DEAD_LETTER_QUEUE_URL`, `<stack>-parked`): events still
 //!   undelivered at the deadline (Segment down, timeouts, a refused write key). The redelivery
-//!   handler ([`crate::redeliver`]) sends them again automatically, with backoff.
+//!   handler ([`crate::delivery::redeliver`]) sends them again automatically, with backoff.
 //! - The refused queue (env `REFUSED_QUEUE_URL`, `<stack>-refused`): events Segment refuses for
 //!   good, and parked events past their redelivery age. Never retried automatically: a person
 //!   fixes the cause and runs `moe2seg replay --queue`.
@@ -118,12 +118,12 @@ impl SqsQueue {
     }
 
     /// A queue whose client reads the standard AWS environment
-    /// ([`aws_sdk_config`](crate::config::aws_sdk_config), with its timeouts: one stuck call
+    /// ([`aws_sdk_config`](crate::settings::config::aws_sdk_config), with its timeouts: one stuck call
     /// cannot hold a send slot; parking as a whole is also bounded by the caller's deadline).
     /// A ReceiveMessage long poll must stay under the attempt timeout (`moe2seg replay` waits
     /// 1 s). The function builds its queues from one shared configuration instead.
     pub async fn from_env(url: impl Into<String>) -> Self {
-        let conf = crate::config::aws_sdk_config().await;
+        let conf = crate::settings::config::aws_sdk_config().await;
         SqsQueue::new(aws_sdk_sqs::Client::new(&conf), url)
     }
 

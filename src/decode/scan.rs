@@ -189,7 +189,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// [`Scanner::value`], and whether the value holds whitespace outside its strings (so
-    /// needs [`crate::json::compact_spaced`] to be compact).
+    /// needs [`crate::decode::json::compact_spaced`] to be compact).
     pub fn value_spaced(&mut self) -> Result<(&'a str, bool), Unsure> {
         self.peek().ok_or(Unsure)?;
         let start = self.pos;

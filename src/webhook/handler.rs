@@ -21,7 +21,7 @@
 //! credential is answered 401 before the secret is even read.
 //!
 //! A request whose path ends with `/oauth/token` goes to the OAuth token route instead
-//! ([`crate::oauth`]).
+//! ([`crate::webhook::oauth`]).
 
 use std::borrow::Cow;
 use std::io::Read;
@@ -32,17 +32,17 @@ use lambda_http::http::{HeaderMap, Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 
-use crate::auth;
-use crate::config::{DEFAULT_REDELIVERY_MAX_AGE_HOURS, Settings};
 use crate::decode::{self, DecodeError};
-use crate::deliver::ChunkOutcome;
-use crate::forward::{Access, Fate, Forwarded, Forwarder, Plan, Provenance};
-use crate::map::{self, MapError, MapOutput, Rejected};
-use crate::metrics::{InvocationMetrics, MetricsSink};
-use crate::oauth;
-use crate::options::MappingOptions;
-use crate::secrets::{SecretSource, SettingsError};
-use crate::time;
+use crate::delivery::forward::{Access, Fate, Forwarded, Forwarder, Plan, Provenance};
+use crate::delivery::segment::ChunkOutcome;
+use crate::mapping::options::MappingOptions;
+use crate::mapping::time;
+use crate::mapping::{self as map, MapError, MapOutput, Rejected};
+use crate::settings::config::{DEFAULT_REDELIVERY_MAX_AGE_HOURS, Settings};
+use crate::settings::secret::{SecretSource, SettingsError};
+use crate::telemetry::metrics::{InvocationMetrics, MetricsSink};
+use crate::webhook::auth;
+use crate::webhook::oauth;
 
 /// Errors answered before anything is delivered.
 #[derive(Debug, thiserror::Error)]
@@ -248,7 +248,7 @@ impl From<SettingsError> for HttpError {
 
 /// The function's handler, shared by every invocation of a Lambda environment: webhook
 /// requests ([`Handler::handle`]) and, for SQS events from the parked queue, redelivery
-/// ([`Handler::redeliver`](crate::redeliver)). Both forward through the same [`Forwarder`].
+/// ([`Handler::redeliver`](crate::delivery::redeliver)). Both forward through the same [`Forwarder`].
 pub struct Handler<S> {
     pub forwarder: Forwarder<S>,
     pub max_body_bytes: usize,
@@ -464,7 +464,7 @@ impl<S: SecretSource> Handler<S> {
     ) -> Result<Option<Arc<Settings>>, HttpError> {
         let dry_run_without_settings = matches!(
             self.forwarder.mode,
-            crate::forward::Mode::DryRun { settings: None, .. }
+            crate::delivery::forward::Mode::DryRun { settings: None, .. }
         );
         if dry_run_without_settings {
             tracing::warn!(

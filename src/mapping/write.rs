@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use crate::scan::next_special;
+use crate::decode::scan::next_special;
 
 /// A value that writes itself as JSON.
 pub trait WriteJson {

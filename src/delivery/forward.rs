@@ -1,5 +1,5 @@
-//! The forwarding step, shared by the webhook ([`crate::handler`]), the redelivery handler
-//! ([`crate::redeliver`]) and `moe2seg replay` ([`crate::replay`]):
+//! The forwarding step, shared by the webhook ([`crate::webhook::handler`]), the redelivery handler
+//! ([`crate::delivery::redeliver`]) and `moe2seg replay` ([`crate::delivery::replay`]):
 //!
 //! 1. **deliver** the messages to Segment, re-reading the secret once if Segment answers
 //!    401/403 (a rotated write key);
@@ -18,12 +18,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
-use crate::config::{ConfigError, Endpoints, Region, Secret, Settings};
-use crate::deliver::{ChunkOutcome, ChunkResult, DeliveryReport, DryRun, SegmentClient, Target};
-use crate::map::Mapped;
-use crate::park::{Parcel, ParkError, SqsQueue};
-use crate::secrets::{SecretSource, SettingsCache, SettingsError};
-use crate::time;
+use crate::delivery::park::{Parcel, ParkError, SqsQueue};
+use crate::delivery::segment::{
+    ChunkOutcome, ChunkResult, DeliveryReport, DryRun, SegmentClient, Target,
+};
+use crate::mapping::Mapped;
+use crate::mapping::time;
+use crate::settings::config::{ConfigError, Endpoints, Region, Secret, Settings};
+use crate::settings::secret::{SecretSource, SettingsCache, SettingsError};
 
 /// The queues undelivered events wait in (either may be absent in local runs).
 #[derive(Debug, Clone, Default)]

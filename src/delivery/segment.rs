@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
-use crate::config::Secret;
-use crate::map::Mapped;
-use crate::time;
+use crate::mapping::Mapped;
+use crate::mapping::time;
+use crate::settings::config::Secret;
 
 /// Body size cap per request, leaving room under Segment's 500 KB limit.
 pub const MAX_BATCH_BYTES: usize = 475_000;

@@ -253,9 +253,9 @@ impl Serialize for MappingOptions {
 pub fn hash_trait(key: &str, text: &str) -> String {
     let text = text.trim();
     if key == "email" {
-        crate::map::sha256_hex(text.to_lowercase().as_bytes(), 64)
+        crate::mapping::sha256_hex(text.to_lowercase().as_bytes(), 64)
     } else {
-        crate::map::sha256_hex(text.as_bytes(), 64)
+        crate::mapping::sha256_hex(text.as_bytes(), 64)
     }
 }
 

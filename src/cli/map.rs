@@ -3,9 +3,9 @@
 use std::io::{self, Read, Write};
 
 use crate::decode::lossy_utf8;
-use crate::map::{Limits, MapOutput, map_body_with};
-use crate::options::MappingOptions;
-use crate::time::now_millis;
+use crate::mapping::options::MappingOptions;
+use crate::mapping::time::now_millis;
+use crate::mapping::{Limits, MapOutput, map_body_with};
 
 /// A body read into memory.
 pub enum Input {
@@ -176,7 +176,7 @@ mod tests {
     #[test]
     fn messages_are_written_one_per_line() {
         // More messages than one vectored write takes.
-        let fixture = include_str!("../tests/fixtures/batch_100.json");
+        let fixture = include_str!("../../tests/fixtures/batch_100.json");
         let mut body: serde_json::Value = serde_json::from_str(fixture).unwrap();
         let events = body["events"].as_array().unwrap().clone();
         body["events"] = (0..1_200)
@@ -187,10 +187,10 @@ mod tests {
             })
             .collect();
         let body = body.to_string();
-        let want = crate::map::map_body_with(
+        let want = crate::mapping::map_body_with(
             &body,
             0,
-            crate::map::Limits::NONE,
+            crate::mapping::Limits::NONE,
             &MappingOptions::default(),
         )
         .unwrap();

@@ -32,7 +32,7 @@ pub fn compact_json(raw: &str) -> Cow<'_, str> {
 }
 
 /// [`compact_json`] for a value known to hold whitespace (the scanner saw it, see
-/// [`crate::scan::Scanner::value_spaced`]): copies the runs between whitespace outside
+/// [`crate::decode::scan::Scanner::value_spaced`]): copies the runs between whitespace outside
 /// strings, jumping over each string to its closing quote a word at a time. Borrowed when
 /// the whitespace was only inside strings.
 pub fn compact_spaced(raw: &str) -> Cow<'_, str> {
@@ -48,7 +48,7 @@ pub fn compact_spaced(raw: &str) -> Cow<'_, str> {
                 // after it; in valid JSON nothing else below a space is in a string).
                 let mut j = i + 1;
                 i = loop {
-                    match crate::scan::next_special(bytes, j) {
+                    match crate::decode::scan::next_special(bytes, j) {
                         Some(k) if bytes[k] == b'"' => break k + 1,
                         Some(k) if bytes[k] == b'\\' => j = k + 2,
                         Some(k) => j = k + 1,

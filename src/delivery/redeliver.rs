@@ -1,5 +1,5 @@
 //! Automatic redelivery: the parked queue's SQS event source invokes the function with up to
-//! 100 parked events; each is sent again through the same [`Forwarder`](crate::forward::Forwarder) (same client, retry
+//! 100 parked events; each is sent again through the same [`Forwarder`](crate::delivery::forward::Forwarder) (same client, retry
 //! rules and `messageId`s as the webhook), and the answer is Lambda's partial batch response:
 //!
 //! - delivered → success (Lambda deletes it from the parked queue);
@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
-use crate::forward::{Fate, Plan, Provenance, unpack};
-use crate::handler::{Handler, Tally, log_failures};
-use crate::secrets::SecretSource;
-use crate::time;
+use crate::delivery::forward::{Fate, Plan, Provenance, unpack};
+use crate::mapping::time;
+use crate::settings::secret::SecretSource;
+use crate::webhook::handler::{Handler, Tally, log_failures};
 
 /// The receive count SQS gives a record (`ApproximateReceiveCount`: 1 the first time;
 /// unreadable counts as 1).
@@ -300,7 +300,7 @@ mod tests {
             assert_eq!(r.event_source.as_deref(), Some("aws:sqs"));
             assert!(receive_count(r) >= 1);
             assert!(sent_at_ms(r).is_some());
-            crate::forward::unpack(r.body.as_deref().unwrap()).unwrap();
+            crate::delivery::forward::unpack(r.body.as_deref().unwrap()).unwrap();
         }
         let mut answer = SqsBatchResponse::default();
         answer.add_failure("id-1");

@@ -6,6 +6,12 @@
 //! the sender's formatting. A value is never dropped silently: when its key is taken by a
 //! different value it moves to `moe_<key>` ([`Fields::place`]).
 
+pub mod catalog;
+pub mod options;
+pub mod properties;
+pub mod time;
+pub mod write;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -13,15 +19,14 @@ use std::fmt::Write;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::catalog::Catalog;
+use crate::decode::json;
 use crate::decode::{
     self, Attributes, DecodeError, Event, Opened, StreamStop, StreamsRequest, Text,
 };
-use crate::json;
-use crate::options::{Identify, KeySet, MappingOptions};
-use crate::properties::{KeyKind, PropertyTable};
-use crate::time;
-use crate::write::{self, Object, WriteJson, to_json};
+use crate::mapping::catalog::Catalog;
+use crate::mapping::options::{Identify, KeySet, MappingOptions};
+use crate::mapping::properties::{KeyKind, PropertyTable};
+use write::{Object, WriteJson, to_json};
 
 /// Segment refuses messages over 32 KB; stay a little under it.
 pub const MAX_MESSAGE_BYTES: usize = 32_000;
@@ -701,7 +706,7 @@ enum Val<'m> {
     Bool(bool),
     List(Vec<String>),
     Count(usize),
-    /// A value the options hash ([`crate::options::hash_trait`]).
+    /// A value the options hash ([`crate::mapping::options::hash_trait`]).
     Hashed(String),
 }
 
@@ -753,7 +758,7 @@ impl<'m> Val<'m> {
             },
             _ => return self,
         };
-        Val::Hashed(crate::options::hash_trait(key, &text))
+        Val::Hashed(crate::mapping::options::hash_trait(key, &text))
     }
 }
 
@@ -979,7 +984,7 @@ impl<'m> Fields<'m> {
 /// Both decoders borrow a key only when it holds no escape (the scanner, `Str::escaped`;
 /// serde_json, which also borrows only then), and a JSON string holds no raw `"` or control
 /// character, so a borrowed key has none of the bytes JSON escapes. A key with escapes is
-/// decoded into an owned string and written with [`crate::write::write_str`].
+/// decoded into an owned string and written with [`crate::mapping::write::write_str`].
 #[allow(clippy::ptr_arg)] // whether it is borrowed is the point
 fn key_is_clean(key: &Cow<'_, str>) -> bool {
     matches!(key, Cow::Borrowed(_))
@@ -1022,7 +1027,7 @@ impl WriteJson for Fields<'_> {
     }
 }
 
-// The message's parts, written by hand ([`crate::write`]): members in a fixed order, optional
+// The message's parts, written by hand ([`crate::mapping::write`]): members in a fixed order, optional
 // ones left out when empty (the golden fixtures pin the bytes).
 
 struct Library {
@@ -1897,7 +1902,7 @@ mod tests {
         // They are written as clean keys (`Scan::new`).
         for name in PropertyTable::global().names() {
             assert_eq!(
-                crate::scan::next_special(name.as_bytes(), 0),
+                crate::decode::scan::next_special(name.as_bytes(), 0),
                 None,
                 "{name:?}"
             );
@@ -2604,11 +2609,11 @@ mod tests {
         let traits = &m["context"]["traits"];
         assert_eq!(
             traits["email"],
-            crate::options::hash_trait("email", "a@example.com")
+            crate::mapping::options::hash_trait("email", "a@example.com")
         );
         assert_eq!(
             traits["moe_email"],
-            crate::options::hash_trait("email", "b@example.com")
+            crate::mapping::options::hash_trait("email", "b@example.com")
         );
         assert!(traits.get("phone").is_none());
         assert_eq!(
@@ -2662,7 +2667,10 @@ mod tests {
             let m: Value = serde_json::from_str(&out.messages[0].json).unwrap();
             assert_eq!(
                 m["properties"]["moe_user_attributes"],
-                crate::options::hash_trait("moe_user_attributes", r#"["jane@example.com"]"#)
+                crate::mapping::options::hash_trait(
+                    "moe_user_attributes",
+                    r#"["jane@example.com"]"#
+                )
             );
         }
         // Without trait rules it is kept as it is.

@@ -1,5 +1,5 @@
 //! OAuth 2.0 client credentials (RFC 6749 §4.4): the token route MoEngage calls before it sends
-//! webhooks, and the tokens the webhook then accepts ([`crate::auth`]).
+//! webhooks, and the tokens the webhook then accepts ([`crate::webhook::auth`]).
 //!
 //! MoEngage (Settings › Advanced settings › Authorization configuration → OAuth 2.0, grant
 //! type client credentials, token type Opaque) posts the secret's `oauth_client_id` and
@@ -52,10 +52,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::config::OAuthClient;
-use crate::forward::{Access, Forwarder};
-use crate::handler::HttpError;
-use crate::secrets::{SecretSource, SettingsError};
+use crate::delivery::forward::{Access, Forwarder};
+use crate::settings::config::OAuthClient;
+use crate::settings::secret::{SecretSource, SettingsError};
+use crate::webhook::handler::HttpError;
 
 /// The route's path suffix: `/oauth/token` (HTTP API), `/prod/oauth/token` (REST API with
 /// its stage), a Function URL's `/oauth/token`.
@@ -86,7 +86,7 @@ pub fn is_token_path(path: &str) -> bool {
 
 /// The current time in Unix seconds.
 pub fn now_secs() -> u64 {
-    u64::try_from(crate::time::now_millis() / 1000).unwrap_or(0)
+    u64::try_from(crate::mapping::time::now_millis() / 1000).unwrap_or(0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -653,7 +653,7 @@ pub async fn serve<S: SecretSource>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Secret, Settings};
+    use crate::settings::config::{Secret, Settings};
     use std::sync::Arc;
 
     const NOW: u64 = 1_764_331_200;
@@ -1072,7 +1072,7 @@ mod tests {
 
     fn settings(oauth: Option<(&str, &str)>) -> Arc<Settings> {
         Arc::new(
-            Settings::from_fields(crate::config::SecretFields {
+            Settings::from_fields(crate::settings::config::SecretFields {
                 segment_write_key: Some("wk".into()),
                 segment_region: Some("us".into()),
                 webhook_token: Some("tok".into()),
@@ -1107,9 +1107,9 @@ mod tests {
                 "settings_unavailable",
             ),
             (
-                Err(SettingsError::Invalid(crate::config::ConfigError::Missing(
-                    "segment_region",
-                ))),
+                Err(SettingsError::Invalid(
+                    crate::settings::config::ConfigError::Missing("segment_region"),
+                )),
                 "misconfigured",
             ),
         ];

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::OnceLock;
 
 /// The catalog TSV, embedded at build time.
-pub const CATALOG_TSV: &str = include_str!("../data/event-catalog.tsv");
+pub const CATALOG_TSV: &str = include_str!("../../data/event-catalog.tsv");
 
 /// One row of the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::forward::{Fate, Forwarder, Plan, Provenance, unpack};
-use crate::park::SqsQueue;
-use crate::secrets::SecretSource;
+use crate::delivery::forward::{Fate, Forwarder, Plan, Provenance, unpack};
+use crate::delivery::park::SqsQueue;
+use crate::settings::secret::SecretSource;
 
 /// What a replay did.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -117,7 +117,7 @@ pub async fn replay<S: SecretSource>(
         report.set_aside += forwarded.count(Fate::SetAside);
         report.failed += forwarded.count(Fate::Stays);
         for c in &forwarded.report.chunks {
-            if c.outcome != crate::deliver::ChunkOutcome::Delivered {
+            if c.outcome != crate::delivery::segment::ChunkOutcome::Delivered {
                 tracing::warn!(outcome = ?c.outcome, messages = c.range.len(), "replay: not delivered");
             }
         }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use crate::config::{ConfigError, SecretFields, Settings};
-use crate::options::MappingOptions;
+use crate::mapping::options::MappingOptions;
+use crate::settings::config::{ConfigError, SecretFields, Settings};
 
 /// Why settings are not available.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl AwsSecretSource {
         // Bounded calls: a stalled Secrets Manager must not hold an invocation (the handler
         // also gives up at its deadline).
         let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(crate::config::aws_timeouts())
+            .timeout_config(crate::settings::config::aws_timeouts())
             .load()
             .await;
         AwsSecretSource::new(aws_sdk_secretsmanager::Client::new(&conf), secret_id)

@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::OnceLock;
 
 /// The rename table, embedded at build time.
-pub const PROPERTIES_TSV: &str = include_str!("../data/properties.tsv");
+pub const PROPERTIES_TSV: &str = include_str!("../../data/properties.tsv");
 
 /// The table's property that also names `context.os.name`.
 pub const PLATFORM: &str = "platform";

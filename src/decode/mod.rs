@@ -3,13 +3,16 @@
 //! Tolerant by design: unknown fields are ignored, scalar fields accept strings, numbers and
 //! booleans (numbers keep their exact digits), attribute maps keep any JSON value (borrowed
 //! as raw JSON text, made compact when the sender pretty-printed it: see
-//! [`compact_json`](crate::json::compact_json)),
+//! [`compact_json`](crate::decode::json::compact_json)),
 //! invalid UTF-8 is replaced rather than rejected ([`lossy_utf8`]). A body that is not a Streams
 //! request is a [`DecodeError`]; one event that cannot be read never sinks the others: it is
 //! returned as an error for that event alone.
 //!
-//! Two decoders give the same results: a fast one on [`crate::scan`] for the text it is sure
+//! Two decoders give the same results: a fast one on [`crate::decode::scan`] for the text it is sure
 //! of (the usual case), and serde_json for everything else, which also words every error.
+
+pub mod json;
+pub mod scan;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -18,8 +21,8 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::json::{KeyText, compact_json, compact_spaced};
-use crate::scan::{Scanner, Str, Unsure};
+use crate::decode::json::{KeyText, compact_json, compact_spaced};
+use crate::decode::scan::{Scanner, Str, Unsure};
 
 /// Why a body is not a Streams request.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,7 +68,7 @@ pub struct StreamsRequest<'a> {
     pub source: Option<Text<'a>>,
     pub moe_request_id: Option<Text<'a>>,
     /// Each event's JSON text, as sent. Read each with [`StreamsRequest::event`] (as
-    /// [`crate::map::map_request`] does): when the body was skimmed, that is what checks it;
+    /// [`crate::mapping::map_request`] does): when the body was skimmed, that is what checks it;
     /// [`decode_event`] alone does not.
     pub events: Vec<&'a str>,
     /// The whole body.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::options::{Mapping, MappingOptions};
+use crate::mapping::options::{Mapping, MappingOptions};
 
 /// US Segment host.
 pub const SEGMENT_US: &str = "https://api.segment.io";
@@ -115,7 +115,7 @@ pub struct WebhookAuth {
     pub basic: Option<(Secret, Secret)>,
     pub token: Option<Secret>,
     /// OAuth 2.0 client credentials: MoEngage exchanges them at `/oauth/token` for bearer
-    /// tokens the webhook accepts ([`crate::oauth`]).
+    /// tokens the webhook accepts ([`crate::webhook::oauth`]).
     pub oauth: Option<OAuthClient>,
 }
 
@@ -157,7 +157,7 @@ pub struct SecretFields {
     pub oauth_client_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oauth_client_secret: Option<String>,
-    /// Mapping options ([`crate::options`]), checked apart from the rest: invalid options
+    /// Mapping options ([`crate::mapping::options`]), checked apart from the rest: invalid options
     /// never make the settings unusable ([`Mapping`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mapping: Option<serde_json::Value>,

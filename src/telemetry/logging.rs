@@ -89,7 +89,7 @@ fn level_or_none(s: &str) -> Option<LevelFilter> {
     level(s.trim())
 }
 
-/// A module path such as `moengage_segment::deliver` or `aws_smithy_runtime`.
+/// A module path such as `moengage_segment::delivery::segment` or `aws_smithy_runtime`.
 fn is_target(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
@@ -150,8 +150,16 @@ mod tests {
             Some("warn, moengage_segment=debug,aws_smithy_runtime::client=trace,hyper"),
         );
         assert!(skipped.is_empty(), "{skipped:?}");
-        assert!(enabled(&t, "moengage_segment::deliver", Level::DEBUG));
-        assert!(!enabled(&t, "moengage_segment::deliver", Level::TRACE));
+        assert!(enabled(
+            &t,
+            "moengage_segment::delivery::segment",
+            Level::DEBUG
+        ));
+        assert!(!enabled(
+            &t,
+            "moengage_segment::delivery::segment",
+            Level::TRACE
+        ));
         assert!(enabled(
             &t,
             "aws_smithy_runtime::client::orchestrator",

@@ -97,7 +97,7 @@ pub fn request_from_event(text: &str) -> Result<Request, EventFileError> {
 
 /// The Lambda deadline (epoch ms) of an invocation with `budget_ms` from now.
 pub fn deadline_ms(budget_ms: u64) -> u64 {
-    (crate::time::now_millis().max(0) as u64).saturating_add(budget_ms)
+    (crate::mapping::time::now_millis().max(0) as u64).saturating_add(budget_ms)
 }
 
 /// Attaches a Lambda context whose deadline is `budget_ms` from now.

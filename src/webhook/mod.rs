@@ -1,0 +1,9 @@
+//! One MoEngage Streams request in, one HTTP answer out: [`handler`] (authorize → body →
+//! decode and map → forward → answer), inbound [`auth`] (Basic, token, OAuth bearer; constant
+//! time) and the [`oauth`] token route.
+
+pub mod auth;
+pub mod handler;
+pub mod oauth;
+
+pub use handler::Handler;
