@@ -17,7 +17,7 @@ use moengage_segment::delivery::forward::Queues;
 use moengage_segment::delivery::park::SqsQueue;
 use moengage_segment::settings::config::Settings;
 use moengage_segment::settings::secret::StaticSource;
-use moengage_segment::webhook::handler::Handler;
+use moengage_segment::webhook::Webhook;
 use moto::MotoServer;
 use parking::{body_of, post, sqs_client};
 use segment_stub::{Reply, SegmentStub};
@@ -71,7 +71,7 @@ async fn visible_count(client: &aws_sdk_sqs::Client, url: &str) -> i64 {
         + n(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
 }
 
-fn handler(us: &SegmentStub, park: Option<SqsQueue>, budget: Duration) -> Handler<StaticSource> {
+fn handler(us: &SegmentStub, park: Option<SqsQueue>, budget: Duration) -> Webhook<StaticSource> {
     let settings = Settings::from_parts(
         Some(KEY.into()),
         Some("us".into()),

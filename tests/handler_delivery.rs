@@ -12,6 +12,7 @@ use base64::Engine;
 use lambda_http::http::{self, StatusCode};
 use lambda_http::{Body, Request, Response};
 use moengage_segment::delivery::forward::{Forwarder, Queues};
+use moengage_segment::delivery::redeliver::Redelivery;
 use moengage_segment::delivery::segment::{
     ChunkOutcome, DeliveryReport, RetryPolicy, SegmentClient, Target,
 };
@@ -19,7 +20,7 @@ use moengage_segment::lambda::invoke;
 use moengage_segment::settings::config::Endpoints;
 use moengage_segment::settings::secret::{SecretSource, SettingsCache, SettingsError};
 use moengage_segment::telemetry::metrics::MetricsSink;
-use moengage_segment::webhook::handler::Handler;
+use moengage_segment::webhook::Webhook;
 use segment_stub::{Reply, SegmentStub};
 use serde_json::{Value, json};
 
@@ -80,23 +81,25 @@ fn fast_policy() -> RetryPolicy {
     }
 }
 
-type TestHandler = Handler<Src>;
+type TestHandler = Webhook<Src>;
+
+/// A live forwarder: `source` for settings, the stand-ins for Segment, fast retries.
+fn forwarder(source: Src, us: &SegmentStub, eu: &SegmentStub) -> Forwarder<Src> {
+    Forwarder::live(
+        SettingsCache::new(source, Duration::from_secs(300)),
+        SegmentClient::new(fast_policy()).unwrap(),
+        Endpoints {
+            us: us.url.clone(),
+            eu: eu.url.clone(),
+        },
+        Queues::default(),
+    )
+}
 
 fn handler_with(source: Src, us: &SegmentStub, eu: &SegmentStub, budget: Duration) -> TestHandler {
-    let mut h = Handler::new(
-        Forwarder::live(
-            SettingsCache::new(source, Duration::from_secs(300)),
-            SegmentClient::new(fast_policy()).unwrap(),
-            Endpoints {
-                us: us.url.clone(),
-                eu: eu.url.clone(),
-            },
-            Queues::default(),
-        ),
-        6 * 1024 * 1024,
-    );
-    h.default_budget = budget;
-    h.deadline_margin = Duration::from_millis(200);
+    let mut h = Webhook::new(forwarder(source, us, eu), 6 * 1024 * 1024);
+    h.budget.default = budget;
+    h.budget.margin = Duration::from_millis(200);
     h
 }
 
@@ -611,7 +614,7 @@ async fn oversized_bodies_get_413() {
 
 #[tokio::test]
 async fn every_sample_event_gets_its_documented_status() {
-    let (h, us, _, _) = setup("us").await;
+    let (h, us, eu, src) = setup("us").await;
     let expected = [
         ("apigw-v2.json", 200, 6),
         ("apigw-v2-base64.json", 200, 6),
@@ -657,7 +660,8 @@ async fn every_sample_event_gets_its_documented_status() {
         panic!("sqs-parked.json is not recognised as an SQS event");
     };
     let before = us.accepted();
-    let answer = h.redeliver(event, None).await;
+    let redelivery = Redelivery::new(forwarder(src, &us, &eu));
+    let answer = redelivery.redeliver(event, None).await;
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
     let after = us.accepted();
     let more: Vec<&String> = after

@@ -29,7 +29,8 @@ use moengage_segment::settings::config::{Endpoints, Settings};
 use moengage_segment::settings::secret::{
     SecretSource, SettingsCache, SettingsError, StaticSource,
 };
-use moengage_segment::webhook::handler::{Handler, MAX_LISTED_REJECTIONS};
+use moengage_segment::webhook::Webhook;
+use moengage_segment::webhook::answer::MAX_LISTED_REJECTIONS;
 use segment_stub::{Reply, SegmentStub};
 use serde_json::{Value, json};
 
@@ -51,14 +52,14 @@ fn settings(token: &str) -> Settings {
     .unwrap()
 }
 
-fn handler<S: SecretSource>(source: S, segment: &SegmentStub) -> Handler<S> {
+fn handler<S: SecretSource>(source: S, segment: &SegmentStub) -> Webhook<S> {
     let policy = RetryPolicy {
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(100),
         attempt_timeout: Duration::from_secs(5),
         ..RetryPolicy::default()
     };
-    let mut h = Handler::new(
+    let mut h = Webhook::new(
         Forwarder::live(
             SettingsCache::new(source, Duration::from_secs(300)),
             SegmentClient::new(policy).unwrap(),
@@ -70,11 +71,11 @@ fn handler<S: SecretSource>(source: S, segment: &SegmentStub) -> Handler<S> {
         ),
         BODY_LIMIT,
     );
-    h.default_budget = Duration::from_secs(20);
+    h.budget.default = Duration::from_secs(20);
     h
 }
 
-async fn setup() -> (Handler<StaticSource>, SegmentStub) {
+async fn setup() -> (Webhook<StaticSource>, SegmentStub) {
     let segment = SegmentStub::start(&[KEY]).await;
     let h = handler(StaticSource(Ok(settings(TOKEN))), &segment);
     (h, segment)
@@ -623,8 +624,8 @@ async fn a_hanging_sqs_is_answered_503_before_the_deadline() {
     let segment = SegmentStub::start(&[KEY]).await;
     segment.script(std::iter::repeat_n(Reply::Status(503), 10_000));
     let mut h = handler(StaticSource(Ok(settings(TOKEN))), &segment);
-    h.default_budget = Duration::from_secs(3);
-    h.deadline_margin = Duration::from_millis(200);
+    h.budget.default = Duration::from_secs(3);
+    h.budget.margin = Duration::from_millis(200);
     h.forwarder.queues_mut().unwrap().parked = Some(parking::hanging_queue("parked").await);
     let started = Instant::now();
     let resp = h
@@ -661,7 +662,7 @@ async fn an_unconfigured_function_tells_strangers_nothing() {
 }
 
 /// A handler whose settings carry these mapping options.
-async fn setup_with_options(options: Value) -> (Handler<StaticSource>, SegmentStub) {
+async fn setup_with_options(options: Value) -> (Webhook<StaticSource>, SegmentStub) {
     let segment = SegmentStub::start(&[KEY]).await;
     let mut s = settings(TOKEN);
     s.mapping = moengage_segment::mapping::options::Mapping::good(Arc::new(

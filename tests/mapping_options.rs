@@ -17,7 +17,7 @@ use moengage_segment::delivery::segment::{RetryPolicy, SegmentClient};
 use moengage_segment::settings::config::Endpoints;
 use moengage_segment::settings::secret::{AwsSecretSource, SettingsCache};
 use moengage_segment::telemetry::metrics::MetricsSink;
-use moengage_segment::webhook::handler::Handler;
+use moengage_segment::webhook::Webhook;
 use moto::MotoServer;
 use segment_stub::SegmentStub;
 use serde_json::{Value, json};
@@ -46,7 +46,7 @@ fn secret(mapping: Option<Value>) -> String {
 struct Setup {
     moto: MotoServer,
     segment: SegmentStub,
-    handler: Handler<AwsSecretSource>,
+    handler: Webhook<AwsSecretSource>,
     metrics: Arc<Mutex<Vec<String>>>,
 }
 
@@ -69,9 +69,9 @@ async fn setup(secret_text: &str) -> Setup {
     }
 }
 
-async fn handler_for(moto: &MotoServer, segment: &SegmentStub) -> Handler<AwsSecretSource> {
+async fn handler_for(moto: &MotoServer, segment: &SegmentStub) -> Webhook<AwsSecretSource> {
     let source = AwsSecretSource::new(moto.client().await, "moe2seg/options");
-    let mut h = Handler::new(
+    let mut h = Webhook::new(
         Forwarder::live(
             SettingsCache::new(source, Duration::ZERO),
             SegmentClient::new(RetryPolicy::default()).unwrap(),
@@ -84,7 +84,7 @@ async fn handler_for(moto: &MotoServer, segment: &SegmentStub) -> Handler<AwsSec
         6 << 20,
     );
     h.metrics = MetricsSink::Capture(Arc::default());
-    h.default_budget = Duration::from_secs(20);
+    h.budget.default = Duration::from_secs(20);
     h
 }
 

@@ -1,4 +1,4 @@
-//! The OAuth 2.0 token route through the real [`Handler`]: tokens issued from form, HTTP
+//! The OAuth 2.0 token route through the real [`Webhook`]: tokens issued from form, HTTP
 //! Basic and JSON credentials, on the paths API Gateway (HTTP and REST) and Function URLs
 //! give, then used on the webhook against the Segment stand-in; and every refusal: expired,
 //! forged and revoked tokens, wrong credentials, wrong or missing grant types, settings that
@@ -24,7 +24,7 @@ use moengage_segment::settings::secret::{
     SecretSource, SettingsCache, SettingsError, StaticSource,
 };
 use moengage_segment::telemetry::metrics::MetricsSink;
-use moengage_segment::webhook::handler::Handler;
+use moengage_segment::webhook::Webhook;
 use moengage_segment::webhook::oauth;
 use segment_stub::SegmentStub;
 use serde_json::{Value, json};
@@ -46,13 +46,13 @@ fn settings() -> Settings {
     Settings::from_secret_json(&secret_json(CLIENT_SECRET)).unwrap()
 }
 
-fn handler<S: SecretSource>(source: S, segment: &SegmentStub, ttl: Duration) -> Handler<S> {
+fn handler<S: SecretSource>(source: S, segment: &SegmentStub, ttl: Duration) -> Webhook<S> {
     let policy = RetryPolicy {
         base_delay: Duration::from_millis(20),
         max_delay: Duration::from_millis(100),
         ..RetryPolicy::default()
     };
-    let mut h = Handler::new(
+    let mut h = Webhook::new(
         Forwarder::live(
             SettingsCache::new(source, ttl),
             SegmentClient::new(policy).unwrap(),
@@ -64,11 +64,11 @@ fn handler<S: SecretSource>(source: S, segment: &SegmentStub, ttl: Duration) -> 
         ),
         6 << 20,
     );
-    h.default_budget = Duration::from_secs(10);
+    h.budget.default = Duration::from_secs(10);
     h
 }
 
-async fn setup() -> (Handler<StaticSource>, SegmentStub) {
+async fn setup() -> (Webhook<StaticSource>, SegmentStub) {
     let segment = SegmentStub::start(&[KEY]).await;
     let h = handler(
         StaticSource(Ok(settings())),
@@ -499,7 +499,7 @@ async fn unreadable_or_invalid_settings_get_fixed_answers() {
 
 #[tokio::test]
 async fn a_dry_run_without_settings_issues_no_token() {
-    let h: Handler<StaticSource> = Handler::new(
+    let h: Webhook<StaticSource> = Webhook::new(
         Forwarder {
             mode: Mode::DryRun {
                 settings: None,
@@ -513,7 +513,7 @@ async fn a_dry_run_without_settings_issues_no_token() {
     let resp = h.handle(token_form(&form_credentials())).await;
     assert_eq!(error_of(&resp, StatusCode::UNAUTHORIZED), "invalid_client");
     // An unconfigured function fails closed, as the webhook does.
-    let h: Handler<StaticSource> = Handler::new(
+    let h: Webhook<StaticSource> = Webhook::new(
         Forwarder {
             mode: Mode::Unconfigured("SECRET_ID is not set".into()),
             endpoints: Endpoints::default(),

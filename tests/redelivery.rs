@@ -18,12 +18,13 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use lambda_http::http::StatusCode;
 use moengage_segment::delivery::forward::Queues;
 use moengage_segment::delivery::park::SqsQueue;
+use moengage_segment::delivery::redeliver::Redelivery;
 use moengage_segment::delivery::redeliver::visibility_after;
 use moengage_segment::delivery::replay::{self, ReplayOptions};
 use moengage_segment::lambda::invoke::{self, Invocation};
 use moengage_segment::settings::config::Settings;
 use moengage_segment::settings::secret::{SecretSource, SettingsError, StaticSource};
-use moengage_segment::webhook::handler::Handler;
+use moengage_segment::webhook::Webhook;
 use moto::MotoServer;
 use parking::{answer_json, body_of, hanging_queue, post, sqs_client};
 use segment_stub::{Reply, SegmentStub};
@@ -137,7 +138,7 @@ impl Stack {
     /// then does what Lambda does with the answer: deletes every record not reported failed.
     async fn redeliver<S: SecretSource>(
         &self,
-        h: &Handler<S>,
+        h: &Redelivery<S>,
         event: &str,
         records: &[Value],
     ) -> SqsBatchResponse {
@@ -216,11 +217,33 @@ fn handler_with<S: SecretSource>(
     segment: &SegmentStub,
     queues: Queues,
     budget: Duration,
-) -> Handler<S> {
+) -> Webhook<S> {
     parking::live_handler(source, &segment.url, queues, budget)
 }
 
-fn handler(segment: &SegmentStub, stack: &Stack, budget: Duration) -> Handler<StaticSource> {
+/// The redelivery function's handler over the same kind of forwarder as [`handler_with`].
+fn redelivery_with<S: SecretSource>(
+    source: S,
+    segment: &SegmentStub,
+    queues: Queues,
+    budget: Duration,
+) -> Redelivery<S> {
+    let webhook = handler_with(source, segment, queues, budget);
+    let mut redelivery = Redelivery::new(webhook.forwarder);
+    redelivery.budget = webhook.budget;
+    redelivery
+}
+
+fn redelivery(segment: &SegmentStub, stack: &Stack, budget: Duration) -> Redelivery<StaticSource> {
+    redelivery_with(
+        StaticSource(Ok(settings())),
+        segment,
+        stack.queues(),
+        budget,
+    )
+}
+
+fn handler(segment: &SegmentStub, stack: &Stack, budget: Duration) -> Webhook<StaticSource> {
     handler_with(
         StaticSource(Ok(settings())),
         segment,
@@ -276,7 +299,7 @@ async fn after_an_outage_redelivery_sends_every_message_with_its_original_id() {
     // Segment is back. The event source mapping sends the parked messages (batches of up
     // to 100: here all 25 at once).
     let healthy = SegmentStub::start(&[KEY]).await;
-    let h = handler(&healthy, &stack, Duration::from_secs(10));
+    let h = redelivery(&healthy, &stack, Duration::from_secs(10));
     let (event, records) = stack.sqs_event(100, 300).await;
     assert_eq!(records.len(), 25);
     let answer = stack.redeliver(&h, &event, &records).await;
@@ -303,7 +326,7 @@ async fn while_segment_is_still_down_every_record_fails_and_waits_longer() {
     park_during_outage(&stack, "down", 7).await;
 
     let down = segment_down().await;
-    let h = handler(&down, &stack, Duration::from_secs(2));
+    let h = redelivery(&down, &stack, Duration::from_secs(2));
     // Received with a 1 s visibility timeout, as a short queue default would give.
     let (event, records) = stack.sqs_event(100, 1).await;
     assert_eq!(records.len(), 7);
@@ -337,7 +360,7 @@ async fn a_poisoned_message_is_set_aside_and_the_others_delivered() {
     // Segment is back but refuses one message for good.
     let healthy = SegmentStub::start(&[KEY]).await;
     healthy.poison("moe-evt-psn-0005");
-    let h = handler(&healthy, &stack, Duration::from_secs(10));
+    let h = redelivery(&healthy, &stack, Duration::from_secs(10));
     let (event, records) = stack.sqs_event(100, 300).await;
     let answer = stack.redeliver(&h, &event, &records).await;
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
@@ -358,7 +381,8 @@ async fn a_poisoned_message_is_set_aside_and_the_others_delivered() {
 
     // The webhook sets a refused message aside directly (200, counted as refused).
     healthy.poison("moe-evt-hook-0002");
-    let resp = h.handle(post(body_of("hook", 5))).await;
+    let webhook = handler(&healthy, &stack, Duration::from_secs(10));
+    let resp = webhook.handle(post(body_of("hook", 5))).await;
     let v = answer_json(&resp);
     assert_eq!(resp.status(), StatusCode::OK, "{v}");
     assert_eq!(fates(&v), (4, 0, 1), "{v}");
@@ -371,8 +395,8 @@ async fn past_its_redelivery_age_a_failing_message_is_set_aside_not_deleted() {
     let stack = Stack::start().await;
     park_during_outage(&stack, "old", 3).await;
     let down = segment_down().await;
-    let mut h = handler(&down, &stack, Duration::from_secs(2));
-    h.redelivery_max_age = Duration::ZERO;
+    let mut h = redelivery(&down, &stack, Duration::from_secs(2));
+    h.max_age = Duration::ZERO;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (event, records) = stack.sqs_event(100, 300).await;
     let answer = stack.redeliver(&h, &event, &records).await;
@@ -398,7 +422,7 @@ async fn a_record_that_is_not_a_parcel_is_set_aside_as_it_is() {
         .await
         .unwrap();
     let healthy = SegmentStub::start(&[KEY]).await;
-    let h = handler(&healthy, &stack, Duration::from_secs(5));
+    let h = redelivery(&healthy, &stack, Duration::from_secs(5));
     let (event, records) = stack.sqs_event(10, 300).await;
     let answer = stack.redeliver(&h, &event, &records).await;
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
@@ -437,7 +461,7 @@ async fn every_event_is_counted_once_across_webhook_redelivery_and_replay() {
     let segment = SegmentStub::start(&["rotated-key"]).await;
     segment.poison("moe-evt-b-0003");
     let secret = Mutable(Arc::new(Mutex::new(secret_json(KEY))));
-    let h = handler_with(
+    let h = redelivery_with(
         secret.clone(),
         &segment,
         stack.queues(),
@@ -446,7 +470,13 @@ async fn every_event_is_counted_once_across_webhook_redelivery_and_replay() {
     h.forwarder.prefetch().await.unwrap();
     *secret.0.lock().unwrap() = secret_json("rotated-key");
     // The webhook: 401 → secret re-read → delivered; the poisoned event set aside.
-    let resp = h.handle(post(body_of("b", 10))).await;
+    let webhook = handler_with(
+        secret.clone(),
+        &segment,
+        stack.queues(),
+        Duration::from_secs(10),
+    );
+    let resp = webhook.handle(post(body_of("b", 10))).await;
     let v = answer_json(&resp);
     assert_eq!(resp.status(), StatusCode::OK, "{v}");
     assert_eq!(
@@ -540,7 +570,7 @@ async fn ids_with_quotes_and_backslashes_survive_parking_and_redelivery() {
     assert_eq!(answer_json(&resp)["parked"], 1, "{}", answer_json(&resp));
 
     let healthy = SegmentStub::start(&[KEY]).await;
-    let h = handler(&healthy, &stack, Duration::from_secs(10));
+    let h = redelivery(&healthy, &stack, Duration::from_secs(10));
     let (event, records) = stack.sqs_event(10, 300).await;
     let answer = stack.redeliver(&h, &event, &records).await;
     assert!(answer.batch_item_failures.is_empty(), "{answer:?}");
@@ -595,10 +625,10 @@ async fn a_hanging_refused_queue_costs_neither_the_deadline_nor_the_other_events
         refused: Some(hanging_queue("stack-refused").await),
         ..stack.queues()
     };
-    let h = handler_with(
+    let h = redelivery_with(
         StaticSource(Ok(settings())),
         &healthy,
-        queues,
+        queues.clone(),
         Duration::from_secs(3),
     );
     let (event, records) = stack.sqs_event(10, 300).await;
@@ -629,7 +659,13 @@ async fn a_hanging_refused_queue_costs_neither_the_deadline_nor_the_other_events
     // The webhook: refusals it cannot set aside are parked instead (200, not a 503 that
     // would make MoEngage re-send the whole request).
     healthy.poison("moe-evt-hook-0000");
-    let resp = h.handle(post(body_of("hook", 3))).await;
+    let webhook = handler_with(
+        StaticSource(Ok(settings())),
+        &healthy,
+        queues,
+        Duration::from_secs(3),
+    );
+    let resp = webhook.handle(post(body_of("hook", 3))).await;
     let v = answer_json(&resp);
     assert_eq!(resp.status(), StatusCode::OK, "{v}");
     assert_eq!(

@@ -8,7 +8,7 @@ use moengage_segment::delivery::forward::{Forwarder, Queues};
 use moengage_segment::delivery::segment::{RetryPolicy, SegmentClient};
 use moengage_segment::settings::config::{Endpoints, Settings};
 use moengage_segment::settings::secret::{SettingsCache, StaticSource};
-use moengage_segment::webhook::handler::Handler;
+use moengage_segment::webhook::Webhook;
 use serde_json::Value;
 
 /// A body of `n` events made from the realistic 100-event fixture, with unique uuids.
@@ -41,7 +41,7 @@ pub fn body_of(n: usize) -> String {
 
 /// The webhook handler as the Lambda builds it, sending to `segment_url`, and the
 /// `Authorization` header it accepts.
-pub fn local_handler(segment_url: &str) -> (Handler<StaticSource>, String) {
+pub fn local_handler(segment_url: &str) -> (Webhook<StaticSource>, String) {
     let settings = Settings::from_parts(
         Some("bench-key".into()),
         Some("us".into()),
@@ -49,7 +49,7 @@ pub fn local_handler(segment_url: &str) -> (Handler<StaticSource>, String) {
         Some("pw".into()),
         None,
     );
-    let h = Handler::new(
+    let h = Webhook::new(
         Forwarder::live(
             SettingsCache::new(StaticSource(settings), Duration::MAX),
             SegmentClient::new(RetryPolicy::default()).unwrap(),

@@ -243,11 +243,15 @@ async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode {
     let budget_ms = timeout.saturating_mul(1000);
     let out = match invocation {
         invoke::Invocation::Http(req) => {
-            let resp = app.handle(invoke::with_deadline(*req, budget_ms)).await;
+            let resp = app
+                .webhook()
+                .handle(invoke::with_deadline(*req, budget_ms))
+                .await;
             invoke::response_json(&resp)
         }
         invoke::Invocation::Sqs(event) => {
             let answer = app
+                .redelivery()
                 .redeliver(event, Some(invoke::deadline_ms(budget_ms)))
                 .await;
             serde_json::to_value(&answer).unwrap_or_default()

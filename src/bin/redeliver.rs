@@ -9,11 +9,13 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let app = moengage_segment::lambda::app::init_function().await;
-    let app = &app;
+    let redelivery = moengage_segment::lambda::app::init_function()
+        .await
+        .redelivery();
+    let redelivery = &redelivery;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = Some(event.context.deadline);
-        Ok::<_, Infallible>(app.redeliver(event.payload, deadline).await)
+        Ok::<_, Infallible>(redelivery.redeliver(event.payload, deadline).await)
     }))
     .await
 }

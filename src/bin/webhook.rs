@@ -8,10 +8,12 @@ use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let app = moengage_segment::lambda::app::init_function().await;
-    let app = &app;
+    let webhook = moengage_segment::lambda::app::init_function()
+        .await
+        .webhook();
+    let webhook = &webhook;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Infallible>(app.handle(req).await)
+        Ok::<_, Infallible>(webhook.handle(req).await)
     }))
     .await
 }

@@ -3,8 +3,11 @@
 //! queues events wait in ([`park`]), and the two ways back out of them: automatic
 //! [`redeliver`]y and `moe2seg` [`replay`].
 
+pub mod budget;
 pub mod forward;
 pub mod park;
 pub mod redeliver;
 pub mod replay;
 pub mod segment;
+pub mod settle;
+pub mod tally;

@@ -1,6 +1,7 @@
-//! Automatic redelivery: the parked queue's SQS event source invokes the function with up to
-//! 100 parked events; each is sent again through the same [`Forwarder`](crate::delivery::forward::Forwarder) (same client, retry
-//! rules and `messageId`s as the webhook), and the answer is Lambda's partial batch response:
+//! Automatic redelivery: the parked queue's SQS event source invokes the redelivery function
+//! with up to 100 parked events; each is sent again through the same [`Forwarder`] (same
+//! client, retry rules and `messageId`s as the webhook), and the answer is Lambda's partial
+//! batch response:
 //!
 //! - delivered → success (Lambda deletes it from the parked queue);
 //! - refused by Segment for good, or still failing past `REDELIVERY_MAX_AGE_HOURS` → moved to
@@ -16,10 +17,13 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
-use crate::delivery::forward::{Fate, Plan, Provenance, unpack};
-use crate::mapping::time;
+use crate::delivery::budget::Budget;
+use crate::delivery::forward::{Fate, Forwarder, Origin, Plan, Provenance, unpack};
+use crate::delivery::tally::{Tally, log_failures};
+use crate::mapping::{Mapped, time};
+use crate::settings::config::DEFAULT_REDELIVERY_MAX_AGE_HOURS;
 use crate::settings::secret::SecretSource;
-use crate::webhook::handler::{Handler, Tally, log_failures};
+use crate::telemetry::metrics::MetricsSink;
 
 /// The receive count SQS gives a record (`ApproximateReceiveCount`: 1 the first time;
 /// unreadable counts as 1).
@@ -65,7 +69,35 @@ fn hiding<'r>(records: &'r [SqsMessage], failed: &[usize]) -> Vec<(&'r str, Dura
         .collect()
 }
 
-impl<S: SecretSource> Handler<S> {
+/// The redelivery function's handler: parked events in, a partial batch response out.
+pub struct Redelivery<S> {
+    pub forwarder: Forwarder<S>,
+    pub budget: Budget,
+    pub metrics: MetricsSink,
+    /// How long a parked event is redelivered before it is set aside.
+    pub max_age: Duration,
+}
+
+/// The records of an SQS event, read back into messages.
+struct Unpacked {
+    messages: Vec<Mapped>,
+    origins: Vec<Origin>,
+    /// The record of each message.
+    record_of: Vec<usize>,
+    /// The records that are not parcels.
+    unreadable: Vec<usize>,
+}
+
+impl<S: SecretSource> Redelivery<S> {
+    pub fn new(forwarder: Forwarder<S>) -> Self {
+        Redelivery {
+            forwarder,
+            budget: Budget::default(),
+            metrics: MetricsSink::Off,
+            max_age: Duration::from_secs(DEFAULT_REDELIVERY_MAX_AGE_HOURS * 3600),
+        }
+    }
+
     /// Redelivers the parked events of an SQS event; never fails, answers per record.
     pub async fn redeliver(
         &self,
@@ -73,35 +105,14 @@ impl<S: SecretSource> Handler<S> {
         lambda_deadline_ms: Option<u64>,
     ) -> SqsBatchResponse {
         let started = Instant::now();
-        let deadline = self.deadline(lambda_deadline_ms);
-        let now_ms = time::now_millis();
+        let deadline = self.budget.deadline(lambda_deadline_ms);
         let records = event.records;
-        let mut messages = Vec::with_capacity(records.len());
-        let mut origins = Vec::with_capacity(records.len());
-        // The record of each message, and the records that are not parcels.
-        let mut record_of = Vec::with_capacity(records.len());
-        let mut unreadable = Vec::new();
-        for (r, record) in records.iter().enumerate() {
-            match unpack(record.body.as_deref().unwrap_or_default()) {
-                Ok((mut message, mut origin)) => {
-                    let age_ms = sent_at_ms(record).map_or(0, |sent| now_ms.saturating_sub(sent));
-                    origin.expired =
-                        u128::try_from(age_ms).unwrap_or(0) > self.redelivery_max_age.as_millis();
-                    message.index = messages.len();
-                    messages.push(message);
-                    origins.push(origin);
-                    record_of.push(r);
-                }
-                Err(e) => {
-                    tracing::warn!(
-                        sqs_message_id = %crate::excerpt::excerpt(record.message_id.as_deref().unwrap_or_default(), 100),
-                        error = %e,
-                        "not a moengage-segment parcel; setting it aside in the refused queue"
-                    );
-                    unreadable.push(r);
-                }
-            }
-        }
+        let Unpacked {
+            messages,
+            origins,
+            record_of,
+            unreadable,
+        } = self.unpack(&records);
         // Records that are not parcels first (they are few, and must not starve behind a long
         // delivery).
         let unreadable_moved = self.set_aside_raw(&records, &unreadable, deadline).await;
@@ -124,7 +135,7 @@ impl<S: SecretSource> Handler<S> {
         failed.sort_unstable();
         // Hiding is bounded too, half-way into the margin kept before Lambda's own deadline
         // (if it does not finish, the queue's default visibility applies).
-        let hide_by = deadline + self.deadline_margin / 2;
+        let hide_by = deadline + self.budget.margin / 2;
         if tokio::time::timeout_at(hide_by.into(), self.hide_failed(&records, &failed))
             .await
             .is_err()
@@ -133,7 +144,6 @@ impl<S: SecretSource> Handler<S> {
                 "extending visibility timeouts did not finish in time; the queue's default applies"
             );
         }
-
         let mut tally = Tally {
             received: records.len(),
             ..Tally::default()
@@ -143,34 +153,7 @@ impl<S: SecretSource> Handler<S> {
             tally.refused += unreadable.len();
         }
         log_failures(&forwarded);
-        let mut metrics = tally.metrics();
-        metrics.redelivered = metrics.forwarded;
-        metrics.forwarded = 0;
-        let log = |level_error: bool| {
-            macro_rules! summary {
-                ($lvl:ident) => {
-                    tracing::$lvl!(
-                        records = records.len(),
-                        redelivered = tally.forwarded,
-                        refused = tally.refused,
-                        still_parked = failed.len(),
-                        unreadable = unreadable.len(),
-                        retries = tally.retries,
-                        segment_requests = tally.requests,
-                        segment_latency_ms = tally.segment_latency.as_millis() as u64,
-                        duration_ms = started.elapsed().as_millis() as u64,
-                        "redelivery summary"
-                    )
-                };
-            }
-            if level_error {
-                summary!(warn);
-            } else {
-                summary!(info);
-            }
-        };
-        log(!failed.is_empty());
-        self.metrics.emit(&metrics, None, time::now_millis());
+        self.report(&tally, failed.len(), unreadable.len(), started);
         let mut answer = SqsBatchResponse::default();
         answer.set_failures(
             failed
@@ -178,6 +161,69 @@ impl<S: SecretSource> Handler<S> {
                 .map(|r| records[r].message_id.clone().unwrap_or_default()),
         );
         answer
+    }
+
+    /// Reads each record back into a message (its age against [`Redelivery::max_age`]), or
+    /// notes it as not a parcel.
+    fn unpack(&self, records: &[SqsMessage]) -> Unpacked {
+        let now_ms = time::now_millis();
+        let mut out = Unpacked {
+            messages: Vec::with_capacity(records.len()),
+            origins: Vec::with_capacity(records.len()),
+            record_of: Vec::with_capacity(records.len()),
+            unreadable: Vec::new(),
+        };
+        for (r, record) in records.iter().enumerate() {
+            match unpack(record.body.as_deref().unwrap_or_default()) {
+                Ok((mut message, mut origin)) => {
+                    let age_ms = sent_at_ms(record).map_or(0, |sent| now_ms.saturating_sub(sent));
+                    origin.expired = u128::try_from(age_ms).unwrap_or(0) > self.max_age.as_millis();
+                    message.index = out.messages.len();
+                    out.messages.push(message);
+                    out.origins.push(origin);
+                    out.record_of.push(r);
+                }
+                Err(e) => {
+                    let id = record.message_id.as_deref().unwrap_or_default();
+                    tracing::warn!(
+                        sqs_message_id = %crate::excerpt::excerpt(id, 100),
+                        error = %e,
+                        "not a moengage-segment parcel; setting it aside in the refused queue"
+                    );
+                    out.unreadable.push(r);
+                }
+            }
+        }
+        out
+    }
+
+    /// The summary log line and the metrics of one invocation.
+    fn report(&self, tally: &Tally, still_parked: usize, unreadable: usize, started: Instant) {
+        let mut metrics = tally.metrics();
+        metrics.redelivered = metrics.forwarded;
+        metrics.forwarded = 0;
+        macro_rules! summary {
+            ($lvl:ident) => {
+                tracing::$lvl!(
+                    records = tally.received,
+                    redelivered = tally.forwarded,
+                    refused = tally.refused,
+                    still_parked,
+                    unreadable,
+                    retries = tally.retries,
+                    segment_requests = tally.requests,
+                    segment_latency_ms = tally.segment_latency.as_millis() as u64,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    "redelivery summary"
+                )
+            };
+        }
+        if still_parked > 0 {
+            summary!(warn);
+        } else {
+            summary!(info);
+        }
+        self.metrics.emit(&metrics, None, time::now_millis());
     }
 
     /// Moves records that are not parcels to the refused queue unchanged; `true` when they

@@ -1,19 +1,24 @@
-//! Wiring at the edge: builds the handler from the environment with real AWS and HTTP
-//! clients (one AWS configuration for Secrets Manager and SQS, one Segment client). Used by
-//! the Lambda binary and by `moe2seg`, so both run the same code.
+//! Wiring at the edge: builds the app from the environment with real AWS and HTTP clients
+//! (one AWS configuration for Secrets Manager and SQS, one Segment client). Used by the
+//! Lambda binaries and by `moe2seg`, so all run the same code.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::delivery::forward::{Forwarder, Mode, Queues};
 use crate::delivery::park::SqsQueue;
+use crate::delivery::redeliver::Redelivery;
 use crate::delivery::segment::{DryRun, RetryPolicy, SegmentClient};
-use crate::settings::config::{ConfigError, Env, Region, SettingsSource};
+use crate::mapping::options::MappingOptions;
+use crate::settings::config::{
+    ConfigError, DEFAULT_REDELIVERY_MAX_AGE_HOURS, Env, Region, SettingsSource,
+};
 use crate::settings::secret::{
     AwsSecretSource, FieldsSource, SecretSource, SettingsCache, SettingsError,
 };
 use crate::telemetry::metrics::MetricsSink;
-use crate::webhook::handler::Handler;
+use crate::webhook::Webhook;
 
 /// Secrets Manager or environment variables.
 pub enum AnySource {
@@ -29,8 +34,6 @@ impl SecretSource for AnySource {
         }
     }
 }
-
-pub type App = Handler<AnySource>;
 
 /// Why the process cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,40 @@ pub struct Options {
     pub dry_run_output: fn() -> Box<dyn Write + Send>,
 }
 
+/// What a function (or `moe2seg`) runs with, built once from the environment: the one
+/// [`Forwarder`] (settings, Segment client, queues) and what the handlers are configured
+/// with. [`App::webhook`] and [`App::redelivery`] make the handlers.
+pub struct App {
+    pub forwarder: Forwarder<AnySource>,
+    pub metrics: MetricsSink,
+    /// `MAX_BODY_BYTES`.
+    pub max_body_bytes: usize,
+    /// `REDELIVERY_MAX_AGE_HOURS`.
+    pub redelivery_max_age: Duration,
+    /// `MAPPING_OPTIONS` (a run without `SECRET_ID`).
+    pub mapping_options: Option<MappingOptions>,
+}
+
+impl App {
+    /// The webhook function's handler.
+    pub fn webhook(self) -> Webhook<AnySource> {
+        let mut webhook = Webhook::new(self.forwarder, self.max_body_bytes);
+        webhook.metrics = self.metrics;
+        if let Some(options) = self.mapping_options {
+            webhook.open_mapping = Arc::new(options);
+        }
+        webhook
+    }
+
+    /// The redelivery function's handler.
+    pub fn redelivery(self) -> Redelivery<AnySource> {
+        let mut redelivery = Redelivery::new(self.forwarder);
+        redelivery.metrics = self.metrics;
+        redelivery.max_age = self.redelivery_max_age;
+        redelivery
+    }
+}
+
 /// Lambda Init, the same for every function: JSON logs on stdout, the handler built from the
 /// environment, then the secret read and the Segment connection warmed. A misconfigured
 /// function keeps running and answers 500 with the reason (fail closed), rather than crashing
@@ -76,19 +113,20 @@ pub async fn init_function() -> App {
         metrics: MetricsSink::Stdout { function_name },
         dry_run_output: || Box::new(std::io::sink()),
     };
+    let metrics = opts.metrics.clone();
     let built = match Env::from_env() {
         Ok(env) => build(&env, opts).await,
         Err(e) => Err(e.into()),
     };
     let app = built.unwrap_or_else(|e| {
         tracing::error!(error = %e, "startup configuration invalid; every request will get 500");
-        unconfigured(e.to_string())
+        unconfigured(e.to_string(), metrics)
     });
     app.warm_up().await;
     app
 }
 
-/// Builds the handler from the environment.
+/// Builds the app from the environment.
 pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
     let needs_aws = matches!(env.source, SettingsSource::SecretsManager { .. })
         || env.dead_letter_queue_url.is_some()
@@ -98,20 +136,7 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
         true => Some(crate::settings::config::aws_sdk_config().await),
         false => None,
     };
-    let settings = match (&env.source, &aws) {
-        (SettingsSource::SecretsManager { secret_id, ttl }, Some(aws)) => Some(SettingsCache::new(
-            AnySource::Aws(AwsSecretSource::new(
-                aws_sdk_secretsmanager::Client::new(aws),
-                secret_id.clone(),
-            )),
-            *ttl,
-        )),
-        (SettingsSource::Env(fields), _) => Some(SettingsCache::new(
-            AnySource::Env(FieldsSource((**fields).clone())),
-            Duration::MAX,
-        )),
-        _ => None,
-    };
+    let settings = settings_cache(env, aws.as_ref());
     let mode = match (settings, opts.dry_run) {
         (settings, DryRunWhen::Always) | (settings @ None, DryRunWhen::NoSettings) => {
             Mode::DryRun {
@@ -124,25 +149,63 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
             }
         }
         (None, _) => Mode::Unconfigured(StartupError::NoSettings.to_string()),
-        (Some(settings), _) => {
-            // One SQS client for both queues.
-            let sqs = aws.as_ref().map(aws_sdk_sqs::Client::new);
-            let queue = |url: &Option<String>| {
-                url.clone()
-                    .zip(sqs.clone())
-                    .map(|(url, client)| SqsQueue::new(client, url))
-            };
-            Mode::Live {
-                settings,
-                segment: SegmentClient::new(RetryPolicy::default())
-                    .map_err(|e| StartupError::Http(e.to_string()))?,
-                queues: Queues {
-                    parked: queue(&env.dead_letter_queue_url),
-                    refused: queue(&env.refused_queue_url),
-                },
-            }
-        }
+        (Some(settings), _) => Mode::Live {
+            settings,
+            segment: SegmentClient::new(RetryPolicy::default())
+                .map_err(|e| StartupError::Http(e.to_string()))?,
+            queues: queues(env, aws.as_ref()),
+        },
     };
+    warn_about(env);
+    Ok(App {
+        forwarder: Forwarder {
+            mode,
+            endpoints: env.endpoints.clone(),
+        },
+        metrics: opts.metrics,
+        max_body_bytes: env.max_body_bytes,
+        redelivery_max_age: env.redelivery_max_age,
+        mapping_options: env.mapping_options.clone(),
+    })
+}
+
+/// The customer's settings: the secret in Secrets Manager, or the environment's fields.
+fn settings_cache(
+    env: &Env,
+    aws: Option<&aws_config::SdkConfig>,
+) -> Option<SettingsCache<AnySource>> {
+    match (&env.source, aws) {
+        (SettingsSource::SecretsManager { secret_id, ttl }, Some(aws)) => Some(SettingsCache::new(
+            AnySource::Aws(AwsSecretSource::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                secret_id.clone(),
+            )),
+            *ttl,
+        )),
+        (SettingsSource::Env(fields), _) => Some(SettingsCache::new(
+            AnySource::Env(FieldsSource((**fields).clone())),
+            Duration::MAX,
+        )),
+        _ => None,
+    }
+}
+
+/// The parked and refused queues the environment names, on one SQS client.
+fn queues(env: &Env, aws: Option<&aws_config::SdkConfig>) -> Queues {
+    let sqs = aws.map(aws_sdk_sqs::Client::new);
+    let queue = |url: &Option<String>| {
+        url.clone()
+            .zip(sqs.clone())
+            .map(|(url, client)| SqsQueue::new(client, url))
+    };
+    Queues {
+        parked: queue(&env.dead_letter_queue_url),
+        refused: queue(&env.refused_queue_url),
+    }
+}
+
+/// Settings that are valid but probably not what was meant.
+fn warn_about(env: &Env) {
     if env.mapping_options.is_some() && matches!(env.source, SettingsSource::SecretsManager { .. })
     {
         tracing::warn!(
@@ -154,29 +217,21 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
             "DEAD_LETTER_QUEUE_URL is set without REFUSED_QUEUE_URL: refusals are parked, and redelivery keeps refused or expired events in the parked queue until its retention deletes them"
         );
     }
-    let forwarder = Forwarder {
-        mode,
-        endpoints: env.endpoints.clone(),
-    };
-    let mut handler = Handler::new(forwarder, env.max_body_bytes);
-    handler.metrics = opts.metrics;
-    handler.redelivery_max_age = env.redelivery_max_age;
-    if let Some(options) = &env.mapping_options {
-        handler.open_mapping = std::sync::Arc::new(options.clone());
-    }
-    Ok(handler)
 }
 
-/// A handler that answers every request with 500 and `why` (a misconfigured Lambda keeps
-/// running and says what is wrong, rather than crashing at every cold start).
-pub fn unconfigured(why: String) -> App {
-    Handler::new(
-        Forwarder {
+/// An app whose handlers answer every request with 500 and `why` (a misconfigured Lambda
+/// keeps running and says what is wrong, rather than crashing at every cold start).
+pub fn unconfigured(why: String, metrics: MetricsSink) -> App {
+    App {
+        forwarder: Forwarder {
             mode: Mode::Unconfigured(why),
             endpoints: crate::settings::config::Endpoints::default(),
         },
-        crate::settings::config::DEFAULT_MAX_BODY_BYTES,
-    )
+        metrics,
+        max_body_bytes: crate::settings::config::DEFAULT_MAX_BODY_BYTES,
+        redelivery_max_age: Duration::from_secs(DEFAULT_REDELIVERY_MAX_AGE_HOURS * 3600),
+        mapping_options: None,
+    }
 }
 
 impl App {

@@ -55,7 +55,7 @@ use subtle::{Choice, ConstantTimeEq};
 use crate::delivery::forward::{Access, Forwarder};
 use crate::settings::config::OAuthClient;
 use crate::settings::secret::{SecretSource, SettingsError};
-use crate::webhook::handler::HttpError;
+use crate::webhook::answer::HttpError;
 
 /// The route's path suffix: `/oauth/token` (HTTP API), `/prod/oauth/token` (REST API with
 /// its stage), a Function URL's `/oauth/token`.

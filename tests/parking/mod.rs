@@ -14,7 +14,7 @@ use moengage_segment::delivery::park::SqsQueue;
 use moengage_segment::delivery::segment::{RetryPolicy, SegmentClient};
 use moengage_segment::settings::config::Endpoints;
 use moengage_segment::settings::secret::{SecretSource, SettingsCache};
-use moengage_segment::webhook::handler::Handler;
+use moengage_segment::webhook::Webhook;
 use serde_json::{Value, json};
 
 /// The Basic-auth pair the requests of [`post`] carry.
@@ -55,8 +55,8 @@ pub fn live_handler<S: SecretSource>(
     segment_url: &str,
     queues: Queues,
     budget: Duration,
-) -> Handler<S> {
-    let mut h = Handler::new(
+) -> Webhook<S> {
+    let mut h = Webhook::new(
         Forwarder::live(
             SettingsCache::new(source, Duration::from_secs(300)),
             SegmentClient::new(RetryPolicy {
@@ -73,8 +73,8 @@ pub fn live_handler<S: SecretSource>(
         ),
         6 << 20,
     );
-    h.default_budget = budget;
-    h.deadline_margin = Duration::from_millis(300);
+    h.budget.default = budget;
+    h.budget.margin = Duration::from_millis(300);
     h
 }
 

@@ -1,0 +1,251 @@
+//! Parking by reason: each message Segment did not take goes where its failure and the
+//! forwarding [`Plan`] say (the parked queue, the refused queue, or it stays with the caller),
+//! as a [`Parcel`] that keeps its exact message and `messageId`.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use serde_json::value::RawValue;
+
+use crate::delivery::forward::{Fate, Forwarded, Plan, Provenance, Queues};
+use crate::delivery::park::{Parcel, ParkError, SqsQueue};
+use crate::delivery::segment::ChunkOutcome;
+use crate::mapping::{Mapped, time};
+
+/// Which queue an undelivered message goes to under `plan`, by its failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum To {
+    Parked,
+    Refused,
+    Stay,
+}
+
+fn destination(plan: Plan, outcome: &ChunkOutcome, expired: bool, queues: &Queues) -> To {
+    let refused = matches!(outcome, ChunkOutcome::Refused { .. });
+    let to = match plan {
+        Plan::Webhook if refused => To::Refused,
+        Plan::Webhook => To::Parked,
+        Plan::FromParked if refused || expired => To::Refused,
+        Plan::FromParked | Plan::FromRefused => To::Stay,
+    };
+    match to {
+        To::Refused if queues.refused.is_some() => To::Refused,
+        // Without a refused queue, the webhook parks refusals (they are redelivered, and
+        // refused again, until a refused queue exists or the parked queue's redrive policy
+        // moves them); read-back messages stay.
+        To::Refused if plan == Plan::Webhook && queues.parked.is_some() => To::Parked,
+        To::Parked if queues.parked.is_some() => To::Parked,
+        _ => To::Stay,
+    }
+}
+
+/// Parks each undelivered message by reason; a queue that fails leaves its messages staying.
+pub(super) async fn settle(
+    queues: &Queues,
+    messages: &[Mapped],
+    provenance: Provenance<'_>,
+    plan: Plan,
+    forwarded: &mut Forwarded,
+    deadline: Instant,
+) {
+    let now = time::format_millis(time::now_millis());
+    let mut parked: (Vec<usize>, Vec<String>) = Default::default();
+    let mut refused: (Vec<usize>, Vec<String>) = Default::default();
+    // Refused or expired messages kept in the parked queue for want of a refused queue.
+    let mut stranded = 0usize;
+    for chunk in &forwarded.report.chunks {
+        let Some((reason, detail)) = chunk.outcome.failure() else {
+            continue;
+        };
+        for i in chunk.range.clone() {
+            let (moe_request_id, attempts, first_parked_at, expired) = provenance.origin(i);
+            let to = destination(plan, &chunk.outcome, expired, queues);
+            let set_aside = expired || matches!(chunk.outcome, ChunkOutcome::Refused { .. });
+            if to == To::Stay && plan == Plan::FromParked && set_aside {
+                stranded += 1;
+            }
+            let (list, reason) = match to {
+                To::Stay => continue,
+                To::Parked => (&mut parked, reason),
+                To::Refused if expired && reason != "segment_refused" => {
+                    (&mut refused, "redelivery_expired")
+                }
+                To::Refused => (&mut refused, reason),
+            };
+            let m = &messages[i];
+            match parcel(
+                m,
+                reason,
+                &detail,
+                moe_request_id,
+                attempts.saturating_add(chunk.attempts),
+                &now,
+                first_parked_at,
+            ) {
+                Ok(body) => {
+                    list.0.push(i);
+                    list.1.push(body);
+                }
+                Err(e) => {
+                    // Every message gets a parcel or stays: a parcel silently skipped would be
+                    // an event lost behind a 2xx.
+                    tracing::error!(message_id = %m.message_id, error = %e, "cannot write a parcel");
+                }
+            }
+        }
+    }
+    if stranded > 0 {
+        tracing::error!(
+            events = stranded,
+            "no refused queue (REFUSED_QUEUE_URL): refused or expired events stay in the parked queue, which deletes them when its retention ends; set REFUSED_QUEUE_URL"
+        );
+    }
+    // Both queues at once: a hanging one does not eat the other's time. The webhook gives
+    // the refused queue half the time left, so that the fallback below still fits.
+    let refused_by = match plan == Plan::Webhook && queues.parked.is_some() {
+        true => {
+            let now = Instant::now();
+            now + deadline.saturating_duration_since(now) / 2
+        }
+        false => deadline,
+    };
+    let (to_parked, to_refused) = tokio::join!(
+        send(
+            queues.parked.as_ref(),
+            &parked.1,
+            "the parked queue",
+            deadline
+        ),
+        send(
+            queues.refused.as_ref(),
+            &refused.1,
+            "the refused queue",
+            refused_by
+        ),
+    );
+    // The webhook must not answer 503 for refusals alone (MoEngage would re-send the whole
+    // request and park its transient failures again): when the refused queue fails, they go
+    // to the parked queue, from which redelivery sets them aside later.
+    let to_refused = match (to_refused, plan, queues.parked.as_ref(), &to_parked) {
+        (Some(Err(e)), Plan::Webhook, Some(q), None | Some(Ok(()))) => {
+            tracing::error!(error = %e, "setting refusals aside failed; parking them instead");
+            let fallback = q.park("the parked queue", &refused.1, deadline).await;
+            for i in fallback.is_ok().then_some(&refused.0).into_iter().flatten() {
+                forwarded.fates[*i] = Fate::Parked;
+            }
+            fallback.err().map(Err)
+        }
+        (other, ..) => other,
+    };
+    for (result, indexes, fate) in [
+        (to_parked, &parked.0, Fate::Parked),
+        (to_refused, &refused.0, Fate::SetAside),
+    ] {
+        match result {
+            Some(Ok(())) => {
+                for i in indexes {
+                    forwarded.fates[*i] = fate;
+                }
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, messages = indexes.len(), "parking failed");
+                forwarded.park_error.get_or_insert(e);
+            }
+            None => {}
+        }
+    }
+}
+
+/// Parks `bodies` in `queue`; `None` when there is nothing to send (or no queue).
+async fn send(
+    queue: Option<&SqsQueue>,
+    bodies: &[String],
+    name: &'static str,
+    deadline: Instant,
+) -> Option<Result<(), ParkError>> {
+    match queue {
+        Some(q) if !bodies.is_empty() => Some(q.park(name, bodies, deadline).await),
+        _ => None,
+    }
+}
+
+/// The queue record of one message.
+fn parcel(
+    m: &Mapped,
+    reason: &str,
+    detail: &str,
+    moe_request_id: Option<&str>,
+    attempts: u32,
+    now: &str,
+    first_parked_at: Option<&str>,
+) -> Result<String, serde_json::Error> {
+    let message = RawValue::from_string(m.json.clone())?;
+    serde_json::to_string(&Parcel {
+        version: 1,
+        reason: reason.into(),
+        detail: detail.to_owned(),
+        moe_request_id: moe_request_id.map(Cow::Borrowed),
+        event_uuid: m.event_uuid.as_deref().map(Cow::Borrowed),
+        message_id: Cow::Borrowed(&m.message_id),
+        attempts,
+        parked_at: now.to_owned(),
+        first_parked_at: first_parked_at.map(str::to_owned),
+        message: &message,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(url: &str) -> SqsQueue {
+        let conf = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .build();
+        SqsQueue::new(aws_sdk_sqs::Client::from_conf(conf), url)
+    }
+
+    #[test]
+    fn each_reason_goes_where_the_plan_says() {
+        let both = Queues {
+            parked: Some(queue("http://127.0.0.1:1/parked")),
+            refused: Some(queue("http://127.0.0.1:1/refused")),
+        };
+        let parked_only = Queues {
+            parked: both.parked.clone(),
+            refused: None,
+        };
+        let none = Queues::default();
+        let down = ChunkOutcome::GaveUp {
+            last_error: "HTTP 503".into(),
+        };
+        let key = ChunkOutcome::Unauthorized(401);
+        let bad = ChunkOutcome::Refused {
+            status: 400,
+            detail: "invalid".into(),
+        };
+        use Plan::*;
+        use To::*;
+        let cases = [
+            (Webhook, &down, false, &both, Parked),
+            (Webhook, &key, false, &both, Parked),
+            (Webhook, &bad, false, &both, Refused),
+            (Webhook, &bad, false, &parked_only, Parked),
+            (Webhook, &down, false, &none, Stay),
+            (FromParked, &down, false, &both, Stay),
+            (FromParked, &key, false, &both, Stay),
+            (FromParked, &down, true, &both, Refused),
+            (FromParked, &bad, false, &both, Refused),
+            (FromParked, &bad, false, &parked_only, Stay),
+            (FromRefused, &bad, false, &both, Stay),
+            (FromRefused, &down, true, &both, Stay),
+        ];
+        for (plan, outcome, expired, queues, want) in cases {
+            assert_eq!(
+                destination(plan, outcome, expired, queues),
+                want,
+                "{plan:?} {outcome:?} expired={expired}"
+            );
+        }
+    }
+}
