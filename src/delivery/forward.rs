@@ -1,4 +1,4 @@
-//! The forwarding step, shared by the webhook ([`crate::webhook::handler`]), the redelivery handler
+//! The forwarding step, shared by the webhook, the redelivery handler
 //! ([`crate::delivery::redeliver`]) and `moe2seg replay` ([`crate::delivery::replay`]):
 //!
 //! 1. **deliver** the messages to Segment, re-reading the secret once if Segment answers
@@ -379,27 +379,34 @@ impl<S: SecretSource> Forwarder<S> {
         };
         for i in unauthorized {
             let range = report.chunks[i].range.clone();
-            let earlier = report.chunks[i].attempts;
             let again = segment
                 .deliver(target, &messages[range.clone()], deadline)
                 .await;
-            report.retries += again.retries + 1;
-            report.latency += again.latency;
-            report.split_requests += again.split_requests;
-            // The batch may have been split: its place is taken by the new batches, so that
-            // each message keeps its own outcome.
-            let mut again = again.chunks.into_iter().map(|c| ChunkResult {
-                range: c.range.start + range.start..c.range.end + range.start,
-                attempts: c.attempts + earlier,
-                outcome: c.outcome,
-            });
-            if let Some(first) = again.next() {
-                report.chunks[i] = first;
-                report.chunks.extend(again);
-            }
+            report.replace(i, again);
         }
         report.chunks.sort_by_key(|c| c.range.start);
         report
+    }
+}
+
+impl DeliveryReport {
+    /// Puts what sending batch `i` again gave in its place (it may have been split: the new
+    /// batches take its place, so that each message keeps its own outcome).
+    fn replace(&mut self, i: usize, again: DeliveryReport) {
+        let range = self.chunks[i].range.clone();
+        let earlier = self.chunks[i].attempts;
+        self.retries += again.retries + 1;
+        self.latency += again.latency;
+        self.split_requests += again.split_requests;
+        let mut again = again.chunks.into_iter().map(|c| ChunkResult {
+            range: c.range.start + range.start..c.range.end + range.start,
+            attempts: c.attempts + earlier,
+            outcome: c.outcome,
+        });
+        if let Some(first) = again.next() {
+            self.chunks[i] = first;
+            self.chunks.extend(again);
+        }
     }
 }
 

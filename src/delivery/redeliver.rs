@@ -136,14 +136,7 @@ impl<S: SecretSource> Redelivery<S> {
         // Hiding is bounded too, half-way into the margin kept before Lambda's own deadline
         // (if it does not finish, the queue's default visibility applies).
         let hide_by = deadline + self.budget.margin / 2;
-        if tokio::time::timeout_at(hide_by.into(), self.hide_failed(&records, &failed))
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "extending visibility timeouts did not finish in time; the queue's default applies"
-            );
-        }
+        self.hide_failed(&records, &failed, hide_by).await;
         let mut tally = Tally {
             received: records.len(),
             ..Tally::default()
@@ -253,8 +246,18 @@ impl<S: SecretSource> Redelivery<S> {
         }
     }
 
-    /// Hides the records that still fail for [`visibility_after`] their receive count.
-    async fn hide_failed(&self, records: &[SqsMessage], failed: &[usize]) {
+    /// Hides the records that still fail for [`visibility_after`] their receive count, by
+    /// `hide_by`.
+    async fn hide_failed(&self, records: &[SqsMessage], failed: &[usize], hide_by: Instant) {
+        let hide = self.hide(records, failed);
+        if tokio::time::timeout_at(hide_by.into(), hide).await.is_err() {
+            tracing::warn!(
+                "extending visibility timeouts did not finish in time; the queue's default applies"
+            );
+        }
+    }
+
+    async fn hide(&self, records: &[SqsMessage], failed: &[usize]) {
         let Some(parked) = self.forwarder.queues().and_then(|q| q.parked.as_ref()) else {
             return;
         };

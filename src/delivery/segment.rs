@@ -370,6 +370,8 @@ impl SegmentClient {
         }
     }
 
+    /// Sends one batch until Segment takes or refuses it, or `deadline` comes; retries as
+    /// the module docs say.
     async fn send_chunk(
         &self,
         target: Target<'_>,
@@ -378,61 +380,38 @@ impl SegmentClient {
         deadline: Instant,
     ) -> ChunkResult {
         let msgs = &messages[range.clone()];
-        let mut retry = 0u32;
-        loop {
-            let now = Instant::now();
-            let remaining = deadline.saturating_duration_since(now);
+        let mut attempts = 0u32;
+        let outcome = loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
             if remaining < Duration::from_millis(50) {
-                return ChunkResult {
-                    range,
-                    outcome: ChunkOutcome::GaveUp {
-                        last_error: "deadline reached before the first attempt".into(),
-                    },
-                    attempts: retry,
+                break ChunkOutcome::GaveUp {
+                    last_error: "deadline reached before the first attempt".into(),
                 };
             }
             let body = batch_body(msgs, &time::format_millis(time::now_millis()));
             let timeout = remaining.min(self.policy.attempt_timeout);
-            let outcome = self.attempt(target, body, retry, timeout).await;
-            let attempts = retry + 1;
-            let (error, retry_after) = match outcome {
-                Attempt::Done => {
-                    return ChunkResult {
-                        range,
-                        outcome: ChunkOutcome::Delivered,
-                        attempts,
-                    };
-                }
-                Attempt::Unauthorized(s) => {
-                    return ChunkResult {
-                        range,
-                        outcome: ChunkOutcome::Unauthorized(s),
-                        attempts,
-                    };
-                }
-                Attempt::Refused(status, detail) => {
-                    return ChunkResult {
-                        range,
-                        outcome: ChunkOutcome::Refused { status, detail },
-                        attempts,
-                    };
-                }
+            let attempt = self.attempt(target, body, attempts, timeout).await;
+            attempts += 1;
+            let (error, retry_after) = match attempt {
+                Attempt::Done => break ChunkOutcome::Delivered,
+                Attempt::Unauthorized(s) => break ChunkOutcome::Unauthorized(s),
+                Attempt::Refused(status, detail) => break ChunkOutcome::Refused { status, detail },
                 Attempt::Retry { error, retry_after } => (error, retry_after),
             };
             let delay = match retry_after {
                 Some(ra) => ra.min(self.policy.max_retry_after),
-                None => self.backoff(retry),
+                None => self.backoff(attempts - 1),
             };
             if Instant::now() + delay + Duration::from_millis(50) >= deadline {
-                return ChunkResult {
-                    range,
-                    outcome: ChunkOutcome::GaveUp { last_error: error },
-                    attempts,
-                };
+                break ChunkOutcome::GaveUp { last_error: error };
             }
             tracing::debug!(retry = attempts, delay_ms = delay.as_millis() as u64, error = %error, "retrying Segment batch");
             tokio::time::sleep(delay).await;
-            retry += 1;
+        };
+        ChunkResult {
+            range,
+            outcome,
+            attempts,
         }
     }
 

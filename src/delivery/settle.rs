@@ -39,6 +39,13 @@ fn destination(plan: Plan, outcome: &ChunkOutcome, expired: bool, queues: &Queue
     }
 }
 
+/// The parcels bound for one queue, and the messages they hold.
+#[derive(Default)]
+struct Bound {
+    indexes: Vec<usize>,
+    bodies: Vec<String>,
+}
+
 /// Parks each undelivered message by reason; a queue that fails leaves its messages staying.
 pub(super) async fn settle(
     queues: &Queues,
@@ -48,9 +55,74 @@ pub(super) async fn settle(
     forwarded: &mut Forwarded,
     deadline: Instant,
 ) {
+    let (parked, refused) = sort(queues, messages, provenance, plan, forwarded);
+    // Both queues at once: a hanging one does not eat the other's time.
+    let refused_by = refused_deadline(plan, queues, deadline);
+    let (to_parked, to_refused) = tokio::join!(
+        send(
+            queues.parked.as_ref(),
+            &parked.bodies,
+            "the parked queue",
+            deadline
+        ),
+        send(
+            queues.refused.as_ref(),
+            &refused.bodies,
+            "the refused queue",
+            refused_by
+        ),
+    );
+    // The webhook must not answer 503 for refusals alone (MoEngage would re-send the whole
+    // request and park its transient failures again): when the refused queue fails, they go
+    // to the parked queue, from which redelivery sets them aside later.
+    let to_refused = match (to_refused, plan, queues.parked.as_ref(), &to_parked) {
+        (Some(Err(e)), Plan::Webhook, Some(q), None | Some(Ok(()))) => {
+            tracing::error!(error = %e, "setting refusals aside failed; parking them instead");
+            let fallback = q.park("the parked queue", &refused.bodies, deadline).await;
+            if fallback.is_ok() {
+                record(forwarded, &refused.indexes, Fate::Parked);
+            }
+            fallback.err().map(Err)
+        }
+        (other, ..) => other,
+    };
+    for (result, bound, fate) in [
+        (to_parked, &parked, Fate::Parked),
+        (to_refused, &refused, Fate::SetAside),
+    ] {
+        match result {
+            Some(Ok(())) => record(forwarded, &bound.indexes, fate),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, messages = bound.indexes.len(), "parking failed");
+                forwarded.park_error.get_or_insert(e);
+            }
+            None => {}
+        }
+    }
+}
+
+/// When the refused queue must have taken its parcels: the webhook gives it half the time
+/// left, so that parking them in the parked queue instead still fits.
+fn refused_deadline(plan: Plan, queues: &Queues, deadline: Instant) -> Instant {
+    if plan == Plan::Webhook && queues.parked.is_some() {
+        let now = Instant::now();
+        now + deadline.saturating_duration_since(now) / 2
+    } else {
+        deadline
+    }
+}
+
+/// Each undelivered message's parcel, sorted by the queue it goes to (the parked queue, the
+/// refused queue); the messages that stay are in neither.
+fn sort(
+    queues: &Queues,
+    messages: &[Mapped],
+    provenance: Provenance<'_>,
+    plan: Plan,
+    forwarded: &Forwarded,
+) -> (Bound, Bound) {
     let now = time::format_millis(time::now_millis());
-    let mut parked: (Vec<usize>, Vec<String>) = Default::default();
-    let mut refused: (Vec<usize>, Vec<String>) = Default::default();
+    let (mut parked, mut refused) = (Bound::default(), Bound::default());
     // Refused or expired messages kept in the parked queue for want of a refused queue.
     let mut stranded = 0usize;
     for chunk in &forwarded.report.chunks {
@@ -64,7 +136,7 @@ pub(super) async fn settle(
             if to == To::Stay && plan == Plan::FromParked && set_aside {
                 stranded += 1;
             }
-            let (list, reason) = match to {
+            let (bound, reason) = match to {
                 To::Stay => continue,
                 To::Parked => (&mut parked, reason),
                 To::Refused if expired && reason != "segment_refused" => {
@@ -73,18 +145,19 @@ pub(super) async fn settle(
                 To::Refused => (&mut refused, reason),
             };
             let m = &messages[i];
+            let attempts = attempts.saturating_add(chunk.attempts);
             match parcel(
                 m,
                 reason,
                 &detail,
                 moe_request_id,
-                attempts.saturating_add(chunk.attempts),
+                attempts,
                 &now,
                 first_parked_at,
             ) {
                 Ok(body) => {
-                    list.0.push(i);
-                    list.1.push(body);
+                    bound.indexes.push(i);
+                    bound.bodies.push(body);
                 }
                 Err(e) => {
                     // Every message gets a parcel or stays: a parcel silently skipped would be
@@ -94,65 +167,24 @@ pub(super) async fn settle(
             }
         }
     }
+    warn_stranded(stranded);
+    (parked, refused)
+}
+
+/// Refused or expired messages kept in the parked queue for want of a refused queue.
+fn warn_stranded(stranded: usize) {
     if stranded > 0 {
         tracing::error!(
             events = stranded,
             "no refused queue (REFUSED_QUEUE_URL): refused or expired events stay in the parked queue, which deletes them when its retention ends; set REFUSED_QUEUE_URL"
         );
     }
-    // Both queues at once: a hanging one does not eat the other's time. The webhook gives
-    // the refused queue half the time left, so that the fallback below still fits.
-    let refused_by = match plan == Plan::Webhook && queues.parked.is_some() {
-        true => {
-            let now = Instant::now();
-            now + deadline.saturating_duration_since(now) / 2
-        }
-        false => deadline,
-    };
-    let (to_parked, to_refused) = tokio::join!(
-        send(
-            queues.parked.as_ref(),
-            &parked.1,
-            "the parked queue",
-            deadline
-        ),
-        send(
-            queues.refused.as_ref(),
-            &refused.1,
-            "the refused queue",
-            refused_by
-        ),
-    );
-    // The webhook must not answer 503 for refusals alone (MoEngage would re-send the whole
-    // request and park its transient failures again): when the refused queue fails, they go
-    // to the parked queue, from which redelivery sets them aside later.
-    let to_refused = match (to_refused, plan, queues.parked.as_ref(), &to_parked) {
-        (Some(Err(e)), Plan::Webhook, Some(q), None | Some(Ok(()))) => {
-            tracing::error!(error = %e, "setting refusals aside failed; parking them instead");
-            let fallback = q.park("the parked queue", &refused.1, deadline).await;
-            for i in fallback.is_ok().then_some(&refused.0).into_iter().flatten() {
-                forwarded.fates[*i] = Fate::Parked;
-            }
-            fallback.err().map(Err)
-        }
-        (other, ..) => other,
-    };
-    for (result, indexes, fate) in [
-        (to_parked, &parked.0, Fate::Parked),
-        (to_refused, &refused.0, Fate::SetAside),
-    ] {
-        match result {
-            Some(Ok(())) => {
-                for i in indexes {
-                    forwarded.fates[*i] = fate;
-                }
-            }
-            Some(Err(e)) => {
-                tracing::error!(error = %e, messages = indexes.len(), "parking failed");
-                forwarded.park_error.get_or_insert(e);
-            }
-            None => {}
-        }
+}
+
+/// Gives the messages at `indexes` their fate.
+fn record(forwarded: &mut Forwarded, indexes: &[usize], fate: Fate) {
+    for i in indexes {
+        forwarded.fates[*i] = fate;
     }
 }
 
