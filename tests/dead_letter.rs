@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use lambda_http::Body;
 use lambda_http::http::StatusCode;
-use moengage_segment::delivery::forward::Queues;
+use moengage_segment::delivery::outcome::Queues;
 use moengage_segment::delivery::park::SqsQueue;
 use moengage_segment::settings::config::Settings;
 use moengage_segment::settings::secret::StaticSource;

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use lambda_http::http::{self, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use moengage_segment::decode::{MAX_ATTRIBUTES, MAX_EVENTS};
-use moengage_segment::delivery::forward::{Forwarder, Mode, Queues};
+use moengage_segment::delivery::forward::{Forwarder, Mode};
+use moengage_segment::delivery::outcome::Queues;
 use moengage_segment::delivery::segment::{RetryPolicy, SegmentClient};
 use moengage_segment::mapping::{
     self, MAX_MAPPED_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_TEXT_CHARS,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use lambda_http::http::StatusCode;
-use moengage_segment::delivery::forward::Queues;
+use moengage_segment::delivery::outcome::Queues;
 use moengage_segment::delivery::park::SqsQueue;
 use moengage_segment::delivery::redeliver::Redelivery;
 use moengage_segment::delivery::redeliver::visibility_after;

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use base64::Engine;
-use moengage_segment::delivery::forward::{Forwarder, Queues};
+use moengage_segment::delivery::forward::Forwarder;
+use moengage_segment::delivery::outcome::Queues;
 use moengage_segment::delivery::segment::{RetryPolicy, SegmentClient};
 use moengage_segment::settings::config::{Endpoints, Settings};
 use moengage_segment::settings::secret::{SettingsCache, StaticSource};

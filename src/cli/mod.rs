@@ -1,4 +1,4 @@
-//! `moe2seg`'s commands beside `invoke` ([`crate::lambda::invoke`]): [`map`] (a Streams body →
+//! `moe2seg`'s commands beside `invoke` (in `lambda`): [`map`] (a Streams body →
 //! Segment messages).
 
 pub mod map;

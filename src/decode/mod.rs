@@ -78,7 +78,7 @@ pub struct StreamsRequest<'a> {
     pub source: Option<Text<'a>>,
     pub moe_request_id: Option<Text<'a>>,
     /// Each event's JSON text, as sent. Read each with [`StreamsRequest::event`] (as
-    /// [`crate::mapping::map_request`] does): when the body was skimmed, that is what checks it;
+    /// the mapping's `map_request` does): when the body was skimmed, that is what checks it;
     /// [`decode_event`] alone does not.
     pub events: Vec<&'a str>,
     /// The whole body.

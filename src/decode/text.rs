@@ -192,70 +192,75 @@ pub fn raw_scalar_text(raw: &str) -> Option<Cow<'_, str>> {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Attributes<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Attributes<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an attribute map")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
-                while let Some(k) = map.next_key::<KeyText<'de>>()? {
-                    if out.len() == MAX_ATTRIBUTES {
-                        let mut count = out.len() + 1;
-                        map.next_value::<IgnoredAny>()?;
-                        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
-                            count += 1;
-                        }
-                        return Ok(Attributes::TooMany(count));
-                    }
-                    let v: &'de RawValue = map.next_value()?;
-                    out.push((k.0, compact_raw(v.get())));
-                }
-                Ok(Attributes::Map(out))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Attributes::Absent)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Attributes::Absent)
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                other(serde_json::to_string(v).map_err(E::custom)?)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                other(serde_json::to_string(v).map_err(E::custom)?)
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                other(v.to_string())
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                other(v.to_string())
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                other(v.to_string())
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                other(serde_json::to_string(&v).map_err(E::custom)?)
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                // Kept as compact JSON text, never as a tree (a `Value` per element costs
-                // 16 times the bytes of `[1,1,1,…]`).
-                let mut text = String::from("[");
-                while let Some(v) = seq.next_element::<&'de RawValue>()? {
-                    if text.len() > 1 {
-                        text.push(',');
-                    }
-                    text.push_str(&compact_raw(v.get()));
-                }
-                text.push(']');
-                other(text)
-            }
-        }
-        /// `json` is valid JSON: written by serde_json, or compact elements in brackets.
-        fn other<'a, E: de::Error>(json: String) -> Result<Attributes<'a>, E> {
-            Ok(Attributes::Other(Cow::Owned(json)))
-        }
-        d.deserialize_any(V)
+        d.deserialize_any(AttributesVisitor)
     }
+}
+
+/// Reads an attribute map: an object (its values kept as raw JSON), or anything else kept
+/// whole as compact JSON ([`Attributes::Other`]); `null` is [`Attributes::Absent`].
+struct AttributesVisitor;
+
+impl<'de> Visitor<'de> for AttributesVisitor {
+    type Value = Attributes<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an attribute map")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(map.size_hint().unwrap_or(16));
+        while let Some(k) = map.next_key::<KeyText<'de>>()? {
+            if out.len() == MAX_ATTRIBUTES {
+                let mut count = out.len() + 1;
+                map.next_value::<IgnoredAny>()?;
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {
+                    count += 1;
+                }
+                return Ok(Attributes::TooMany(count));
+            }
+            let v: &'de RawValue = map.next_value()?;
+            out.push((k.0, compact_raw(v.get())));
+        }
+        Ok(Attributes::Map(out))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Attributes::Absent)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Attributes::Absent)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        other(serde_json::to_string(v).map_err(E::custom)?)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        other(serde_json::to_string(v).map_err(E::custom)?)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        other(v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        other(v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        other(v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        other(serde_json::to_string(&v).map_err(E::custom)?)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // Kept as compact JSON text, never as a tree (a `Value` per element costs
+        // 16 times the bytes of `[1,1,1,…]`).
+        let mut text = String::from("[");
+        while let Some(v) = seq.next_element::<&'de RawValue>()? {
+            if text.len() > 1 {
+                text.push(',');
+            }
+            text.push_str(&compact_raw(v.get()));
+        }
+        text.push(']');
+        other(text)
+    }
+}
+
+/// `json` is valid JSON: written by serde_json, or compact elements in brackets.
+fn other<'a, E: de::Error>(json: String) -> Result<Attributes<'a>, E> {
+    Ok(Attributes::Other(Cow::Owned(json)))
 }

@@ -12,12 +12,11 @@
 //! The result is one [`Fate`] per message, from which each caller builds its answer: the
 //! webhook's HTTP status, the redelivery's batch item failures, replay's deletions.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::delivery::budget::{by_deadline, deliver_deadline};
-use crate::delivery::park::{Parcel, ParkError, SqsQueue};
+use crate::delivery::outcome::{Fate, Forwarded, Plan, Provenance, Queues};
 use crate::delivery::segment::{
     ChunkOutcome, ChunkResult, DeliveryReport, DryRun, SegmentClient, Target,
 };
@@ -25,15 +24,6 @@ use crate::delivery::settle::settle;
 use crate::mapping::Mapped;
 use crate::settings::config::{ConfigError, Endpoints, Region, Secret, Settings};
 use crate::settings::secret::{SecretSource, SettingsCache, SettingsError};
-
-/// The queues undelivered events wait in (either may be absent in local runs).
-#[derive(Debug, Clone, Default)]
-pub struct Queues {
-    /// Transient failures, redelivered automatically (`DEAD_LETTER_QUEUE_URL`).
-    pub parked: Option<SqsQueue>,
-    /// Permanent refusals, kept for a person (`REFUSED_QUEUE_URL`).
-    pub refused: Option<SqsQueue>,
-}
 
 /// What the process forwards with: one enum instead of flags.
 pub enum Mode<S> {
@@ -62,129 +52,6 @@ pub enum Access {
     Check(Arc<Settings>),
     /// A dry run without settings: inbound auth is skipped.
     Open,
-}
-
-/// Where the messages come from, which decides where the undelivered ones go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
-    /// A webhook request: transient failures are parked, refusals set aside (fallback: the
-    /// parked queue when there is no refused queue). With no queue they stay (non-2xx).
-    Webhook,
-    /// Read back from the parked queue (redelivery, replay): transient failures stay there
-    /// (tried again later), unless past their redelivery age; those and refusals are set aside.
-    FromParked,
-    /// Read back from the refused queue (replay): whatever still fails stays there.
-    FromRefused,
-}
-
-/// What became of one message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fate {
-    /// Segment took it (or, in a dry run, it was printed).
-    Delivered,
-    /// Sent to the parked queue.
-    Parked,
-    /// Sent to the refused queue.
-    SetAside,
-    /// Neither delivered nor moved: the caller keeps it (the webhook answers non-2xx, the
-    /// redelivery reports a batch item failure, replay leaves it in its queue).
-    Stays,
-}
-
-/// Where a message read back from a queue came from (what its new parcel keeps).
-#[derive(Debug, Clone, Default)]
-pub struct Origin {
-    pub moe_request_id: Option<String>,
-    /// Segment requests made for it before.
-    pub attempts: u32,
-    /// When it was first parked.
-    pub parked_at: Option<String>,
-    /// Past its redelivery age: set aside if it still fails.
-    pub expired: bool,
-}
-
-/// Reads a parcel back from a queue: the message to forward and where it came from (not
-/// expired: the caller decides that).
-pub fn unpack(body: &str) -> Result<(Mapped, Origin), serde_json::Error> {
-    let p: Parcel<'_> = serde_json::from_str(body)?;
-    let message = Mapped {
-        index: 0,
-        event_uuid: p.event_uuid.map(Cow::into_owned),
-        message_id: p.message_id.into_owned(),
-        json: p.message.get().to_owned(),
-    };
-    let origin = Origin {
-        moe_request_id: p.moe_request_id.map(Cow::into_owned),
-        attempts: p.attempts,
-        parked_at: Some(p.first_parked_at.unwrap_or(p.parked_at)),
-        expired: false,
-    };
-    Ok((message, origin))
-}
-
-/// The context of the messages being forwarded, for their parcels.
-#[derive(Debug, Clone, Copy)]
-pub enum Provenance<'a> {
-    /// One MoEngage request (the webhook).
-    Request(Option<&'a str>),
-    /// Parcels read back from a queue, one [`Origin`] per message.
-    Parcels(&'a [Origin]),
-}
-
-impl Provenance<'_> {
-    pub(super) fn origin(&self, i: usize) -> (Option<&str>, u32, Option<&str>, bool) {
-        match self {
-            Provenance::Request(id) => (*id, 0, None, false),
-            Provenance::Parcels(o) => o.get(i).map_or((None, 0, None, false), |o| {
-                (
-                    o.moe_request_id.as_deref(),
-                    o.attempts,
-                    o.parked_at.as_deref(),
-                    o.expired,
-                )
-            }),
-        }
-    }
-}
-
-/// The outcome of one forwarding step.
-#[derive(Debug, Default)]
-pub struct Forwarded {
-    /// One per message, in order.
-    pub fates: Vec<Fate>,
-    /// How delivery went (batches, retries, latency).
-    pub report: DeliveryReport,
-    /// A queue that could not take its messages (they stay).
-    pub park_error: Option<ParkError>,
-}
-
-impl Forwarded {
-    pub fn count(&self, fate: Fate) -> usize {
-        self.fates.iter().filter(|f| **f == fate).count()
-    }
-
-    /// Indexes of the messages whose fate is `fate`.
-    pub fn indexes(&self, fate: Fate) -> impl Iterator<Item = usize> + '_ {
-        self.fates
-            .iter()
-            .enumerate()
-            .filter(move |(_, f)| **f == fate)
-            .map(|(i, _)| i)
-    }
-
-    /// The outcomes of the batches that failed, for a message that stays.
-    pub fn failed_outcomes(&self) -> impl Iterator<Item = &ChunkOutcome> {
-        self.report
-            .chunks
-            .iter()
-            .filter(|c| {
-                c.outcome != ChunkOutcome::Delivered
-                    && c.range
-                        .clone()
-                        .any(|i| self.fates.get(i) == Some(&Fate::Stays))
-            })
-            .map(|c| &c.outcome)
-    }
 }
 
 /// Forwards messages to Segment: the one forwarding step (module docs).

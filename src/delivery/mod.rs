@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod forward;
+pub mod outcome;
 pub mod park;
 pub mod redeliver;
 pub mod replay;

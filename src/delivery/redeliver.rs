@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 use crate::delivery::budget::Budget;
-use crate::delivery::forward::{Fate, Forwarder, Origin, Plan, Provenance, unpack};
+use crate::delivery::forward::Forwarder;
+use crate::delivery::outcome::{Fate, Origin, Plan, Provenance, unpack};
 use crate::delivery::tally::{Tally, log_failures};
 use crate::mapping::{Mapped, time};
 use crate::settings::config::DEFAULT_REDELIVERY_MAX_AGE_HOURS;
@@ -349,7 +350,7 @@ mod tests {
             assert_eq!(r.event_source.as_deref(), Some("aws:sqs"));
             assert!(receive_count(r) >= 1);
             assert!(sent_at_ms(r).is_some());
-            crate::delivery::forward::unpack(r.body.as_deref().unwrap()).unwrap();
+            crate::delivery::outcome::unpack(r.body.as_deref().unwrap()).unwrap();
         }
         let mut answer = SqsBatchResponse::default();
         answer.add_failure("id-1");

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::delivery::forward::{Fate, Forwarder, Plan, Provenance, unpack};
+use crate::delivery::forward::Forwarder;
+use crate::delivery::outcome::{Fate, Plan, Provenance, unpack};
 use crate::delivery::park::SqsQueue;
 use crate::settings::secret::SecretSource;
 

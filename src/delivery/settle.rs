@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::value::RawValue;
 
-use crate::delivery::forward::{Fate, Forwarded, Plan, Provenance, Queues};
+use crate::delivery::outcome::{Fate, Forwarded, Plan, Provenance, Queues};
 use crate::delivery::park::{Parcel, ParkError, SqsQueue};
 use crate::delivery::segment::ChunkOutcome;
 use crate::mapping::{Mapped, time};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::delivery::forward::{Fate, Forwarded};
+use crate::delivery::outcome::{Fate, Forwarded};
 use crate::telemetry::metrics::InvocationMetrics;
 
 /// What happened, for the log line and metrics.

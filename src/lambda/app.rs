@@ -6,7 +6,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::delivery::forward::{Forwarder, Mode, Queues};
+use crate::delivery::forward::{Forwarder, Mode};
+use crate::delivery::outcome::Queues;
 use crate::delivery::park::SqsQueue;
 use crate::delivery::redeliver::Redelivery;
 use crate::delivery::segment::{DryRun, RetryPolicy, SegmentClient};

@@ -6,14 +6,11 @@ use std::borrow::Cow;
 use crate::decode;
 use crate::decode::{Attributes, Event, Text, json};
 use crate::mapping::write::WriteJson;
-use crate::mapping::{
-    LIBRARY_NAME, LIBRARY_VERSION, MAX_MESSAGE_BYTES, MapContext, Mapped, RejectReason, Rejected,
-};
+use crate::mapping::{LIBRARY_NAME, LIBRARY_VERSION, MAX_MESSAGE_BYTES, MapContext, RejectReason};
 
 use super::catalog::Catalog;
 use super::fields::{Fields, Rules, Val, key_is_clean};
-use super::identify::Users;
-use super::ids::{message_id, salvage_uuid, short_uuid, text, uuid_of};
+use super::ids::{message_id, text};
 use super::message::{App, Context, Device, Integrations, Library, Message, Os};
 use super::options::MappingOptions;
 use super::properties::{KeyKind, PropertyTable};
@@ -30,14 +27,6 @@ pub(super) enum IdRule {
     Given(String),
 }
 
-/// Why an event gives no message.
-#[derive(Debug)]
-pub(super) enum Unmapped {
-    Rejected(Rejected),
-    /// The mapping options skip it.
-    Filtered,
-}
-
 /// Why [`map_event`] gives no message.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Unsent {
@@ -48,47 +37,6 @@ pub(super) enum Unsent {
 impl From<RejectReason> for Unsent {
     fn from(r: RejectReason) -> Self {
         Unsent::Rejected(r)
-    }
-}
-
-/// Maps the event at `index` (`raw`, read as `event`); notes its user in `users` (when
-/// identify calls are made).
-#[inline(never)] // one copy for both event sources
-pub(super) fn map_one(
-    index: usize,
-    raw: &str,
-    event: Result<Event<'_>, decode::EventError>,
-    ctx: &MapContext<'_>,
-    rule: IdRule,
-    users: Option<&mut Users>,
-) -> Result<Mapped, Unmapped> {
-    match event {
-        Ok(event) => {
-            if let Some(users) = users {
-                users.note(index, &event, ctx);
-            }
-            match map_event(&event, raw, ctx, rule) {
-                Ok((message_id, json)) => Ok(Mapped {
-                    index,
-                    event_uuid: uuid_of(&event),
-                    message_id,
-                    json,
-                }),
-                Err(Unsent::Rejected(reason)) => Err(Unmapped::Rejected(Rejected {
-                    event_uuid: text(&event.event_uuid).map(short_uuid),
-                    reason,
-                    index,
-                    detail: None,
-                })),
-                Err(Unsent::Filtered) => Err(Unmapped::Filtered),
-            }
-        }
-        Err(e) => Err(Unmapped::Rejected(Rejected {
-            event_uuid: salvage_uuid(raw),
-            reason: RejectReason::InvalidEvent,
-            index,
-            detail: Some(e.0),
-        })),
     }
 }
 
@@ -293,21 +241,10 @@ pub(super) fn traits<'m>(event: &'m Event<'_>, options: &'m MappingOptions) -> F
 }
 
 /// Maps one decoded event. Returns `(messageId, json)`.
-pub(super) fn map_event(
-    event: &Event<'_>,
-    raw: &str,
-    ctx: &MapContext<'_>,
-    rule: IdRule,
-) -> Result<(String, String), Unsent> {
-    let scan = Scan::new(event, ctx);
-    let resolved = Catalog::global().resolve(
-        text(&event.event_code),
-        text(&event.event_name),
-        scan.platform.as_deref(),
-    );
-    // A skipped event is not checked further: it is filtered, never rejected.
-    let options = ctx.options;
-    if let Some((name, _)) = &resolved
+/// Whether the event goes on: not skipped by the options (a skipped event is not checked
+/// further: it is filtered, never rejected), no attribute map over the key limit.
+fn admit(event: &Event<'_>, name: Option<&str>, options: &MappingOptions) -> Result<(), Unsent> {
+    if let Some(name) = name
         && options.filters()
         && !options.sends(&[Some(name), text(&event.event_code), text(&event.event_name)])
     {
@@ -322,6 +259,75 @@ pub(super) fn map_event(
             return Err(RejectReason::TooManyAttributes.into());
         }
     }
+    Ok(())
+}
+
+/// The message's `context`: library, traits, device, os and app.
+fn context<'m>(
+    event: &'m Event<'_>,
+    ctx: &'m MapContext<'_>,
+    scan: &'m Scan<'_>,
+    device_id: Option<&'m str>,
+) -> Context<'m> {
+    let push_token = text(&event.push_id);
+    Context {
+        library: Library {
+            name: LIBRARY_NAME,
+            version: LIBRARY_VERSION,
+        },
+        traits: traits(event, ctx.options),
+        device: (device_id.is_some() || push_token.is_some()).then_some(Device {
+            id: device_id,
+            token: push_token,
+        }),
+        os: (scan.platform.is_some() || scan.os_version.is_some()).then_some(Os {
+            name: scan.platform.as_deref(),
+            version: scan.os_version.as_deref(),
+        }),
+        app: scan.app_version.as_deref().map(|version| App { version }),
+    }
+}
+
+/// The message as JSON, written into the request's scratch buffer and copied out at its
+/// exact size; over 32 KB, truncated (or rejected).
+fn serialize(
+    message: &mut Message<'_>,
+    ctx: &MapContext<'_>,
+    raw: &str,
+) -> Result<String, RejectReason> {
+    let json = match ctx.scratch.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            message.write_json(&mut buf);
+            String::from(buf.as_str())
+        }
+        // Not reached (mapping does not nest); a fresh buffer does the same.
+        Err(_) => to_json(message, raw.len() + 512),
+    };
+    if json.len() > MAX_MESSAGE_BYTES {
+        return truncate(message, json.len());
+    }
+    Ok(json)
+}
+
+pub(super) fn map_event(
+    event: &Event<'_>,
+    raw: &str,
+    ctx: &MapContext<'_>,
+    rule: IdRule,
+) -> Result<(String, String), Unsent> {
+    let scan = Scan::new(event, ctx);
+    let resolved = Catalog::global().resolve(
+        text(&event.event_code),
+        text(&event.event_name),
+        scan.platform.as_deref(),
+    );
+    let options = ctx.options;
+    admit(
+        event,
+        resolved.as_ref().map(|(name, _)| name.as_ref()),
+        options,
+    )?;
     let (event_name, _how) = resolved.ok_or(RejectReason::NoEventName)?;
     let identity = Identity::of(event).ok_or(RejectReason::NoIdentity)?;
     let message_id = match rule {
@@ -332,7 +338,6 @@ pub(super) fn map_event(
     let timestamp = time.timestamp(ctx.received_at_ms);
 
     let device_id = event.device_attributes.get_text("moengage_device_id");
-    let push_token = text(&event.push_id);
     let mut message = Message {
         kind: "track",
         event: options.rename(&event_name),
@@ -341,37 +346,11 @@ pub(super) fn map_event(
         message_id: &message_id,
         timestamp: timestamp.as_str(),
         properties: properties(event, ctx, &scan, &time),
-        context: Context {
-            library: Library {
-                name: LIBRARY_NAME,
-                version: LIBRARY_VERSION,
-            },
-            traits: traits(event, ctx.options),
-            device: (device_id.is_some() || push_token.is_some()).then_some(Device {
-                id: device_id.as_deref(),
-                token: push_token,
-            }),
-            os: (scan.platform.is_some() || scan.os_version.is_some()).then_some(Os {
-                name: scan.platform.as_deref(),
-                version: scan.os_version.as_deref(),
-            }),
-            app: scan.app_version.as_deref().map(|version| App { version }),
-        },
+        context: context(event, ctx, &scan, device_id.as_deref()),
         integrations: Integrations { moengage: false },
     };
 
-    let mut json = match ctx.scratch.try_borrow_mut() {
-        Ok(mut buf) => {
-            buf.clear();
-            message.write_json(&mut buf);
-            String::from(buf.as_str())
-        }
-        // Not reached (mapping does not nest); a fresh buffer does the same.
-        Err(_) => to_json(&message, raw.len() + 512),
-    };
-    if json.len() > MAX_MESSAGE_BYTES {
-        json = truncate(&mut message, json.len())?;
-    }
+    let json = serialize(&mut message, ctx, raw)?;
     drop(message); // it borrows message_id
     Ok((message_id, json))
 }

@@ -2,19 +2,14 @@
 //! a uuid in one request; request-level texts as every message carries them.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt::Write;
 
 use sha2::{Digest, Sha256};
 
-use crate::decode;
-use crate::decode::{Event, StreamsRequest, Text, json};
+use crate::decode::{Event, Text, json};
 use crate::mapping::{
-    HASHED_ID_PREFIX, MAX_MESSAGE_ID_CHARS, MAX_REQUEST_TEXT_CHARS, MESSAGE_ID_PREFIX, MapContext,
-    MapOutput, Mapped,
+    HASHED_ID_PREFIX, MAX_MESSAGE_ID_CHARS, MAX_REQUEST_TEXT_CHARS, MESSAGE_ID_PREFIX,
 };
-
-use super::event::{IdRule, Unmapped, map_one};
 
 /// A request-level string as every message carries it: as sent up to
 /// [`MAX_REQUEST_TEXT_CHARS`]; a longer one is cut and marked, with a hash of the whole so
@@ -25,87 +20,6 @@ pub fn cap_request_text(s: &str) -> Cow<'_, str> {
     }
     let head: String = s.chars().take(200).collect();
     Cow::Owned(format!("{head}…(sha256:{})", sha256_hex(s.as_bytes(), 16)))
-}
-
-/// Events of one request that share a `messageId` (the same `event_uuid`) but differ in
-/// content (MoEngage's doc samples repeat one placeholder uuid) would be deduplicated into
-/// one by Segment: give each its content-derived id instead. Truly identical events keep
-/// sharing one id. Deterministic: the same body always gets the same ids.
-pub(super) fn separate_repeated_uuids(
-    out: &mut MapOutput,
-    req: &StreamsRequest<'_>,
-    ctx: &MapContext<'_>,
-) {
-    let mut first: HashMap<&str, usize> = HashMap::with_capacity(out.messages.len());
-    let mut groups: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (pos, m) in out.messages.iter().enumerate() {
-        match first.entry(m.message_id.as_str()) {
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(pos);
-            }
-            std::collections::hash_map::Entry::Occupied(o) => {
-                groups
-                    .entry(*o.get())
-                    .or_insert_with(|| vec![*o.get()])
-                    .push(pos);
-            }
-        }
-    }
-    drop(first);
-    if groups.is_empty() {
-        return;
-    }
-    let mut remapped: Vec<(usize, Result<Mapped, Unmapped>)> = Vec::new();
-    for members in groups.values() {
-        let raw_of = |pos: &usize| req.events[out.messages[*pos].index];
-        let ids: Vec<String> = members.iter().map(|p| content_id(raw_of(p))).collect();
-        if ids.iter().all(|id| *id == ids[0]) {
-            continue;
-        }
-        for (pos, id) in members.iter().zip(ids) {
-            let index = out.messages[*pos].index;
-            remapped.push((
-                *pos,
-                map_one(
-                    index,
-                    raw_of(pos),
-                    decode::decode_event(raw_of(pos)),
-                    ctx,
-                    IdRule::Given(id),
-                    None,
-                ),
-            ));
-        }
-    }
-    if remapped.is_empty() {
-        return;
-    }
-    out.duplicate_uuids = remapped.len();
-    let mut gone = Vec::new();
-    for (pos, result) in remapped {
-        match result {
-            Ok(m) => out.messages[pos] = m,
-            // The longer id pushed it over the size limit: rejected, never dropped.
-            Err(Unmapped::Rejected(r)) => {
-                out.rejected.push(r);
-                gone.push(pos);
-            }
-            // It was mapped once with the same options: it cannot be filtered now.
-            Err(Unmapped::Filtered) => {
-                out.filtered += 1;
-                gone.push(pos);
-            }
-        }
-    }
-    if !gone.is_empty() {
-        gone.sort_unstable();
-        let mut pos = 0;
-        out.messages.retain(|_| {
-            pos += 1;
-            gone.binary_search(&(pos - 1)).is_err()
-        });
-        out.rejected.sort_by_key(|r| r.index);
-    }
 }
 
 /// A scalar field's text, trimmed, when not empty.

@@ -24,6 +24,7 @@ mod identify;
 mod ids;
 mod keys;
 mod message;
+mod repeats;
 #[cfg(test)]
 mod tests;
 mod truncate;
@@ -37,10 +38,11 @@ use serde::Serialize;
 
 use crate::decode::{self, DecodeError, Event, Opened, StreamStop, StreamsRequest, Text};
 
-use event::{IdRule, Unmapped, map_one};
+use event::{IdRule, Unsent, map_event};
 use identify::Users;
-use ids::{separate_repeated_uuids, text};
+use ids::{salvage_uuid, short_uuid, text, uuid_of};
 use options::{Identify, MappingOptions};
+use repeats::separate_repeated_uuids;
 
 /// Segment refuses messages over 32 KB; stay a little under it.
 pub const MAX_MESSAGE_BYTES: usize = 32_000;
@@ -378,6 +380,55 @@ fn map_loop<'a, S: Source<'a>>(
 
 /// The messages passed [`Limits::max_mapped_bytes`].
 struct TooLarge;
+
+/// Why an event gives no message.
+#[derive(Debug)]
+enum Unmapped {
+    Rejected(Rejected),
+    /// The mapping options skip it.
+    Filtered,
+}
+
+/// Maps the event at `index` (`raw`, read as `event`); notes its user in `users` (when
+/// identify calls are made).
+#[inline(never)] // one copy for both event sources
+fn map_one(
+    index: usize,
+    raw: &str,
+    event: Result<Event<'_>, decode::EventError>,
+    ctx: &MapContext<'_>,
+    rule: IdRule,
+    users: Option<&mut Users>,
+) -> Result<Mapped, Unmapped> {
+    match event {
+        Ok(event) => {
+            if let Some(users) = users {
+                users.note(index, &event, ctx);
+            }
+            match map_event(&event, raw, ctx, rule) {
+                Ok((message_id, json)) => Ok(Mapped {
+                    index,
+                    event_uuid: uuid_of(&event),
+                    message_id,
+                    json,
+                }),
+                Err(Unsent::Rejected(reason)) => Err(Unmapped::Rejected(Rejected {
+                    event_uuid: text(&event.event_uuid).map(short_uuid),
+                    reason,
+                    index,
+                    detail: None,
+                })),
+                Err(Unsent::Filtered) => Err(Unmapped::Filtered),
+            }
+        }
+        Err(e) => Err(Unmapped::Rejected(Rejected {
+            event_uuid: salvage_uuid(raw),
+            reason: RejectReason::InvalidEvent,
+            index,
+            detail: Some(e.0),
+        })),
+    }
+}
 
 /// After every event of `req` was mapped into `out`: ids for repeated uuids, then the
 /// identify calls. Kept out of line: [`map_events`] has a copy per event source, this part

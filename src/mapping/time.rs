@@ -35,6 +35,52 @@ pub fn is_plausible(millis: i64, received_at_ms: i64) -> bool {
         && millis <= received_at_ms.saturating_add(MAX_FUTURE_MILLIS)
 }
 
+/// The milliseconds of an optional `.fff…` at `i` (1 to 9 digits, cut to 3), and where the
+/// text goes on.
+fn fraction_millis(b: &[u8], mut i: usize) -> Option<(i64, usize)> {
+    let mut millis = 0;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i == start || i - start > 9 {
+            return None;
+        }
+        let digits = &b[start..i];
+        for k in 0..3 {
+            millis = millis * 10 + digits.get(k).map_or(0, |d| i64::from(d - b'0'));
+        }
+    }
+    Some((millis, i))
+}
+
+/// The offset that ends the text, in minutes east of UTC: `Z`, `±hh:mm` or `±hhmm`.
+fn offset_minutes(rest: &[u8]) -> Option<i64> {
+    match rest {
+        [b'Z' | b'z'] => Some(0),
+        [sign @ (b'+' | b'-'), rest @ ..] => {
+            let (h, m) = match rest {
+                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => {
+                    let two = |a: u8, c: u8| {
+                        (a.is_ascii_digit() && c.is_ascii_digit())
+                            .then(|| i64::from(a - b'0') * 10 + i64::from(c - b'0'))
+                    };
+                    (two(*h1, *h2)?, two(*m1, *m2)?)
+                }
+                _ => return None,
+            };
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let total = h * 60 + m;
+            Some(if *sign == b'-' { -total } else { total })
+        }
+        _ => None,
+    }
+}
+
 /// Reads an ISO-8601 / RFC 3339 date-time with an offset (`2024-01-31T12:00:00Z`,
 /// `2024-01-31 12:00:00.123+05:30`, `…+0530`) into epoch milliseconds. Every field must be
 /// in range for a real calendar date (leap years included); fractions beyond milliseconds
@@ -67,43 +113,8 @@ pub fn parse_iso8601(text: &str) -> Option<i64> {
     {
         return None;
     }
-    let mut i = 19;
-    let mut millis = 0;
-    if b[i] == b'.' {
-        let start = i + 1;
-        i = start;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == start || i - start > 9 {
-            return None;
-        }
-        let digits = &b[start..i];
-        for k in 0..3 {
-            millis = millis * 10 + digits.get(k).map_or(0, |d| i64::from(d - b'0'));
-        }
-    }
-    let offset_minutes = match b.get(i..)? {
-        [b'Z' | b'z'] => 0,
-        [sign @ (b'+' | b'-'), rest @ ..] => {
-            let (h, m) = match rest {
-                [h1, h2, b':', m1, m2] | [h1, h2, m1, m2] => {
-                    let two = |a: u8, c: u8| {
-                        (a.is_ascii_digit() && c.is_ascii_digit())
-                            .then(|| i64::from(a - b'0') * 10 + i64::from(c - b'0'))
-                    };
-                    (two(*h1, *h2)?, two(*m1, *m2)?)
-                }
-                _ => return None,
-            };
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let total = h * 60 + m;
-            if *sign == b'-' { -total } else { total }
-        }
-        _ => return None,
-    };
+    let (millis, i) = fraction_millis(b, 19)?;
+    let offset_minutes = offset_minutes(b.get(i..)?)?;
     let days = days_from_civil(year, month, day);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
     Some(secs * 1000 + millis)

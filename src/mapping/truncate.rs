@@ -63,26 +63,12 @@ pub(super) fn shrink(
     objects: &mut [(&'static str, &mut Fields<'_>)],
     size: usize,
 ) -> Result<(Vec<String>, usize), RejectReason> {
-    // (bytes freed, object, position in it)
-    let mut candidates: Vec<(usize, usize, usize)> = Vec::new();
-    for (object, (_, fields)) in objects.iter().enumerate() {
-        for (pos, f) in fields.entries.iter().enumerate() {
-            if f.droppable {
-                candidates.push((entry_len(&f.key, &f.val), object, pos));
-            }
-        }
-    }
-    let key_of =
-        |&(_, object, pos): &(usize, usize, usize)| -> &str { &objects[object].1.entries[pos].key };
-    candidates.sort_by(|a, b| {
-        b.0.cmp(&a.0)
-            .then_with(|| key_of(a).cmp(key_of(b)))
-            .then_with(|| a.1.cmp(&b.1))
-    });
+    let candidates = largest_first(objects);
+    let key_of = |&(_, object, pos): &Candidate| -> &str { &objects[object].1.entries[pos].key };
     // `,"moe_truncated":[…],"moe_truncated_count":N`, less the paths and the count.
     let record_base = TRUNCATED_KEY.len() + TRUNCATED_COUNT_KEY.len() + 10;
     // Slack for the estimate's two 1-byte overcounts (`true`, an object's only entry).
-    pub(super) const SLACK: usize = 8;
+    const SLACK: usize = 8;
     let mut paths: Vec<String> = Vec::new();
     let mut paths_len = 0;
     let mut freed = 0;
@@ -103,8 +89,36 @@ pub(super) fn shrink(
     if dropped == 0 {
         return Err(RejectReason::TooLarge);
     }
+    remove(objects, &candidates[..dropped]);
+    Ok((paths, dropped))
+}
+
+/// A value that may be dropped: (bytes freed, object, position in it).
+type Candidate = (usize, usize, usize);
+
+/// The droppable values, the largest first (ties by key, then object: deterministic).
+fn largest_first(objects: &[(&'static str, &mut Fields<'_>)]) -> Vec<Candidate> {
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for (object, (_, fields)) in objects.iter().enumerate() {
+        for (pos, f) in fields.entries.iter().enumerate() {
+            if f.droppable {
+                candidates.push((entry_len(&f.key, &f.val), object, pos));
+            }
+        }
+    }
+    let key_of = |&(_, object, pos): &Candidate| -> &str { &objects[object].1.entries[pos].key };
+    candidates.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| key_of(a).cmp(key_of(b)))
+            .then_with(|| a.1.cmp(&b.1))
+    });
+    candidates
+}
+
+/// Removes the `dropped` values from their objects.
+fn remove(objects: &mut [(&'static str, &mut Fields<'_>)], dropped: &[Candidate]) {
     let mut gone: Vec<Vec<usize>> = vec![Vec::new(); objects.len()];
-    for &(_, object, pos) in &candidates[..dropped] {
+    for &(_, object, pos) in dropped {
         gone[object].push(pos);
     }
     for ((_, fields), gone) in objects.iter_mut().zip(&mut gone) {
@@ -119,7 +133,6 @@ pub(super) fn shrink(
         fields.large = None;
         fields.mask = u128::MAX;
     }
-    Ok((paths, dropped))
 }
 
 /// `<prefix><key>` (`properties.<key>`, `context.traits.<key>`, `traits.<key>`), the key

@@ -115,7 +115,7 @@ pub struct WebhookAuth {
     pub basic: Option<(Secret, Secret)>,
     pub token: Option<Secret>,
     /// OAuth 2.0 client credentials: MoEngage exchanges them at `/oauth/token` for bearer
-    /// tokens the webhook accepts ([`crate::webhook::oauth`]).
+    /// tokens the webhook accepts (its OAuth token route).
     pub oauth: Option<OAuthClient>,
 }
 
@@ -276,45 +276,18 @@ impl Settings {
         let write_key = non_empty(write_key).ok_or(ConfigError::Missing("segment_write_key"))?;
         let region = non_empty(region).ok_or(ConfigError::Missing("segment_region"))?;
         let region = Region::parse(&region).ok_or(ConfigError::BadRegion)?;
-        // Stored credentials are compared trimmed, as presented ones are: a value pasted with
-        // a stray space or newline must still match.
-        let trimmed = |v: String| Secret(v.trim_ascii().to_owned());
-        let basic = match (non_empty(username), non_empty(password)) {
-            (Some(u), Some(p)) => Some((trimmed(u), trimmed(p))),
-            (Some(_), None) => {
-                return Err(ConfigError::HalfBasicPair(
-                    "webhook_username",
-                    "webhook_password",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::HalfBasicPair(
-                    "webhook_password",
-                    "webhook_username",
-                ));
-            }
-            (None, None) => None,
-        };
+        let basic = pair(
+            (username, "webhook_username"),
+            (password, "webhook_password"),
+            ConfigError::HalfBasicPair,
+        )?;
         let token = non_empty(token).map(trimmed);
-        let oauth = match (non_empty(oauth_client_id), non_empty(oauth_client_secret)) {
-            (Some(id), Some(secret)) => Some(OAuthClient {
-                id: trimmed(id),
-                secret: trimmed(secret),
-            }),
-            (Some(_), None) => {
-                return Err(ConfigError::HalfOAuthClient(
-                    "oauth_client_id",
-                    "oauth_client_secret",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(ConfigError::HalfOAuthClient(
-                    "oauth_client_secret",
-                    "oauth_client_id",
-                ));
-            }
-            (None, None) => None,
-        };
+        let oauth = pair(
+            (oauth_client_id, "oauth_client_id"),
+            (oauth_client_secret, "oauth_client_secret"),
+            ConfigError::HalfOAuthClient,
+        )?
+        .map(|(id, secret)| OAuthClient { id, secret });
         if basic.is_none() && token.is_none() && oauth.is_none() {
             return Err(ConfigError::NoWebhookCredentials);
         }
@@ -328,6 +301,27 @@ impl Settings {
             },
             mapping: Mapping::read(mapping.as_ref()),
         })
+    }
+}
+
+/// A stored credential, trimmed: it is compared trimmed, as presented ones are (a value
+/// pasted with a stray space or newline must still match).
+fn trimmed(v: String) -> Secret {
+    Secret(v.trim_ascii().to_owned())
+}
+
+/// Two fields that go together (a Basic pair, an OAuth client): both, or neither; one alone
+/// is `half(given, missing)`.
+fn pair(
+    (a, a_name): (Option<String>, &'static str),
+    (b, b_name): (Option<String>, &'static str),
+    half: fn(&'static str, &'static str) -> ConfigError,
+) -> Result<Option<(Secret, Secret)>, ConfigError> {
+    match (non_empty(a), non_empty(b)) {
+        (Some(a), Some(b)) => Ok(Some((trimmed(a), trimmed(b)))),
+        (Some(_), None) => Err(half(a_name, b_name)),
+        (None, Some(_)) => Err(half(b_name, a_name)),
+        (None, None) => Ok(None),
     }
 }
 

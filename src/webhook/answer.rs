@@ -6,7 +6,7 @@ use lambda_http::{Body, Response};
 use serde::Serialize;
 
 use crate::decode::DecodeError;
-use crate::delivery::forward::{Fate, Forwarded};
+use crate::delivery::outcome::{Fate, Forwarded};
 use crate::delivery::segment::ChunkOutcome;
 use crate::mapping::{MapError, MapOutput, Rejected};
 use crate::settings::secret::SettingsError;

@@ -31,7 +31,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 
 use crate::decode;
 use crate::delivery::budget::Budget;
-use crate::delivery::forward::{Access, Forwarder, Plan, Provenance};
+use crate::delivery::forward::{Access, Forwarder};
+use crate::delivery::outcome::{Plan, Provenance};
 use crate::delivery::tally::{Tally, log_failures};
 use crate::mapping::options::MappingOptions;
 use crate::mapping::{self, Rejected, time};
