@@ -194,7 +194,7 @@ pub(super) fn fast_envelope(body: &str, max_events: usize) -> Result<Envelope<'_
 }
 
 /// [`EventListSeed`] on the scanner; events that are objects are only skimmed (read in full,
-/// and so checked, when they are mapped: [`StreamsRequest::event`]).
+/// and so checked, when they are mapped: [`super::StreamsRequest::event`]).
 pub(super) fn fast_event_list<'a>(
     s: &mut Scanner<'a>,
     max_events: usize,

@@ -47,7 +47,7 @@ pub struct Event<'a> {
 #[error("{0}")]
 pub struct EventError(pub String);
 
-/// Decodes one raw event (valid JSON text: one [`StreamsRequest::event`] has read). A
+/// Decodes one raw event (valid JSON text: one [`super::StreamsRequest::event`] has read). A
 /// non-object (string, null, array, number) is an error.
 pub fn decode_event(raw: &str) -> Result<Event<'_>, EventError> {
     fast_event(raw).or_else(|Unsure| serde_event(raw))

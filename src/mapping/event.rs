@@ -23,7 +23,8 @@ use super::write::to_json;
 pub(super) enum IdRule {
     /// From its `event_uuid` ([`message_id`]).
     Uuid,
-    /// This one: its [`content_id`], for an event sharing a uuid with a different event.
+    /// This one: its [`super::content_id`], for an event sharing a uuid with a different
+    /// event.
     Given(String),
 }
 

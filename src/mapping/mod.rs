@@ -1,15 +1,16 @@
 //! Mapping: one MoEngage event → one Segment `track` message (serialized JSON).
 //!
-//! Names come from the [`Catalog`], property renames from the [`PropertyTable`]; both are
-//! data. Attribute values pass through verbatim (borrowed [`RawValue`]s, compact), so
-//! numbers, arrays and nested objects reach Segment exactly as MoEngage sent them, whatever
-//! the sender's formatting. A value is never dropped silently: when its key is taken by a
-//! different value it moves to `moe_<key>` ([`Fields::place`]).
+//! Names come from the [`catalog::Catalog`], property renames from the
+//! [`properties::PropertyTable`]; both are data. Attribute values pass through verbatim
+//! (borrowed raw JSON, made compact), so numbers, arrays and nested objects reach Segment
+//! exactly as MoEngage sent them, whatever the sender's formatting. A value is never dropped
+//! silently: when its key is taken by a different value it moves to `moe_<key>`.
 //!
-//! The steps, one file each: [`event`] (name, identity, time, properties, traits), [`fields`]
-//! (placing values by key), [`message`] (the message's parts), [`truncate`] (the 32 KB
-//! limit), [`ids`] (message ids), [`identify`] (per-user identify calls); the data:
-//! [`catalog`], [`properties`], the customer's [`options`]; [`time`] and [`write`] (JSON)
+//! The steps, one file each: `event` (name, identity, time, properties, traits), `fields`
+//! (placing values by key, nothing lost on a clash), `message` (the message's parts),
+//! `truncate` (the 32 KB limit), `ids` (message ids), `repeats` (events sharing a uuid),
+//! `identify` (per-user identify calls), `keys` (the per-request key cache); the data:
+//! [`catalog`], [`properties`], the customer's [`options`]; [`time`] and [`mod@write`] (JSON)
 //! helpers.
 
 pub mod catalog;

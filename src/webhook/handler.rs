@@ -15,7 +15,7 @@
 //! MoEngage re-sends the whole batch after any non-2xx; `messageId`s are deterministic, so
 //! events Segment already took are deduplicated there.
 //!
-//! Every answer is bounded (at most [`MAX_LISTED_REJECTIONS`] rejections are listed, with
+//! Every answer is bounded (at most [`super::answer::MAX_LISTED_REJECTIONS`] rejections are listed, with
 //! `rejected_count`), and every 5xx body is a stable code with a fixed message: details
 //! (secret ARNs, SDK errors, Segment's answers) go to the logs only. A request without any
 //! credential is answered 401 before the secret is even read.
@@ -213,7 +213,7 @@ impl<S: SecretSource> Webhook<S> {
     }
 
     /// The mapping options in force: the settings' (the last good ones when the latest are
-    /// invalid: counted), or, without settings, [`Handler::open_mapping`]. With no good
+    /// invalid: counted), or, without settings, [`Webhook::open_mapping`]. With no good
     /// options at all the function is misconfigured.
     fn mapping_options(
         &self,
