@@ -3,9 +3,10 @@
 //! An event arrives, is decoded, mapped and delivered; each folder is one stage, and imports
 //! point one way, down this list:
 //!
-//! - [`lambda`]: the functions' Init (clients built once) and `moe2seg invoke`;
-//! - [`cli`]: the other `moe2seg` commands;
+//! - [`cli`]: the `moe2seg` commands (the functions' entry points are `src/bin/`);
+//! - [`app`]: the clients built once from the environment, and the handlers made from them;
 //! - [`webhook`]: one MoEngage request in, one HTTP answer out (auth, OAuth, body, answer);
+//! - [`backfill`]: MoEngage's S3 exports (history) in, line by line, through the same steps;
 //! - [`delivery`]: Segment's client, forwarding (deliver → isolate → park), redelivery, replay;
 //! - [`mapping`]: one MoEngage event → one Segment message (tables, ids, options);
 //! - [`decode`]: a Streams body → borrowed events (knows nothing of Segment).
@@ -14,11 +15,12 @@
 //! environment and the customer's secret) and [`telemetry`] (logs, metrics); [`excerpt`] is
 //! a leaf. `ARCHITECTURE.md` is the map.
 
+pub mod app;
+pub mod backfill;
 pub mod cli;
 pub mod decode;
 pub mod delivery;
 pub mod excerpt;
-pub mod lambda;
 pub mod mapping;
 pub mod settings;
 pub mod telemetry;

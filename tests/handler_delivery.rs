@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use lambda_http::http::{self, StatusCode};
 use lambda_http::{Body, Request, Response};
+use moengage_segment::cli::invoke;
 use moengage_segment::delivery::forward::Forwarder;
 use moengage_segment::delivery::outcome::Queues;
 use moengage_segment::delivery::redeliver::Redelivery;
 use moengage_segment::delivery::segment::{
     ChunkOutcome, DeliveryReport, RetryPolicy, SegmentClient, Target,
 };
-use moengage_segment::lambda::invoke;
 use moengage_segment::settings::config::Endpoints;
 use moengage_segment::settings::secret::{SecretSource, SettingsCache, SettingsError};
 use moengage_segment::telemetry::metrics::MetricsSink;

@@ -19,7 +19,8 @@ const STAGES: &[&[&str]] = &[
     &["settings", "telemetry"],
     &["delivery"],
     &["webhook", "backfill"],
-    &["lambda", "cli"],
+    &["app"],
+    &["cli"],
 ];
 
 const MAX_FILE_CODE_LINES: usize = 600;

@@ -16,10 +16,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::http::{self, StatusCode, header};
 use lambda_http::{Body, Request, Response};
+use moengage_segment::cli::invoke;
 use moengage_segment::delivery::forward::{Forwarder, Mode};
 use moengage_segment::delivery::outcome::Queues;
 use moengage_segment::delivery::segment::{DryRun, RetryPolicy, SegmentClient};
-use moengage_segment::lambda::invoke;
 use moengage_segment::settings::config::{Endpoints, OAuthClient, Region, Secret, Settings};
 use moengage_segment::settings::secret::{
     SecretSource, SettingsCache, SettingsError, StaticSource,

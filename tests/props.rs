@@ -20,10 +20,10 @@ use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use moengage_segment::cli::invoke::request_from_event;
 use moengage_segment::cli::map::write_output;
 use moengage_segment::decode::json::{canonical_json, compact_json};
 use moengage_segment::decode::lossy_utf8;
-use moengage_segment::lambda::invoke::request_from_event;
 use moengage_segment::mapping::{
     HASHED_ID_PREFIX, Limits, MAX_MESSAGE_BYTES, MAX_MESSAGE_ID_CHARS, MESSAGE_ID_PREFIX,
     MapOutput, RejectReason, is_usable_uuid, map_body,

@@ -5,10 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use moengage_segment::cli;
-use moengage_segment::lambda::app::{self, DryRunWhen, Options};
-use moengage_segment::lambda::invoke;
-use moengage_segment::settings::config::{Env, SettingsSource};
-use moengage_segment::telemetry::metrics::MetricsSink;
 
 #[derive(Parser)]
 #[command(name = "moe2seg", version, about = "MoEngage Streams → Segment bridge")]
@@ -45,6 +41,42 @@ enum Command {
         #[arg(long, default_value_t = 25)]
         timeout: u64,
     },
+    /// Send MoEngage's S3 exports (history) to Segment: SOURCE is a `.json.gz` or JSON Lines
+    /// file, a directory (walked), or `s3://bucket/prefix`. Uses the Lambda's settings
+    /// (SECRET_ID, or SEGMENT_WRITE_KEY + SEGMENT_REGION; DEAD_LETTER_QUEUE_URL and
+    /// REFUSED_QUEUE_URL to park what Segment will not take). Prints a summary (stderr, and
+    /// JSON on stdout). Exit 0: all sent; 1: some rejected, refused or parked (reported);
+    /// 2: could not start; 3: some files unfinished (rerun to resume); 130: interrupted.
+    Backfill {
+        /// Files, directories, or s3://bucket/prefix.
+        #[arg(required = true)]
+        sources: Vec<String>,
+        /// Only events at or after this time (RFC 3339, on event_time).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events before this time (RFC 3339): set it to when the live webhook started.
+        #[arg(long)]
+        until: Option<String>,
+        /// Requests per second to Segment, at most (Segment takes about 1,000 per workspace).
+        #[arg(long, default_value_t = cli::backfill::DEFAULT_RATE)]
+        rate: u32,
+        /// Files in flight at once.
+        #[arg(long, default_value_t = cli::backfill::DEFAULT_CONCURRENCY)]
+        concurrency: usize,
+        /// Records finished files and lines here; a rerun with it skips them.
+        #[arg(long, value_name = "PATH")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// Where lines and events not sent are reported (JSON Lines: file, line, reason);
+        /// stderr without it.
+        #[arg(long, value_name = "PATH")]
+        rejects: Option<std::path::PathBuf>,
+        /// Print the Segment requests instead of sending them; write no checkpoint.
+        #[arg(long)]
+        dry_run: bool,
+        /// Seconds one batch may take, retries included, before its file is left unfinished.
+        #[arg(long, default_value_t = cli::backfill::DEFAULT_BATCH_TIMEOUT.as_secs(), hide = true)]
+        batch_timeout: u64,
+    },
     /// Re-deliver the events waiting in a queue to Segment (same messageIds), deleting each
     /// only once Segment took it (or, replaying the parked queue, once a refused one is set
     /// aside in REFUSED_QUEUE_URL). Re-reads the secret on a Segment 401 as the Lambda does.
@@ -66,197 +98,50 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Map { file, options } => map(file, options),
+        Command::Map { file, options } => cli::map::map(file, options),
         Command::Invoke {
             event_file,
             dry_run,
             timeout,
-        } => block_on(invoke(event_file, dry_run, timeout)),
+        } => cli::block_on(cli::invoke::invoke(event_file, dry_run, timeout)),
         Command::Replay {
             queue,
             dry_run,
             max_batches,
-        } => block_on(replay(queue, dry_run, max_batches)),
-    }
-}
-
-/// Runs a subcommand on a single-threaded runtime (as the Lambda does).
-fn block_on(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt.block_on(fut),
-        Err(e) => {
-            eprintln!("moe2seg: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The Lambda's environment and handler, built as the Lambda builds them, for a CLI run;
-/// `Err` is the exit code after printing why.
-async fn env_and_app(dry_run: DryRunWhen) -> Result<(Env, app::App), ExitCode> {
-    let env = Env::from_env().map_err(|e| {
-        eprintln!("moe2seg: {e}");
-        ExitCode::from(2)
-    })?;
-    let app = app::build(
-        &env,
-        Options {
+        } => cli::block_on(cli::replay::replay(queue, dry_run, max_batches)),
+        Command::Backfill {
+            sources,
+            since,
+            until,
+            rate,
+            concurrency,
+            checkpoint,
+            rejects,
             dry_run,
-            metrics: MetricsSink::Off,
-            dry_run_output: || Box::new(io::stderr()),
-        },
-    )
-    .await
-    .map_err(|e| {
-        eprintln!("moe2seg: {e}");
-        ExitCode::from(2)
-    })?;
-    Ok((env, app))
-}
-
-async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> ExitCode {
-    use moengage_segment::delivery::park::SqsQueue;
-    use moengage_segment::delivery::replay::{self, ReplayOptions};
-    moengage_segment::telemetry::logging::init(io::stderr);
-    let when = if dry_run {
-        DryRunWhen::Always
-    } else {
-        DryRunWhen::Never
-    };
-    let (env, app) = match env_and_app(when).await {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    if let Err(e) = app.forwarder.prefetch().await {
-        eprintln!("moe2seg: {e}");
-        if !dry_run && matches!(env.source, SettingsSource::None) {
-            eprintln!(
-                "moe2seg: replay needs SECRET_ID (or SEGMENT_WRITE_KEY and SEGMENT_REGION); use --dry-run to only print"
-            );
-        }
-        return ExitCode::from(2);
-    }
-    // The app's SQS client when it has one (one AWS configuration), else a new one.
-    let known = app
-        .forwarder
-        .queues()
-        .and_then(|q| q.parked.as_ref().or(q.refused.as_ref()));
-    let queue = match known {
-        Some(q) => q.sibling(queue_url),
-        None => SqsQueue::from_env(queue_url).await,
-    };
-    let opts = ReplayOptions {
-        dry_run,
-        max_batches,
-        ..ReplayOptions::default()
-    };
-    match replay::replay(&queue, &app.forwarder, &opts).await {
-        Ok(report) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            );
-            if report.failed == 0 && report.unreadable == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
+            batch_timeout,
+        } => {
+            moengage_segment::telemetry::logging::init(io::stderr);
+            let args = cli::backfill::Args {
+                sources,
+                since,
+                until,
+                rate,
+                concurrency,
+                checkpoint,
+                rejects,
+                dry_run,
+                batch_timeout: std::time::Duration::from_secs(batch_timeout),
+            };
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(cli::backfill::backfill(args)),
+                Err(e) => {
+                    eprintln!("moe2seg: cannot start the async runtime: {e}");
+                    ExitCode::from(2)
+                }
             }
         }
-        Err(e) => {
-            eprintln!("moe2seg: replay failed: {e}");
-            ExitCode::FAILURE
-        }
     }
-}
-
-fn map(file: Option<String>, options: Option<String>) -> ExitCode {
-    let options = match options.as_deref().map(cli::map::read_options) {
-        None => Default::default(),
-        Some(Ok(o)) => o,
-        Some(Err(e)) => {
-            eprintln!("moe2seg: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let bytes = match cli::map::read_input(file.as_deref()) {
-        Ok(b) => b,
-        Err(e) => {
-            eprintln!(
-                "moe2seg: cannot read {}: {e}",
-                file.as_deref().unwrap_or("stdin")
-            );
-            return ExitCode::from(2);
-        }
-    };
-    // Stdout is line-buffered: one write per message without a BufWriter.
-    let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
-    let mut stderr = io::BufWriter::new(io::stderr().lock());
-    match cli::map::run_map(&bytes, &options, &mut stdout, &mut stderr) {
-        Ok(c) => ExitCode::from(c as u8),
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("moe2seg: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode {
-    moengage_segment::telemetry::logging::init(io::stderr);
-    let text = match std::fs::read(&event_file) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) => {
-            eprintln!("moe2seg: cannot read {event_file}: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let invocation = match invoke::event_from_str(&text) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("moe2seg: {event_file}: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let when = if dry_run {
-        DryRunWhen::Always
-    } else {
-        DryRunWhen::NoSettings
-    };
-    let (env, app) = match env_and_app(when).await {
-        Ok(x) => x,
-        Err(code) => return code,
-    };
-    if matches!(env.source, SettingsSource::None) {
-        eprintln!(
-            "moe2seg: WARNING: neither SECRET_ID nor SEGMENT_WRITE_KEY is set: DRY RUN. \
-             Inbound auth is skipped and nothing is sent to Segment; the requests that \
-             would be sent are printed below."
-        );
-    } else if dry_run {
-        eprintln!(
-            "moe2seg: --dry-run: nothing is sent to Segment; the requests are printed below."
-        );
-    }
-    let budget_ms = timeout.saturating_mul(1000);
-    let out = match invocation {
-        invoke::Invocation::Http(req) => {
-            let resp = app
-                .webhook()
-                .handle(invoke::with_deadline(*req, budget_ms))
-                .await;
-            invoke::response_json(&resp)
-        }
-        invoke::Invocation::Sqs(event) => {
-            let answer = app
-                .redelivery()
-                .redeliver(event, Some(invoke::deadline_ms(budget_ms)))
-                .await;
-            serde_json::to_value(&answer).unwrap_or_default()
-        }
-    };
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-    ExitCode::SUCCESS
 }

@@ -9,9 +9,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let redelivery = moengage_segment::lambda::app::init_function()
-        .await
-        .redelivery();
+    let redelivery = moengage_segment::app::init_function().await.redelivery();
     let redelivery = &redelivery;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = Some(event.context.deadline);

@@ -8,9 +8,7 @@ use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    let webhook = moengage_segment::lambda::app::init_function()
-        .await
-        .webhook();
+    let webhook = moengage_segment::app::init_function().await.webhook();
     let webhook = &webhook;
     lambda_http::run(service_fn(move |req: Request| async move {
         Ok::<_, Infallible>(webhook.handle(req).await)

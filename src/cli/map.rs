@@ -1,6 +1,7 @@
 //! `moe2seg map`: one Streams body in, Segment messages out as JSON Lines.
 
 use std::io::{self, Read, Write};
+use std::process::ExitCode;
 
 use crate::decode::lossy_utf8;
 use crate::mapping::options::MappingOptions;
@@ -144,6 +145,40 @@ pub fn run_map(
         Err(e) => {
             writeln!(stderr, "moe2seg: not a MoEngage Streams request: {e}")?;
             Ok(2)
+        }
+    }
+}
+
+/// The command: maps the body at `file` (stdin: none or `-`) with the options at `options`;
+/// the exit code.
+pub fn map(file: Option<String>, options: Option<String>) -> ExitCode {
+    let options = match options.as_deref().map(read_options) {
+        None => Default::default(),
+        Some(Ok(o)) => o,
+        Some(Err(e)) => {
+            eprintln!("moe2seg: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bytes = match read_input(file.as_deref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!(
+                "moe2seg: cannot read {}: {e}",
+                file.as_deref().unwrap_or("stdin")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    // Stdout is line-buffered: one write per message without a BufWriter.
+    let mut stdout = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let mut stderr = io::BufWriter::new(io::stderr().lock());
+    match run_map(&bytes, &options, &mut stdout, &mut stderr) {
+        Ok(c) => ExitCode::from(c as u8),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("moe2seg: {e}");
+            ExitCode::FAILURE
         }
     }
 }

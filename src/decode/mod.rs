@@ -16,6 +16,7 @@ pub mod scan;
 
 mod envelope;
 mod event;
+pub mod export;
 mod stream;
 #[cfg(test)]
 mod tests;

@@ -94,6 +94,13 @@ impl<S: SecretSource> Forwarder<S> {
         }
     }
 
+    /// Puts every request to Segment under `pacer` (a ceiling on requests per second).
+    pub fn pace(&mut self, pacer: std::sync::Arc<crate::delivery::pacer::Pacer>) {
+        if let Mode::Live { segment, .. } = &mut self.mode {
+            *segment = segment.clone().with_pacer(pacer);
+        }
+    }
+
     fn settings_cache(&self) -> Option<&SettingsCache<S>> {
         match &self.mode {
             Mode::Live { settings, .. } => Some(settings),

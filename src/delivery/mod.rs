@@ -6,6 +6,7 @@
 pub mod budget;
 pub mod forward;
 pub mod outcome;
+pub mod pacer;
 pub mod park;
 pub mod redeliver;
 pub mod replay;

@@ -17,6 +17,8 @@ use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::settings::config::sdk_error_text;
+
 /// One parked event: the SQS message body. Its strings borrow from the body when they can
 /// (a string holding escapes, e.g. a `"` in an `event_uuid`, is unescaped into its own).
 #[derive(Debug, Serialize, Deserialize)]
@@ -84,14 +86,7 @@ where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match e.as_service_error() {
-        Some(se) => format!(
-            "{what}: {}: {}",
-            se.code().unwrap_or("ServiceError"),
-            se.message().unwrap_or("")
-        ),
-        None => format!("{what}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)),
-    }
+    format!("{what}: {}", sdk_error_text(&e))
 }
 
 impl SqsQueue {

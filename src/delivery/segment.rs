@@ -17,12 +17,13 @@
 
 use std::io::Write;
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 
+use crate::delivery::pacer::Pacer;
 use crate::mapping::Mapped;
 use crate::mapping::time;
 use crate::settings::config::Secret;
@@ -32,7 +33,7 @@ pub const MAX_BATCH_BYTES: usize = 475_000;
 /// Segment's message-count limit per batch.
 pub const MAX_BATCH_MESSAGES: usize = 2_500;
 /// `{"batch":[` + `],"sentAt":"2024-01-01T00:00:00.000Z"}`.
-const ENVELOPE_BYTES: usize = 10 + 40;
+pub const ENVELOPE_BYTES: usize = 10 + 40;
 /// How much of Segment's answer body is read (the rest is not: the connection is dropped).
 pub const MAX_RESPONSE_BYTES: usize = 4096;
 /// Bytes of Segment's answer body kept in errors.
@@ -203,6 +204,8 @@ impl Default for RetryPolicy {
 pub struct SegmentClient {
     http: reqwest::Client,
     policy: RetryPolicy,
+    /// A ceiling on requests per second, shared by every request (the backfill's `--rate`).
+    pacer: Option<Arc<Pacer>>,
 }
 
 /// Why [`SegmentClient::new`] failed (the TLS set-up).
@@ -220,6 +223,20 @@ struct Answer {
 pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 410 | 429 | 460)
         || (500..600).contains(&status) && status != 501 && status != 505
+}
+
+/// Parses `X-RateLimit-Reset` into the time left: epoch milliseconds, epoch seconds, or
+/// seconds from now, by its size (APIs differ; Segment's is not documented for the
+/// tracking API).
+pub fn parse_rate_limit_reset(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let n: u64 = value.trim().parse().ok()?;
+    let since_epoch = now.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let at = match n {
+        n if n >= 100_000_000_000 => Duration::from_millis(n),
+        n if n >= 1_000_000_000 => Duration::from_secs(n),
+        n => return Some(Duration::from_secs(n)),
+    };
+    Some(at.saturating_sub(since_epoch))
 }
 
 /// Parses `Retry-After` as delta-seconds or an HTTP date.
@@ -245,7 +262,54 @@ enum Attempt {
     Retry {
         error: String,
         retry_after: Option<Duration>,
+        /// 429: Segment's rate limit (the pacer holds every request back).
+        throttled: bool,
     },
+}
+
+impl Attempt {
+    /// What an answer means for its batch.
+    fn of(answer: &Answer) -> Attempt {
+        let status = answer.status;
+        let header = |name: &str| answer.headers.get(name).and_then(|v| v.to_str().ok());
+        let now = std::time::SystemTime::now();
+        let retry_after = header(RETRY_AFTER.as_str())
+            .and_then(|v| parse_retry_after(v, now))
+            .or_else(|| {
+                (status == 429)
+                    .then(|| header("x-ratelimit-reset"))
+                    .flatten()
+                    .and_then(|v| parse_rate_limit_reset(v, now))
+            });
+        let location = (300..400)
+            .contains(&status)
+            .then(|| {
+                answer
+                    .headers
+                    .get("location")
+                    .map(|v| location_excerpt(v.as_bytes()))
+            })
+            .flatten();
+        let excerpt = excerpt(&answer.body);
+        match status {
+            200..=299 => Attempt::Done,
+            300..=399 => Attempt::Retry {
+                error: match location {
+                    Some(to) => format!("HTTP {status}: redirect (not followed) to {to}"),
+                    None => format!("HTTP {status}: redirect (not followed)"),
+                },
+                retry_after,
+                throttled: false,
+            },
+            401 | 403 => Attempt::Unauthorized(status),
+            s if is_retryable_status(s) => Attempt::Retry {
+                error: format!("HTTP {s}: {excerpt}"),
+                retry_after,
+                throttled: s == 429,
+            },
+            s => Attempt::Refused(s, excerpt),
+        }
+    }
 }
 
 impl SegmentClient {
@@ -261,7 +325,17 @@ impl SegmentClient {
             .tcp_keepalive(TCP_KEEPALIVE)
             .user_agent(USER_AGENT_VALUE)
             .build()?;
-        Ok(SegmentClient { http, policy })
+        Ok(SegmentClient {
+            http,
+            policy,
+            pacer: None,
+        })
+    }
+
+    /// Every request (retries and splits included) waits for `pacer` first; a 429 holds it.
+    pub fn with_pacer(mut self, pacer: Arc<Pacer>) -> Self {
+        self.pacer = Some(pacer);
+        self
     }
 
     /// Opens (and pools) a connection to `base_url` so the first invocation pays no TCP/TLS
@@ -333,40 +407,24 @@ impl SegmentClient {
                 return Attempt::Retry {
                     error,
                     retry_after: None,
+                    throttled: false,
                 };
             }
         };
-        let status = answer.status;
-        let retry_after = answer
-            .headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
-        let location = (300..400)
-            .contains(&status)
-            .then(|| {
-                answer
-                    .headers
-                    .get("location")
-                    .map(|v| location_excerpt(v.as_bytes()))
-            })
-            .flatten();
-        let excerpt = excerpt(&answer.body);
-        match status {
-            200..=299 => Attempt::Done,
-            300..=399 => Attempt::Retry {
-                error: match location {
-                    Some(to) => format!("HTTP {status}: redirect (not followed) to {to}"),
-                    None => format!("HTTP {status}: redirect (not followed)"),
-                },
-                retry_after,
-            },
-            401 | 403 => Attempt::Unauthorized(status),
-            s if is_retryable_status(s) => Attempt::Retry {
-                error: format!("HTTP {s}: {excerpt}"),
-                retry_after,
-            },
-            s => Attempt::Refused(s, excerpt),
+        Attempt::of(&answer)
+    }
+
+    /// Waits for the pacer (if any), unless `deadline` comes first.
+    async fn paced(&self, deadline: Instant) -> Result<(), ChunkOutcome> {
+        let Some(pacer) = &self.pacer else {
+            return Ok(());
+        };
+        let by = deadline - Duration::from_millis(50);
+        match tokio::time::timeout_at(by.into(), pacer.ready()).await {
+            Ok(()) => Ok(()),
+            Err(_) => Err(ChunkOutcome::GaveUp {
+                last_error: "deadline reached waiting for the rate limit".into(),
+            }),
         }
     }
 
@@ -388,20 +446,31 @@ impl SegmentClient {
                     last_error: "deadline reached before the first attempt".into(),
                 };
             }
+            if let Err(gave_up) = self.paced(deadline).await {
+                break gave_up;
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
             let body = batch_body(msgs, &time::format_millis(time::now_millis()));
             let timeout = remaining.min(self.policy.attempt_timeout);
             let attempt = self.attempt(target, body, attempts, timeout).await;
             attempts += 1;
-            let (error, retry_after) = match attempt {
+            let (error, retry_after, throttled) = match attempt {
                 Attempt::Done => break ChunkOutcome::Delivered,
                 Attempt::Unauthorized(s) => break ChunkOutcome::Unauthorized(s),
                 Attempt::Refused(status, detail) => break ChunkOutcome::Refused { status, detail },
-                Attempt::Retry { error, retry_after } => (error, retry_after),
+                Attempt::Retry {
+                    error,
+                    retry_after,
+                    throttled,
+                } => (error, retry_after, throttled),
             };
             let delay = match retry_after {
                 Some(ra) => ra.min(self.policy.max_retry_after),
                 None => self.backoff(attempts - 1),
             };
+            if let (true, Some(pacer)) = (throttled, &self.pacer) {
+                pacer.hold(Instant::now() + delay);
+            }
             if Instant::now() + delay + Duration::from_millis(50) >= deadline {
                 break ChunkOutcome::GaveUp { last_error: error };
             }
@@ -638,6 +707,25 @@ mod tests {
         let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
         assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(7)));
         assert_eq!(parse_retry_after("soon", now), None);
+        // X-RateLimit-Reset: epoch ms, epoch s, or seconds from now.
+        let ms = 1_000_000_000_000u64 + 2_500;
+        assert_eq!(
+            parse_rate_limit_reset(&ms.to_string(), now),
+            Some(Duration::from_millis(2_500))
+        );
+        assert_eq!(
+            parse_rate_limit_reset("1000000004", now),
+            Some(Duration::from_secs(4))
+        );
+        assert_eq!(
+            parse_rate_limit_reset("3", now),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_rate_limit_reset("999999999999", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_rate_limit_reset("-1", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
     }
 

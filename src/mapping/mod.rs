@@ -26,6 +26,7 @@ mod ids;
 mod keys;
 mod message;
 mod repeats;
+pub mod single;
 #[cfg(test)]
 mod tests;
 mod truncate;
@@ -384,7 +385,7 @@ struct TooLarge;
 
 /// Why an event gives no message.
 #[derive(Debug)]
-enum Unmapped {
+pub enum Unmapped {
     Rejected(Rejected),
     /// The mapping options skip it.
     Filtered,

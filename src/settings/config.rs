@@ -20,6 +20,9 @@ pub const MAX_MAX_BODY_BYTES: usize = DEFAULT_MAX_BODY_BYTES;
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 /// Default `REDELIVERY_MAX_AGE_HOURS`: 7 days.
 pub const DEFAULT_REDELIVERY_MAX_AGE_HOURS: u64 = 7 * 24;
+/// Requests per second one backfill function sends Segment unless `BACKFILL_RATE` says
+/// otherwise (the state machine runs several at once).
+pub const DEFAULT_BACKFILL_RATE: u32 = 20;
 /// Highest `REDELIVERY_MAX_AGE_HOURS`: 13 days, a day before the parked queue's 14-day
 /// retention would delete the message.
 pub const MAX_REDELIVERY_MAX_AGE_HOURS: u64 = 13 * 24;
@@ -42,6 +45,23 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
         .timeout_config(aws_timeouts())
         .load()
         .await
+}
+
+/// An AWS SDK error as one line: a service error's code and message (its full context would
+/// embed the raw HTTP response), or a transport error with its cause chain.
+pub fn sdk_error_text<E, R>(e: &aws_sdk_secretsmanager::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e.as_service_error() {
+        Some(se) => format!(
+            "{}: {}",
+            se.code().unwrap_or("ServiceError"),
+            se.message().unwrap_or("")
+        ),
+        None => aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
+    }
 }
 
 /// A credential. Its `Debug` never shows the value and it has no `Display`.
@@ -394,6 +414,8 @@ pub struct Env {
     /// `MAPPING_OPTIONS`: mapping options for local runs (with `SEGMENT_WRITE_KEY`, or a dry
     /// run without settings); checked at start. With `SECRET_ID` the secret's own apply.
     pub mapping_options: Option<MappingOptions>,
+    /// `BACKFILL_RATE`: requests per second the backfill function sends Segment, at most.
+    pub backfill_rate: u32,
 }
 
 fn env_var(k: &str) -> Option<String> {
@@ -469,6 +491,12 @@ impl Env {
             "the parked queue keeps messages 14 days",
         )?;
         let redelivery_max_age = Duration::from_secs(max_age_hours * 3600);
+        let backfill_rate = env_num_within(
+            "BACKFILL_RATE",
+            DEFAULT_BACKFILL_RATE,
+            1..=1000,
+            "Segment takes about 1,000 requests a second per workspace",
+        )?;
         Ok(Env {
             source,
             endpoints: Endpoints::from_env(),
@@ -477,6 +505,7 @@ impl Env {
             refused_queue_url: env_var("REFUSED_QUEUE_URL").map(|u| u.trim().to_owned()),
             redelivery_max_age,
             mapping_options,
+            backfill_rate,
         })
     }
 }

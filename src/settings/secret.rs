@@ -66,17 +66,7 @@ impl SecretSource for AwsSecretSource {
             .send()
             .await
             .map_err(|e| {
-                use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
-                // A service error's code and message are enough (its full context embeds the
-                // raw HTTP response); transport errors keep their cause chain.
-                let why = match e.as_service_error() {
-                    Some(se) => format!(
-                        "{}: {}",
-                        se.code().unwrap_or("ServiceError"),
-                        se.message().unwrap_or("")
-                    ),
-                    None => aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
-                };
+                let why = crate::settings::config::sdk_error_text(&e);
                 SettingsError::Unavailable(format!("GetSecretValue {}: {why}", self.secret_id))
             })?;
         out.secret_string.ok_or_else(|| {

@@ -129,6 +129,25 @@ impl MotoServer {
             });
     }
 
+    /// An S3 client on this server (path-style, as moto needs), configured like
+    /// [`MotoServer::client`].
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_sdk_s3::config::Region::new(REGION))
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                ACCESS_KEY_ID,
+                SECRET_ACCESS_KEY,
+                None,
+                None,
+                "moto-harness",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
     /// Environment variables that make the standard AWS SDK environment chain of a child
     /// process reach this server.
     pub fn env(&self) -> Vec<(&'static str, String)> {

@@ -1,17 +1,26 @@
 //! `moe2seg invoke EVENT_FILE`: runs the functions' handlers in-process on the event files
 //! `cargo lambda invoke --data-file` and `sam local invoke -e` take: an SQS event from the
 //! parked queue (the redelivery handler: its partial batch response
-//! `{"batchItemFailures": [...]}`), or an API Gateway (REST v1, HTTP v2) or Function URL event,
-//! converted by lambda_http's own `request::from_str` (the webhook handler: the HTTP answer as
-//! `{"statusCode", "headers", "body"}`).
+//! `{"batchItemFailures": [...]}`), a batch of S3 objects from the backfill state machine
+//! (the backfill handler: its summary, or its error), or an API Gateway (REST v1, HTTP v2) or
+//! Function URL event, converted by lambda_http's own `request::from_str` (the webhook
+//! handler: the HTTP answer as `{"statusCode", "headers", "body"}`).
 
 use std::cell::Cell;
+use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::process::ExitCode;
 use std::sync::Once;
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_http::{Body, Context, Request, RequestExt, Response};
 use serde_json::{Value, json};
+
+use crate::app::DryRunWhen;
+use crate::backfill::lambda::BatchEvent;
+use crate::settings::config::SettingsSource;
+
+use super::env_and_app;
 
 /// Why an event file cannot be invoked.
 #[derive(Debug, thiserror::Error)]
@@ -35,10 +44,12 @@ pub enum EventFileError {
 pub enum Invocation {
     Http(Box<Request>),
     Sqs(SqsEvent),
+    Backfill(BatchEvent),
 }
 
-/// Reads an event: `{"Records": [{"eventSource": "aws:sqs", …}]}` is an SQS event; anything
-/// else must be one lambda_http converts ([`request_from_event`]).
+/// Reads an event: `{"Records": [{"eventSource": "aws:sqs", …}]}` is an SQS event,
+/// `{"Items": […], "BatchInput": {…}}` a backfill batch; anything else must be one
+/// lambda_http converts ([`request_from_event`]).
 pub fn event_from_str(text: &str) -> Result<Invocation, EventFileError> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| EventFileError::NotJson(e.to_string()))?;
@@ -52,6 +63,11 @@ pub fn event_from_str(text: &str) -> Result<Invocation, EventFileError> {
     if sqs {
         return serde_json::from_value(value)
             .map(Invocation::Sqs)
+            .map_err(|e| EventFileError::NotAnEvent(e.to_string()));
+    }
+    if value.get("Items").is_some() && value.get("BatchInput").is_some() {
+        return serde_json::from_value(value)
+            .map(Invocation::Backfill)
             .map_err(|e| EventFileError::NotAnEvent(e.to_string()));
     }
     request_from_event(text).map(|r| Invocation::Http(Box::new(r)))
@@ -124,6 +140,74 @@ pub fn response_json(resp: &Response<Body>) -> Value {
     json!({"statusCode": resp.status().as_u16(), "headers": headers, "body": body})
 }
 
+/// Runs the handler of the invocation's function, with `budget_ms` to answer; its answer as
+/// the function returns it (an error as Lambda reports it).
+async fn answer(app: crate::app::App, invocation: Invocation, budget_ms: u64) -> Value {
+    match invocation {
+        Invocation::Http(req) => {
+            let resp = app.webhook().handle(with_deadline(*req, budget_ms)).await;
+            response_json(&resp)
+        }
+        Invocation::Sqs(event) => {
+            let deadline = Some(deadline_ms(budget_ms));
+            let answer = app.redelivery().redeliver(event, deadline).await;
+            serde_json::to_value(&answer).unwrap_or_default()
+        }
+        Invocation::Backfill(event) => {
+            let deadline = Some(deadline_ms(budget_ms));
+            match app.backfill().await.handle(event, deadline).await {
+                Ok(a) => serde_json::to_value(&a).unwrap_or_default(),
+                Err(e) => {
+                    let d = lambda_runtime::Diagnostic::from(e);
+                    json!({"errorType": d.error_type, "errorMessage": d.error_message})
+                }
+            }
+        }
+    }
+}
+
+/// The command: runs the handler of `event_file`'s function on it and prints its answer.
+pub async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode {
+    crate::telemetry::logging::init(io::stderr);
+    let text = match std::fs::read(&event_file) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            eprintln!("moe2seg: cannot read {event_file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let invocation = match event_from_str(&text) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("moe2seg: {event_file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let when = if dry_run {
+        DryRunWhen::Always
+    } else {
+        DryRunWhen::NoSettings
+    };
+    let (env, app) = match env_and_app(when).await {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if matches!(env.source, SettingsSource::None) {
+        eprintln!(
+            "moe2seg: WARNING: neither SECRET_ID nor SEGMENT_WRITE_KEY is set: DRY RUN. \
+             Inbound auth is skipped and nothing is sent to Segment; the requests that \
+             would be sent are printed below."
+        );
+    } else if dry_run {
+        eprintln!(
+            "moe2seg: --dry-run: nothing is sent to Segment; the requests are printed below."
+        );
+    }
+    let out = answer(app, invocation, timeout.saturating_mul(1000)).await;
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    ExitCode::SUCCESS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +238,11 @@ mod tests {
         }
         let sqs = sample("sqs-parked.json").to_string();
         assert!(matches!(event_from_str(&sqs), Ok(Invocation::Sqs(_))));
+        let batch = sample("backfill-items.json").to_string();
+        assert!(matches!(
+            event_from_str(&batch),
+            Ok(Invocation::Backfill(_))
+        ));
     }
 
     #[test]

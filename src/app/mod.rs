@@ -6,14 +6,18 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backfill::lambda::BackfillFunction;
+use crate::delivery::budget::Budget;
 use crate::delivery::forward::{Forwarder, Mode};
 use crate::delivery::outcome::Queues;
+use crate::delivery::pacer::Pacer;
 use crate::delivery::park::SqsQueue;
 use crate::delivery::redeliver::Redelivery;
 use crate::delivery::segment::{DryRun, RetryPolicy, SegmentClient};
 use crate::mapping::options::MappingOptions;
 use crate::settings::config::{
-    ConfigError, DEFAULT_REDELIVERY_MAX_AGE_HOURS, Env, Region, SettingsSource,
+    ConfigError, DEFAULT_BACKFILL_RATE, DEFAULT_REDELIVERY_MAX_AGE_HOURS, Env, Region,
+    SettingsSource,
 };
 use crate::settings::secret::{
     AwsSecretSource, FieldsSource, SecretSource, SettingsCache, SettingsError,
@@ -80,6 +84,10 @@ pub struct App {
     pub redelivery_max_age: Duration,
     /// `MAPPING_OPTIONS` (a run without `SECRET_ID`).
     pub mapping_options: Option<MappingOptions>,
+    /// `BACKFILL_RATE`.
+    pub backfill_rate: u32,
+    /// The AWS configuration, when one was loaded (a secret, queues).
+    pub aws: Option<aws_config::SdkConfig>,
 }
 
 impl App {
@@ -91,6 +99,23 @@ impl App {
             webhook.open_mapping = Arc::new(options);
         }
         webhook
+    }
+
+    /// The backfill function's handler: requests to Segment at most `BACKFILL_RATE` a
+    /// second; S3 read with the process's AWS configuration.
+    pub async fn backfill(mut self) -> BackfillFunction<AnySource> {
+        self.forwarder
+            .pace(Arc::new(Pacer::per_second(self.backfill_rate)));
+        let aws = match self.aws {
+            Some(aws) => aws,
+            None => crate::settings::config::aws_sdk_config().await,
+        };
+        BackfillFunction {
+            forwarder: self.forwarder,
+            budget: Budget::default(),
+            aws: Some(aws),
+            open_mapping: Arc::new(self.mapping_options.unwrap_or_default()),
+        }
     }
 
     /// The redelivery function's handler.
@@ -167,6 +192,8 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
         max_body_bytes: env.max_body_bytes,
         redelivery_max_age: env.redelivery_max_age,
         mapping_options: env.mapping_options.clone(),
+        backfill_rate: env.backfill_rate,
+        aws,
     })
 }
 
@@ -232,6 +259,8 @@ pub fn unconfigured(why: String, metrics: MetricsSink) -> App {
         max_body_bytes: crate::settings::config::DEFAULT_MAX_BODY_BYTES,
         redelivery_max_age: Duration::from_secs(DEFAULT_REDELIVERY_MAX_AGE_HOURS * 3600),
         mapping_options: None,
+        backfill_rate: DEFAULT_BACKFILL_RATE,
+        aws: None,
     }
 }
 

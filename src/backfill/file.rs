@@ -1,0 +1,432 @@
+//! One export file, end to end: a thread reads it (gunzip, lines, decode, window, map) into
+//! batches of Segment's size; the async side forwards them (at most [`IN_FLIGHT`] at once,
+//! through the same [`Forwarder`] as the webhook) and settles them in line order: counts,
+//! rejections, and the checkpoint's `through_line`, so that a rerun re-sends at most the
+//! batches that were in flight.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{self, StreamExt};
+use tokio::sync::mpsc;
+
+use crate::decode::Text;
+use crate::decode::export::decode_export_line;
+use crate::delivery::outcome::{Fate, Forwarded, Plan, Provenance};
+use crate::delivery::segment::{ChunkOutcome, ENVELOPE_BYTES, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES};
+use crate::mapping::options::MappingOptions;
+use crate::mapping::single::{Mapper, event_millis};
+use crate::mapping::{Mapped, Unmapped, time};
+use crate::settings::secret::SecretSource;
+
+use super::checkpoint::Standing;
+use super::lines::{Counted, Kind, Line, Lines, ReadError, head, sniff};
+use super::report::{Counts, FileEnd, Reject};
+use super::source::ExportFile;
+use super::{Cancel, Run, Window};
+
+/// Batches of one file sent at once.
+pub const IN_FLIGHT: usize = 2;
+/// A batch is handed on once it holds this many rejections, even without messages (a file
+/// of bad lines must not pile them up in memory).
+const MAX_BATCH_REJECTS: usize = 1000;
+
+/// A run of lines, read and mapped: what to send and what became of the rest.
+#[derive(Debug, Default)]
+struct Batch {
+    messages: Vec<Mapped>,
+    /// `ENVELOPE_BYTES` plus the messages and their commas.
+    bytes: usize,
+    counts: Counts,
+    rejects: Vec<Reject>,
+    /// The last line it accounts for.
+    last_line: u64,
+}
+
+/// How the reading thread ended.
+enum ReadEnd {
+    Eof,
+    Corrupt { line: u64, why: String },
+    Encrypted,
+    Source(String),
+    Cancelled,
+}
+
+/// Backfills one file; `standing` is what the checkpoint says of it (not done).
+pub async fn backfill<S: SecretSource>(
+    run: &Run<'_, S>,
+    file: &ExportFile,
+    standing: Standing,
+) -> (FileEnd, Counts) {
+    let resume_after = match standing {
+        Standing::Through(n) => n,
+        Standing::New | Standing::Done => 0,
+    };
+    let source = match super::source::open(file, || run.s3()).await {
+        Ok(s) => s,
+        Err(e) => {
+            return (
+                FileEnd::Unfinished {
+                    why: format!("cannot open: {e}"),
+                },
+                Counts::default(),
+            );
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Batch>(IN_FLIGHT);
+    let reader = Reader {
+        name: file.name.clone(),
+        options: run.mapping.clone(),
+        window: run.window,
+        cancel: run.cancel.clone(),
+        read_bytes: run.read_bytes.clone(),
+        resume_after,
+    };
+    let thread = tokio::task::spawn_blocking(move || reader.read(source, &tx));
+    let (settled, unfinished) = settle_all(run, file, rx).await;
+    let read_end = match thread.await {
+        Ok(end) => end,
+        Err(e) => ReadEnd::Source(format!("the reading thread failed: {e}")),
+    };
+    let end = match (unfinished, read_end) {
+        (Some(why), _) => FileEnd::Unfinished { why },
+        (None, ReadEnd::Eof) => FileEnd::Done,
+        (None, ReadEnd::Corrupt { line, why }) => FileEnd::Corrupt { line, why },
+        (None, ReadEnd::Encrypted) => FileEnd::Encrypted,
+        (None, ReadEnd::Source(why)) => FileEnd::Unfinished { why },
+        (None, ReadEnd::Cancelled) => FileEnd::Interrupted,
+    };
+    (end, settled)
+}
+
+/// Forwards the batches as they come (at most [`IN_FLIGHT`] at once) and settles them in
+/// order; stops at the first batch that cannot be settled (its reason), which stops the
+/// reading thread too.
+async fn settle_all<S: SecretSource>(
+    run: &Run<'_, S>,
+    file: &ExportFile,
+    rx: mpsc::Receiver<Batch>,
+) -> (Counts, Option<String>) {
+    let batches = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    let mut sent = std::pin::pin!(
+        batches
+            .map(|batch| async move {
+                let forwarded = forward(run, &batch.messages).await;
+                (batch, forwarded)
+            })
+            .buffered(IN_FLIGHT)
+    );
+    let mut counts = Counts::default();
+    while let Some((batch, forwarded)) = sent.next().await {
+        match settle(file, batch, &forwarded) {
+            Ok((done, rejects)) => {
+                counts.add(&done.counts);
+                run.counts_sent
+                    .fetch_add(done.counts.sent, Ordering::Relaxed);
+                if let Err(e) = run.rejects.write(&rejects) {
+                    return (counts, Some(format!("cannot write the rejects file: {e}")));
+                }
+                if let Some(checkpoint) = run.checkpoint_for_writes()
+                    && let Err(e) = checkpoint.through(&file.name, file.size, done.last_line)
+                {
+                    return (counts, Some(format!("cannot write the checkpoint: {e}")));
+                }
+            }
+            Err(why) => return (counts, Some(why)),
+        }
+    }
+    (counts, None)
+}
+
+/// Sends one batch's messages (none: nothing to send).
+async fn forward<S: SecretSource>(run: &Run<'_, S>, messages: &[Mapped]) -> Forwarded {
+    if messages.is_empty() {
+        return Forwarded::default();
+    }
+    let deadline = Instant::now() + run.batch_budget;
+    run.forwarder
+        .forward(messages, Provenance::Request(None), Plan::Webhook, deadline)
+        .await
+}
+
+/// A settled batch: its counts with what Segment made of its messages, and the rejections
+/// to report (refusals included). `Err`: a message neither delivered, parked nor refused for
+/// good (Segment unavailable, the write key refused): the batch is not settled.
+fn settle(
+    file: &ExportFile,
+    mut batch: Batch,
+    forwarded: &Forwarded,
+) -> Result<(Batch, Vec<Reject>), String> {
+    let outcome_of = |i: usize| {
+        forwarded
+            .report
+            .chunks
+            .iter()
+            .find(|c| c.range.contains(&i))
+            .map(|c| &c.outcome)
+    };
+    let mut rejects = std::mem::take(&mut batch.rejects);
+    for (i, (fate, m)) in forwarded.fates.iter().zip(&batch.messages).enumerate() {
+        let refusal = match (fate, outcome_of(i)) {
+            (Fate::Delivered, _) => {
+                batch.counts.sent += 1;
+                continue;
+            }
+            (Fate::Parked, _) => {
+                batch.counts.parked += 1;
+                continue;
+            }
+            (Fate::SetAside, Some(ChunkOutcome::Refused { status, detail })) => {
+                format!("HTTP {status}: {detail} (set aside in the refused queue)")
+            }
+            (Fate::SetAside, _) => "set aside in the refused queue".to_owned(),
+            (Fate::Stays, Some(ChunkOutcome::Refused { status, detail })) => {
+                format!("HTTP {status}: {detail}")
+            }
+            (Fate::Stays, outcome) => {
+                let why = outcome.and_then(ChunkOutcome::failure).map(|(_, d)| d);
+                return Err(format!(
+                    "Segment did not take line {}: {}",
+                    m.index,
+                    why.unwrap_or_else(|| "not attempted".into())
+                ));
+            }
+        };
+        batch.counts.refused += 1;
+        rejects.push(Reject {
+            file: file.name.clone(),
+            line: m.index as u64,
+            reason: "segment_refused",
+            event_uuid: m.event_uuid.clone(),
+            detail: Some(refusal),
+        });
+    }
+    Ok((batch, rejects))
+}
+
+/// The reading thread's part.
+struct Reader {
+    name: String,
+    options: Arc<MappingOptions>,
+    window: Window,
+    cancel: Arc<Cancel>,
+    read_bytes: Arc<AtomicU64>,
+    /// Lines up to this one are settled already (a resumed file).
+    resume_after: u64,
+}
+
+impl Reader {
+    fn read(self, source: Box<dyn std::io::Read + Send>, tx: &mpsc::Sender<Batch>) -> ReadEnd {
+        let mut counted = Counted::new(source, self.read_bytes.clone());
+        let first = match head(&mut counted, 16) {
+            Ok(h) => h,
+            Err(e) => return ReadEnd::Source(e.to_string()),
+        };
+        let kind = sniff(&self.name, &first);
+        if kind == Kind::Encrypted {
+            return ReadEnd::Encrypted;
+        }
+        let mut lines = Lines::new(kind, first, counted);
+        let mapper = Mapper::new(&self.options);
+        let now_ms = time::now_millis();
+        let mut batch = Batch::default();
+        loop {
+            if self.cancel.is_set() {
+                return ReadEnd::Cancelled;
+            }
+            let (number, line) = match lines.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => return self.last(tx, batch, ReadEnd::Eof),
+                Err(ReadError::Corrupt(e)) => {
+                    let end = ReadEnd::Corrupt {
+                        line: lines.number,
+                        why: e.to_string(),
+                    };
+                    return self.last(tx, batch, end);
+                }
+                Err(ReadError::Source(e)) => return ReadEnd::Source(e.to_string()),
+            };
+            if number <= self.resume_after {
+                continue;
+            }
+            let message = self.line(&mapper, line, number, now_ms, &mut batch);
+            if let Some(m) = message {
+                let add = m.json.len() + usize::from(!batch.messages.is_empty());
+                let full = batch.messages.len() == MAX_BATCH_MESSAGES
+                    || batch.bytes.max(ENVELOPE_BYTES) + add > MAX_BATCH_BYTES;
+                if full && !self.hand_on(tx, &mut batch, number - 1) {
+                    return ReadEnd::Cancelled;
+                }
+                batch.bytes = batch.bytes.max(ENVELOPE_BYTES)
+                    + m.json.len()
+                    + usize::from(!batch.messages.is_empty());
+                batch.messages.push(m);
+            }
+            batch.last_line = number;
+            if batch.rejects.len() >= MAX_BATCH_REJECTS && !self.hand_on(tx, &mut batch, number) {
+                return ReadEnd::Cancelled;
+            }
+        }
+    }
+
+    /// Hands on the last batch (if it holds anything), then ends with `end`.
+    fn last(&self, tx: &mpsc::Sender<Batch>, mut batch: Batch, end: ReadEnd) -> ReadEnd {
+        let last = batch.last_line;
+        if last > 0 && !self.hand_on(tx, &mut batch, last) {
+            return ReadEnd::Cancelled;
+        }
+        end
+    }
+
+    /// Hands the batch (through line `last_line`) to the async side; `false` when it is gone
+    /// (it stopped at a batch it could not settle).
+    fn hand_on(&self, tx: &mpsc::Sender<Batch>, batch: &mut Batch, last_line: u64) -> bool {
+        let mut full = std::mem::take(batch);
+        full.last_line = last_line;
+        batch.last_line = last_line;
+        tx.blocking_send(full).is_ok()
+    }
+
+    /// Reads one line into `batch`'s counts: its message, if it makes one.
+    fn line(
+        &self,
+        mapper: &Mapper<'_>,
+        line: Line<'_>,
+        number: u64,
+        now_ms: i64,
+        batch: &mut Batch,
+    ) -> Option<Mapped> {
+        batch.counts.lines += 1;
+        let bytes = match line {
+            Line::Text(b) => b,
+            Line::TooLong => {
+                let detail = format!("longer than {} bytes", super::lines::MAX_LINE_BYTES);
+                self.reject(batch, number, "line_too_long", None, Some(detail));
+                return None;
+            }
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            self.reject(batch, number, "empty_line", None, None);
+            return None;
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let export = match decode_export_line(&text) {
+            Ok(l) => l,
+            Err(e) => {
+                let detail = matches!(e, crate::decode::export::LineError::NotJson(_))
+                    .then(|| crate::excerpt::excerpt(&e.to_string(), 200));
+                self.reject(batch, number, e.reason(), None, detail);
+                return None;
+            }
+        };
+        let reference =
+            export_reference_ms(export.export_day.as_ref(), export.export_hour.as_ref())
+                .unwrap_or(now_ms);
+        if let Ok(event) = &export.event
+            && !self.window.contains(event_millis(event, reference))
+        {
+            batch.counts.outside_window += 1;
+            return None;
+        }
+        let app_name = export.app_name.as_ref().and_then(Text::non_empty);
+        match mapper.map(
+            number as usize,
+            export.event_raw,
+            export.event,
+            app_name,
+            reference,
+        ) {
+            Ok(m) => Some(m),
+            Err(Unmapped::Filtered) => {
+                batch.counts.filtered += 1;
+                None
+            }
+            Err(Unmapped::Rejected(r)) => {
+                let detail = r.detail.map(|d| crate::excerpt::excerpt(&d, 200));
+                self.reject(batch, number, r.reason.as_str(), r.event_uuid, detail);
+                None
+            }
+        }
+    }
+
+    fn reject(
+        &self,
+        batch: &mut Batch,
+        line: u64,
+        reason: &'static str,
+        event_uuid: Option<String>,
+        detail: Option<String>,
+    ) {
+        batch.counts.reject(reason);
+        batch.rejects.push(Reject {
+            file: self.name.clone(),
+            line,
+            reason,
+            event_uuid,
+            detail,
+        });
+    }
+}
+
+/// The time an export line stands for, in place of a request's receive time: the end of its
+/// `export_day` (`DD-MM-YYYY`) and `export_hour`, or of the day without an hour.
+pub fn export_reference_ms(day: Option<&Text<'_>>, hour: Option<&Text<'_>>) -> Option<i64> {
+    let day = day?.non_empty()?;
+    let mut parts = day.split('-');
+    let (d, m, y) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || d.len() != 2 || m.len() != 2 || y.len() != 4 {
+        return None;
+    }
+    let start = time::parse_iso8601(&format!("{y}-{m}-{d}T00:00:00Z"))?;
+    let hour: Option<i64> = match hour.and_then(Text::non_empty) {
+        None => None,
+        Some(h) => Some(h.parse().ok().filter(|h| (0..24).contains(h))?),
+    };
+    const HOUR: i64 = 3_600_000;
+    Some(match hour {
+        Some(h) => start + (h + 1) * HOUR - 1,
+        None => start + 24 * HOUR - 1,
+    })
+}
+
+/// How long one batch may take, retries included, before its file counts as unfinished.
+pub const DEFAULT_BATCH_BUDGET: Duration = Duration::from_secs(120);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn text(s: &str) -> Text<'_> {
+        Text::Str(Cow::Borrowed(s))
+    }
+
+    #[test]
+    fn an_export_line_stands_for_the_end_of_its_hour() {
+        let t = |d: &str, h: Option<&str>| {
+            export_reference_ms(Some(&text(d)), h.map(text).as_ref()).map(time::format_millis)
+        };
+        assert_eq!(
+            t("05-12-2026", Some("14")).as_deref(),
+            Some("2026-12-05T14:59:59.999Z")
+        );
+        assert_eq!(
+            t("05-12-2026", None).as_deref(),
+            Some("2026-12-05T23:59:59.999Z")
+        );
+        assert_eq!(t("31-02-2026", Some("1")), None);
+        assert_eq!(t("2026-12-05", Some("1")), None);
+        assert_eq!(t("05-12-2026", Some("24")), None);
+        assert_eq!(export_reference_ms(None, Some(&text("3"))), None);
+        assert_eq!(
+            export_reference_ms(
+                Some(&text("05-12-2026")),
+                Some(&Text::Num(Cow::Borrowed("0")))
+            )
+            .map(time::format_millis)
+            .as_deref(),
+            Some("2026-12-05T00:59:59.999Z")
+        );
+    }
+}
