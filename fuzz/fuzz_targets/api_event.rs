@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use moengage_segment::decode::lossy_utf8;
-use moengage_segment::lambda::invoke::request_from_event;
+use moengage_segment::cli::invoke::request_from_event;
 
 fuzz_target!(|data: &[u8]| {
     let _ = request_from_event(&lossy_utf8(data));
