@@ -217,7 +217,7 @@ async fn events_lambda_http_cannot_convert_fail_their_invocation_and_the_next_is
     drop(child);
 }
 
-/// Cold-start figures for README "Performance" (prints, asserts nothing about time):
+/// Cold-start figures for docs/performance.md (prints, asserts nothing about time):
 /// `cargo test --release --test lambda_binary -- --ignored cold_start_figures --nocapture`
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]

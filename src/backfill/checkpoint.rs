@@ -47,7 +47,8 @@ pub enum Standing {
 pub struct Checkpoint {
     path: PathBuf,
     known: Known,
-    out: Mutex<File>,
+    /// `None`: read only (a dry run writes nothing).
+    out: Option<Mutex<File>>,
 }
 
 /// Why the checkpoint cannot be used: the run cannot start.
@@ -88,7 +89,27 @@ impl Checkpoint {
         Ok(Checkpoint {
             path: path.to_path_buf(),
             known,
-            out: Mutex::new(out),
+            out: Some(Mutex::new(out)),
+        })
+    }
+
+    /// Reads the checkpoint at `path` (if there is one) without writing to it, ever.
+    pub fn read_only(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        let known = match File::open(path) {
+            Ok(file) => {
+                read(BufReader::new(file))
+                    .map_err(|why| CheckpointError {
+                        path: path.display().to_string(),
+                        why,
+                    })?
+                    .0
+            }
+            Err(_) => HashMap::new(),
+        };
+        Ok(Checkpoint {
+            path: path.to_path_buf(),
+            known,
+            out: None,
         })
     }
 
@@ -96,8 +117,7 @@ impl Checkpoint {
     pub fn standing(&self, file: &str, size: u64) -> Standing {
         self.known
             .get(&(file.to_owned(), size))
-            .copied()
-            .unwrap_or(Standing::New)
+            .map_or(Standing::New, |(standing, _)| *standing)
     }
 
     /// Records that lines 1..=`line` of the file are settled.
@@ -125,8 +145,10 @@ impl Checkpoint {
     fn write(&self, record: &Record) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
-        let mut out = self
-            .out
+        let Some(out) = &self.out else {
+            return Ok(());
+        };
+        let mut out = out
             .lock()
             .map_err(|_| io::Error::other("checkpoint lock poisoned"))?;
         out.write_all(&line)
@@ -134,9 +156,10 @@ impl Checkpoint {
 
     /// Syncs the checkpoint to disk (at the end of a run).
     pub fn sync(&self) -> io::Result<()> {
-        match self.out.lock() {
-            Ok(out) => out.sync_all(),
-            Err(_) => Err(io::Error::other("checkpoint lock poisoned")),
+        match self.out.as_ref().map(Mutex::lock) {
+            None => Ok(()),
+            Some(Ok(out)) => out.sync_all(),
+            Some(Err(_)) => Err(io::Error::other("checkpoint lock poisoned")),
         }
     }
 
@@ -169,7 +192,7 @@ fn read(mut input: impl BufRead) -> Result<(Known, usize, Option<u64>), String> 
                     (false, Some(n)) => Standing::Through(n),
                     (false, None) => Standing::New,
                 };
-                known.insert((r.file, r.size), standing);
+                known.insert((r.file, r.size), (standing, r.end));
                 records += 1;
             }
             // The last line, cut short by a crash.
@@ -186,7 +209,7 @@ fn read(mut input: impl BufRead) -> Result<(Known, usize, Option<u64>), String> 
 fn compact(path: &Path, known: &Known) -> io::Result<()> {
     let tmp = path.with_extension("compacting");
     let mut out = io::BufWriter::new(File::create(&tmp)?);
-    for ((file, size), standing) in known {
+    for ((file, size), (standing, end)) in known {
         let record = Record {
             file: file.clone(),
             size: *size,
@@ -195,7 +218,7 @@ fn compact(path: &Path, known: &Known) -> io::Result<()> {
                 _ => None,
             },
             done: *standing == Standing::Done,
-            end: (*standing == Standing::Done).then(|| "done".to_owned()),
+            end: end.clone().filter(|_| *standing == Standing::Done),
         };
         serde_json::to_writer(&mut out, &record).map_err(io::Error::other)?;
         out.write_all(b"\n")?;
@@ -204,7 +227,8 @@ fn compact(path: &Path, known: &Known) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-type Known = HashMap<(String, u64), Standing>;
+/// Each file's standing, and how it ended if it is done.
+type Known = HashMap<(String, u64), (Standing, Option<String>)>;
 
 #[cfg(test)]
 mod tests {
@@ -262,12 +286,29 @@ mod tests {
         for line in 1..=3000 {
             c.through("a", 1, line).unwrap();
         }
-        c.done("b", 2, "done").unwrap();
+        c.done("b", 2, "corrupt").unwrap();
         drop(c);
         let c = Checkpoint::open(&path).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.contains(r#""end":"corrupt""#), "{text}");
         assert_eq!(c.standing("a", 1), Standing::Through(3000));
         assert_eq!(c.standing("b", 2), Standing::Done);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_read_only_checkpoint_is_never_written() {
+        let path = temp("ro");
+        let c = Checkpoint::read_only(&path).unwrap();
+        c.done("a", 1, "done").unwrap();
+        c.sync().unwrap();
+        assert!(!path.exists());
+        std::fs::write(&path, "{\"file\":\"a\",\"size\":1,\"done\":true}\n").unwrap();
+        let c = Checkpoint::read_only(&path).unwrap();
+        assert_eq!(c.standing("a", 1), Standing::Done);
+        c.through("b", 1, 5).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -27,7 +27,7 @@ use super::source::ExportFile;
 use super::{Cancel, Run, Window};
 
 /// Batches of one file sent at once.
-pub const IN_FLIGHT: usize = 2;
+pub const IN_FLIGHT: usize = 4;
 /// A batch is handed on once it holds this many rejections, even without messages (a file
 /// of bad lines must not pile them up in memory).
 const MAX_BATCH_REJECTS: usize = 1000;
@@ -82,6 +82,7 @@ pub async fn backfill<S: SecretSource>(
         cancel: run.cancel.clone(),
         read_bytes: run.read_bytes.clone(),
         resume_after,
+        reference: LastReference::default(),
     };
     let thread = tokio::task::spawn_blocking(move || reader.read(source, &tx));
     let (settled, unfinished) = settle_all(run, file, rx).await;
@@ -146,7 +147,12 @@ async fn forward<S: SecretSource>(run: &Run<'_, S>, messages: &[Mapped]) -> Forw
     }
     let deadline = Instant::now() + run.batch_budget;
     run.forwarder
-        .forward(messages, Provenance::Request(None), Plan::Webhook, deadline)
+        .forward(
+            messages,
+            Provenance::Request(None),
+            Plan::Backfill,
+            deadline,
+        )
         .await
 }
 
@@ -214,10 +220,12 @@ struct Reader {
     read_bytes: Arc<AtomicU64>,
     /// Lines up to this one are settled already (a resumed file).
     resume_after: u64,
+    /// The reference time of the last line's export hour.
+    reference: LastReference,
 }
 
 impl Reader {
-    fn read(self, source: Box<dyn std::io::Read + Send>, tx: &mpsc::Sender<Batch>) -> ReadEnd {
+    fn read(mut self, source: Box<dyn std::io::Read + Send>, tx: &mpsc::Sender<Batch>) -> ReadEnd {
         let mut counted = Counted::new(source, self.read_bytes.clone());
         let first = match head(&mut counted, 16) {
             Ok(h) => h,
@@ -228,7 +236,8 @@ impl Reader {
             return ReadEnd::Encrypted;
         }
         let mut lines = Lines::new(kind, first, counted);
-        let mapper = Mapper::new(&self.options);
+        let options = self.options.clone();
+        let mapper = Mapper::new(&options);
         let now_ms = time::now_millis();
         let mut batch = Batch::default();
         loop {
@@ -290,7 +299,7 @@ impl Reader {
 
     /// Reads one line into `batch`'s counts: its message, if it makes one.
     fn line(
-        &self,
+        &mut self,
         mapper: &Mapper<'_>,
         line: Line<'_>,
         number: u64,
@@ -310,8 +319,20 @@ impl Reader {
             self.reject(batch, number, "empty_line", None, None);
             return None;
         }
-        let text = String::from_utf8_lossy(bytes);
-        let export = match decode_export_line(&text) {
+        let text = crate::decode::lossy_utf8(bytes);
+        self.export_line(mapper, &text, number, now_ms, batch)
+    }
+
+    /// Reads one export line (its text) into `batch`'s counts: its message, if it makes one.
+    fn export_line(
+        &mut self,
+        mapper: &Mapper<'_>,
+        text: &str,
+        number: u64,
+        now_ms: i64,
+        batch: &mut Batch,
+    ) -> Option<Mapped> {
+        let export = match decode_export_line(text) {
             Ok(l) => l,
             Err(e) => {
                 let detail = matches!(e, crate::decode::export::LineError::NotJson(_))
@@ -320,9 +341,10 @@ impl Reader {
                 return None;
             }
         };
-        let reference =
-            export_reference_ms(export.export_day.as_ref(), export.export_hour.as_ref())
-                .unwrap_or(now_ms);
+        let reference = self
+            .reference
+            .of(export.export_day.as_ref(), export.export_hour.as_ref())
+            .unwrap_or(now_ms);
         if let Ok(event) = &export.event
             && !self.window.contains(event_millis(event, reference))
         {
@@ -366,6 +388,28 @@ impl Reader {
             event_uuid,
             detail,
         });
+    }
+}
+
+/// [`export_reference_ms`] of the last line's day and hour, kept: the lines of one export
+/// share them.
+#[derive(Default)]
+struct LastReference {
+    day: String,
+    hour: String,
+    ms: Option<i64>,
+}
+
+impl LastReference {
+    fn of(&mut self, day: Option<&Text<'_>>, hour: Option<&Text<'_>>) -> Option<i64> {
+        let (d, h) = (day.and_then(Text::as_str), hour.and_then(Text::as_str));
+        if d == Some(self.day.as_str()) && h.unwrap_or("") == self.hour && d.is_some() {
+            return self.ms;
+        }
+        self.ms = export_reference_ms(day, hour);
+        self.day = d.unwrap_or("").to_owned();
+        self.hour = h.unwrap_or("").to_owned();
+        self.ms
     }
 }
 

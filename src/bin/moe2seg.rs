@@ -21,7 +21,7 @@ enum Command {
     Map {
         /// The body file; `-` or nothing reads stdin.
         file: Option<String>,
-        /// Mapping options (README "Mapping options"): a JSON file holding the options
+        /// Mapping options (docs/mapping-options.md): a JSON file holding the options
         /// object, or a secret-shaped object with them under `mapping`.
         #[arg(long, value_name = "FILE")]
         options: Option<String>,
@@ -51,7 +51,8 @@ enum Command {
         /// Files, directories, or s3://bucket/prefix.
         #[arg(required = true)]
         sources: Vec<String>,
-        /// Only events at or after this time (RFC 3339, on event_time).
+        /// Only events at or after this time (RFC 3339), by the message's timestamp: the
+        /// event_time, or the end of the line's export hour.
         #[arg(long)]
         since: Option<String>,
         /// Only events before this time (RFC 3339): set it to when the live webhook started.

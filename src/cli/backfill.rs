@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::app::{self, AnySource, App, DryRunWhen};
-use crate::backfill::checkpoint::Checkpoint;
+use crate::backfill::checkpoint::{Checkpoint, Standing};
 use crate::backfill::progress::Progress;
 use crate::backfill::report::{FileEnd, Rejects, exit};
 use crate::backfill::{Cancel, Run, Window, file, source};
@@ -73,8 +73,18 @@ pub async fn backfill(args: Args) -> ExitCode {
         Err(e) => return cannot_start(e),
     };
     stop_on_ctrl_c(run.cancel.clone());
-    let total_bytes = listed.files.iter().map(|f| f.size).sum();
-    let progress = Arc::new(Progress::new(total_bytes, listed.files.len() as u64));
+    // Files an earlier run settled are not counted in the progress.
+    let todo: Vec<_> = listed
+        .files
+        .iter()
+        .filter(|f| {
+            run.checkpoint
+                .as_ref()
+                .is_none_or(|c| c.standing(&f.name, f.size) != Standing::Done)
+        })
+        .collect();
+    let total_bytes = todo.iter().map(|f| f.size).sum();
+    let progress = Arc::new(Progress::new(total_bytes, todo.len() as u64));
     let sent = run.counts_sent.clone();
     let ticker = progress.ticker(run.read_bytes.clone(), move || sent.load(Ordering::Relaxed));
     let summary = run
@@ -116,7 +126,10 @@ async fn prepare(args: &Args) -> Result<(Forwarder<AnySource>, Parts), String> {
     let checkpoint = args
         .checkpoint
         .as_deref()
-        .map(Checkpoint::open)
+        .map(|path| match args.dry_run {
+            true => Checkpoint::read_only(path),
+            false => Checkpoint::open(path),
+        })
         .transpose()
         .map_err(|e| e.to_string())?;
     let rejects = match &args.rejects {
@@ -151,8 +164,17 @@ fn describe(name: &str, end: &FileEnd) -> Option<String> {
     }
 }
 
-/// `--since` / `--until` as epoch milliseconds.
+/// The most files at once (each holds a few batches in memory).
+pub const MAX_CONCURRENCY: usize = 32;
+
+/// `--since` / `--until` as epoch milliseconds (and the other flags checked).
 fn window(args: &Args) -> Result<Window, String> {
+    if args.rate == 0 {
+        return Err("--rate must be at least 1 (requests per second)".into());
+    }
+    if !(1..=MAX_CONCURRENCY).contains(&args.concurrency) {
+        return Err(format!("--concurrency must be 1 to {MAX_CONCURRENCY}"));
+    }
     let at = |flag: &str, v: &Option<String>| -> Result<Option<i64>, String> {
         v.as_deref()
             .map(|t| {
@@ -177,7 +199,8 @@ fn window(args: &Args) -> Result<Window, String> {
 /// The app built from the environment as `moe2seg invoke` builds it, and the AWS
 /// configuration for S3.
 async fn app(args: &Args) -> Result<(App, Option<aws_config::SdkConfig>), String> {
-    let env = Env::from_env().map_err(|e| e.to_string())?;
+    let mut env = Env::from_env().map_err(|e| e.to_string())?;
+    super::no_webhook(&mut env);
     if matches!(env.source, SettingsSource::None) && !args.dry_run {
         return Err("backfill needs SECRET_ID (or SEGMENT_WRITE_KEY and SEGMENT_REGION); use --dry-run to only print".into());
     }

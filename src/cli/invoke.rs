@@ -188,7 +188,7 @@ pub async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode
     } else {
         DryRunWhen::NoSettings
     };
-    let (env, app) = match env_and_app(when).await {
+    let (env, app) = match env_and_app(when, true).await {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -10,7 +10,7 @@ use std::io;
 use std::process::ExitCode;
 
 use crate::app::{self, App, DryRunWhen, Options};
-use crate::settings::config::Env;
+use crate::settings::config::{Env, SettingsSource};
 use crate::telemetry::metrics::MetricsSink;
 
 /// Runs a subcommand on a single-threaded runtime (as the Lambda does).
@@ -27,13 +27,36 @@ pub fn block_on(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
-/// The Lambda's environment and handler, built as the Lambda builds them, for a CLI run;
+/// For a command that serves no webhook (replay, backfill) with settings from the
+/// environment: without `WEBHOOK_*` credentials, a random token no caller can know stands
+/// in, so that the settings validate as the functions' do.
+pub fn no_webhook(env: &mut Env) {
+    if let SettingsSource::Env(fields) = &mut env.source {
+        let given = [
+            &fields.webhook_username,
+            &fields.webhook_token,
+            &fields.oauth_client_id,
+        ];
+        if given
+            .iter()
+            .all(|f| f.as_deref().is_none_or(|v| v.trim().is_empty()))
+        {
+            fields.webhook_token = Some(format!("{:032x}", fastrand::u128(..)));
+        }
+    }
+}
+
+/// The Lambda's environment and handler, built as the Lambda builds them, for a CLI run
+/// (`webhook`: whether it serves webhook requests, which need the webhook credentials);
 /// `Err` is the exit code after printing why.
-pub async fn env_and_app(dry_run: DryRunWhen) -> Result<(Env, App), ExitCode> {
-    let env = Env::from_env().map_err(|e| {
+pub async fn env_and_app(dry_run: DryRunWhen, webhook: bool) -> Result<(Env, App), ExitCode> {
+    let mut env = Env::from_env().map_err(|e| {
         eprintln!("moe2seg: {e}");
         ExitCode::from(2)
     })?;
+    if !webhook {
+        no_webhook(&mut env);
+    }
     let app = app::build(
         &env,
         Options {

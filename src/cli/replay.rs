@@ -18,7 +18,7 @@ pub async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> Exi
     } else {
         DryRunWhen::Never
     };
-    let (env, app) = match env_and_app(when).await {
+    let (env, app) = match env_and_app(when, false).await {
         Ok(x) => x,
         Err(code) => return code,
     };

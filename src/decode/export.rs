@@ -50,8 +50,10 @@ impl LineError {
     }
 }
 
-/// Decodes one line (without its line break; surrounding whitespace is allowed).
+/// Decodes one line (without its line break; surrounding whitespace is allowed, and a
+/// byte-order mark, as a file's first line may start with).
 pub fn decode_export_line(line: &str) -> Result<ExportLine<'_>, LineError> {
+    let line = line.strip_prefix('\u{feff}').unwrap_or(line);
     fast_line(line).or_else(|Unsure| serde_line(line))
 }
 
@@ -184,6 +186,9 @@ mod tests {
         let line = " {\"event\" : {\"event_code\":\"X\",\"uid\":7} ,\r\n \"app_name\":null }\r";
         let l = both(line.trim()).unwrap();
         assert!(l.app_name.is_none());
+        // A byte-order mark before the first line.
+        let bom = format!("\u{feff}{}", line.trim());
+        assert!(decode_export_line(&bom).unwrap().event.is_ok());
         assert_eq!(l.event.unwrap().uid.unwrap().as_str(), Some("7"));
         assert!(both(line).is_ok());
     }

@@ -28,6 +28,17 @@ pub enum Plan {
     FromParked,
     /// Read back from the refused queue (replay): whatever still fails stays there.
     FromRefused,
+    /// A backfill's lines: as a webhook request, except that a refused write key parks
+    /// nothing (every batch would be parked behind it): those messages stay, and their file
+    /// is left for a rerun once the key is fixed.
+    Backfill,
+}
+
+impl Plan {
+    /// Whether the messages are sent for the first time (not read back from a queue).
+    pub fn is_first(self) -> bool {
+        matches!(self, Plan::Webhook | Plan::Backfill)
+    }
 }
 
 /// What became of one message.

@@ -23,8 +23,9 @@ enum To {
 fn destination(plan: Plan, outcome: &ChunkOutcome, expired: bool, queues: &Queues) -> To {
     let refused = matches!(outcome, ChunkOutcome::Refused { .. });
     let to = match plan {
-        Plan::Webhook if refused => To::Refused,
-        Plan::Webhook => To::Parked,
+        Plan::Webhook | Plan::Backfill if refused => To::Refused,
+        Plan::Backfill if matches!(outcome, ChunkOutcome::Unauthorized(_)) => To::Stay,
+        Plan::Webhook | Plan::Backfill => To::Parked,
         Plan::FromParked if refused || expired => To::Refused,
         Plan::FromParked | Plan::FromRefused => To::Stay,
     };
@@ -33,7 +34,7 @@ fn destination(plan: Plan, outcome: &ChunkOutcome, expired: bool, queues: &Queue
         // Without a refused queue, the webhook parks refusals (they are redelivered, and
         // refused again, until a refused queue exists or the parked queue's redrive policy
         // moves them); read-back messages stay.
-        To::Refused if plan == Plan::Webhook && queues.parked.is_some() => To::Parked,
+        To::Refused if plan.is_first() && queues.parked.is_some() => To::Parked,
         To::Parked if queues.parked.is_some() => To::Parked,
         _ => To::Stay,
     }
@@ -76,7 +77,7 @@ pub(super) async fn settle(
     // request and park its transient failures again): when the refused queue fails, they go
     // to the parked queue, from which redelivery sets them aside later.
     let to_refused = match (to_refused, plan, queues.parked.as_ref(), &to_parked) {
-        (Some(Err(e)), Plan::Webhook, Some(q), None | Some(Ok(()))) => {
+        (Some(Err(e)), plan, Some(q), None | Some(Ok(()))) if plan.is_first() => {
             tracing::error!(error = %e, "setting refusals aside failed; parking them instead");
             let fallback = q.park("the parked queue", &refused.bodies, deadline).await;
             if fallback.is_ok() {
@@ -104,7 +105,7 @@ pub(super) async fn settle(
 /// When the refused queue must have taken its parcels: the webhook gives it half the time
 /// left, so that parking them in the parked queue instead still fits.
 fn refused_deadline(plan: Plan, queues: &Queues, deadline: Instant) -> Instant {
-    if plan == Plan::Webhook && queues.parked.is_some() {
+    if plan.is_first() && queues.parked.is_some() {
         let now = Instant::now();
         now + deadline.saturating_duration_since(now) / 2
     } else {
@@ -271,6 +272,11 @@ mod tests {
             (FromParked, &bad, false, &parked_only, Stay),
             (FromRefused, &bad, false, &both, Stay),
             (FromRefused, &down, true, &both, Stay),
+            (Backfill, &down, false, &both, Parked),
+            (Backfill, &key, false, &both, Stay),
+            (Backfill, &bad, false, &both, Refused),
+            (Backfill, &bad, false, &parked_only, Parked),
+            (Backfill, &down, false, &none, Stay),
         ];
         for (plan, outcome, expired, queues, want) in cases {
             assert_eq!(

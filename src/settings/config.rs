@@ -15,7 +15,7 @@ pub const SEGMENT_EU: &str = "https://events.eu1.segmentapis.com";
 /// Default request body limit (Lambda's synchronous payload limit is 6 MB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 /// Highest `MAX_BODY_BYTES` accepted: nothing larger reaches a Lambda function, and the
-/// memory bounds (README, "Limits") are measured at this size.
+/// memory bounds (docs/reliability.md, "Limits") are measured at this size.
 pub const MAX_MAX_BODY_BYTES: usize = DEFAULT_MAX_BODY_BYTES;
 pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(300);
 /// Default `REDELIVERY_MAX_AGE_HOURS`: 7 days.

@@ -1,4 +1,4 @@
-//! A minimal Lambda Runtime API on 127.0.0.1, to run the real `moengage-segment` binary as
+//! A minimal Lambda Runtime API on 127.0.0.1, to run the real function binaries as
 //! Lambda would: it hands out queued events on `GET …/invocation/next` and records what the
 //! function posts back. Also records when the function first asked for work (end of Init).
 #![allow(dead_code)]
