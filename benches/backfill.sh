@@ -206,4 +206,4 @@ kill "$SINK_PID"
 wait "$SINK_PID" || true
 SINK_PID=
 echo
-echo "sink totals: $(cat "$TMP/sink.out") (the runs above: $(awk -F'\t' '{r += $6; b += $7} END {printf "%d requests, %d bytes", r, b}' "$TMP/results"))"
+echo "sink totals: $(cat "$TMP/sink.out") (the runs above: $(awk -F'\t' '{r += $6; b += $7} END {printf "%.0f requests, %.0f bytes", r, b}' "$TMP/results"))"
