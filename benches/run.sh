@@ -14,8 +14,8 @@ mkdir -p "$OUT"
 
 # The binaries on their own first: built together with an example, they would get the
 # features dev-dependencies turn on (0.5 MB more), which is not what ships.
-cargo build --release --quiet --bin moe2seg --bin moengage-segment
-SIZES=$(ls -l target/release/moe2seg target/release/moengage-segment | awk '{print $5, $9}')
+cargo build --release --quiet --bin moe2seg --bin webhook --bin redeliver --bin backfill
+SIZES=$(ls -l target/release/moe2seg target/release/webhook target/release/redeliver target/release/backfill | awk '{print $5, $9}')
 cargo build --release --quiet --example floor
 BIN=target/release/moe2seg
 FLOOR=target/release/examples/floor
