@@ -43,7 +43,12 @@ async fn a_large_export_is_streamed_in_bounded_memory() {
     out.finish().unwrap();
     assert!(uncompressed > 100_000_000, "{uncompressed}");
     let status = Command::new(env!("CARGO_BIN_EXE_moe2seg"))
-        .args(["backfill", "--concurrency", "1", &path.display().to_string()])
+        .args([
+            "backfill",
+            "--concurrency",
+            "1",
+            &path.display().to_string(),
+        ])
         .env_remove("SECRET_ID")
         .env_remove("DEAD_LETTER_QUEUE_URL")
         .env_remove("REFUSED_QUEUE_URL")
@@ -57,5 +62,9 @@ async fn a_large_export_is_streamed_in_bounded_memory() {
     assert_eq!(status.code(), Some(0));
     assert_eq!(segment.accepted().len(), 20_000);
     let peak_mb = children_peak_rss_kb() / 1024;
-    assert!(peak_mb < 64, "peak RSS {peak_mb} MB for a {} MB export", uncompressed >> 20);
+    assert!(
+        peak_mb < 64,
+        "peak RSS {peak_mb} MB for a {} MB export",
+        uncompressed >> 20
+    );
 }
