@@ -178,7 +178,7 @@ pub async fn build(env: &Env, opts: Options) -> Result<App, StartupError> {
         (Some(settings), _) => Mode::Live {
             settings,
             segment: SegmentClient::new(RetryPolicy::default())
-                .map_err(|e| StartupError::Http(e.to_string()))?,
+                .map_err(|e| StartupError::Http(crate::delivery::segment::error_chain(&e)))?,
             queues: queues(env, aws.as_ref()),
         },
     };

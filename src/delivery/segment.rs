@@ -261,10 +261,20 @@ enum Attempt {
     Refused(u16, String),
     Retry {
         error: String,
-        retry_after: Option<Duration>,
+        retry_after: Option<Wait>,
         /// 429: Segment's rate limit (the pacer holds every request back).
         throttled: bool,
     },
+}
+
+/// How long Segment asked a retry to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// `Retry-After`: what Segment said (capped).
+    Exactly(Duration),
+    /// `X-RateLimit-Reset` on a 429: when the window resets, but never sooner than the
+    /// backoff (a reset now or past, or clock skew, must not make retries back to back).
+    AtLeast(Duration),
 }
 
 impl Attempt {
@@ -275,11 +285,13 @@ impl Attempt {
         let now = std::time::SystemTime::now();
         let retry_after = header(RETRY_AFTER.as_str())
             .and_then(|v| parse_retry_after(v, now))
+            .map(Wait::Exactly)
             .or_else(|| {
                 (status == 429)
                     .then(|| header("x-ratelimit-reset"))
                     .flatten()
                     .and_then(|v| parse_rate_limit_reset(v, now))
+                    .map(Wait::AtLeast)
             });
         let location = (300..400)
             .contains(&status)
@@ -348,9 +360,10 @@ impl SegmentClient {
     }
 
     /// Sends one request: the answer's head and at most `body_cap` bytes of its body, all
-    /// within `timeout`; errors as text (the URL and the cause, never a header). An answer
-    /// read to its end leaves its connection in the pool; a longer one is cut and its
-    /// connection dropped.
+    /// within `timeout`; errors as text (the URL and the cause, never a header). Once the head
+    /// is in, the status decides: a body that breaks off or outlasts `timeout` leaves what was
+    /// read. An answer read to its end leaves its connection in the pool; one cut short (too
+    /// long, broken, late) drops it.
     async fn send(
         &self,
         req: reqwest::RequestBuilder,
@@ -359,30 +372,25 @@ impl SegmentClient {
     ) -> Result<Answer, String> {
         let req = req.build().map_err(|e| error_chain(&e))?;
         let url = req.url().to_string();
-        let exchange = async {
-            let mut resp = self.http.execute(req).await?;
-            let mut answer = Answer {
-                status: resp.status().as_u16(),
-                headers: std::mem::take(resp.headers_mut()),
-                body: Vec::new(),
-            };
-            while let Some(chunk) = resp.chunk().await? {
-                let room = body_cap - answer.body.len();
-                answer
-                    .body
-                    .extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if chunk.len() > room {
-                    break;
-                }
+        let by = tokio::time::Instant::now() + timeout;
+        let mut resp = match tokio::time::timeout_at(by, self.http.execute(req)).await {
+            Ok(resp) => resp.map_err(|e| error_chain(&e))?,
+            Err(_) => {
+                return Err(format!(
+                    "error sending request for url ({url}): timed out after {timeout:?}"
+                ));
             }
-            Ok::<_, reqwest::Error>(answer)
         };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(answer) => answer.map_err(|e| error_chain(&e)),
-            Err(_) => Err(format!(
-                "error sending request for url ({url}): timed out after {timeout:?}"
-            )),
+        let mut answer = Answer {
+            status: resp.status().as_u16(),
+            headers: std::mem::take(resp.headers_mut()),
+            body: Vec::new(),
+        };
+        let read = read_capped(&mut resp, &mut answer.body, body_cap);
+        if let Ok(Err(e)) = tokio::time::timeout_at(by, read).await {
+            tracing::debug!(status = answer.status, error = %error_chain(&e), "Segment's answer broke off");
         }
+        Ok(answer)
     }
 
     async fn attempt(
@@ -464,10 +472,7 @@ impl SegmentClient {
                     throttled,
                 } => (error, retry_after, throttled),
             };
-            let delay = match retry_after {
-                Some(ra) => ra.min(self.policy.max_retry_after),
-                None => self.backoff(attempts - 1),
-            };
+            let delay = self.delay(retry_after, attempts - 1);
             if let (true, Some(pacer)) = (throttled, &self.pacer) {
                 pacer.hold(Instant::now() + delay);
             }
@@ -485,6 +490,16 @@ impl SegmentClient {
     }
 
     /// Exponential backoff with jitter: a random delay in [d/2, d], d = base·2^retry ≤ max.
+    /// How long to wait before retry number `retry + 1`: what Segment asked for (capped), or
+    /// the backoff.
+    fn delay(&self, asked: Option<Wait>, retry: u32) -> Duration {
+        match asked {
+            Some(Wait::Exactly(d)) => d.min(self.policy.max_retry_after),
+            Some(Wait::AtLeast(d)) => d.min(self.policy.max_retry_after).max(self.backoff(retry)),
+            None => self.backoff(retry),
+        }
+    }
+
     fn backoff(&self, retry: u32) -> Duration {
         let d = self
             .policy
@@ -506,7 +521,24 @@ fn location_excerpt(value: &[u8]) -> String {
     crate::excerpt::excerpt(&String::from_utf8_lossy(value), MAX_LOCATION_BYTES)
 }
 
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+/// Reads `resp`'s body into `body`, up to `cap` bytes (the rest is left unread).
+async fn read_capped(
+    resp: &mut reqwest::Response,
+    body: &mut Vec<u8>,
+    cap: usize,
+) -> Result<(), reqwest::Error> {
+    while let Some(chunk) = resp.chunk().await? {
+        let room = cap - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if chunk.len() > room {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `e` and its sources, joined with `: `.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
     while let Some(inner) = src {
@@ -918,6 +950,114 @@ mod tests {
         // Waiting on the first connection would run into the timeout.
         let next = c.http.post(format!("{url}/0")).body("{}");
         assert_eq!(c.send(next, 4096, timeout).await.unwrap().status, 200);
+    }
+
+    fn answer(status: u16, headers: &[(&'static str, &str)]) -> Answer {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, value.parse().unwrap());
+        }
+        Answer {
+            status,
+            headers: map,
+            body: b"{}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_reset_never_waits_less_than_the_backoff() {
+        let c = SegmentClient::new(RetryPolicy::default()).unwrap();
+        // A reset now (or past, or 0 s): without a floor, retries would go back to back.
+        let now = std::time::UNIX_EPOCH
+            .elapsed()
+            .unwrap()
+            .as_secs()
+            .to_string();
+        for reset in ["0", now.as_str()] {
+            let Attempt::Retry {
+                retry_after,
+                throttled: true,
+                ..
+            } = Attempt::of(&answer(429, &[("x-ratelimit-reset", reset)]))
+            else {
+                panic!("a 429 is a throttled retry")
+            };
+            assert!(
+                matches!(retry_after, Some(Wait::AtLeast(_))),
+                "{retry_after:?}"
+            );
+            for retry in 0..4 {
+                assert!(c.delay(retry_after, retry) >= Duration::from_millis(250 << retry));
+            }
+        }
+        // A later reset is waited for; Retry-After is taken as said, even 0.
+        let later = Attempt::of(&answer(429, &[("x-ratelimit-reset", "20")]));
+        let Attempt::Retry { retry_after, .. } = later else {
+            panic!()
+        };
+        assert_eq!(c.delay(retry_after, 0), Duration::from_secs(20));
+        let said = Attempt::of(&answer(
+            429,
+            &[("retry-after", "0"), ("x-ratelimit-reset", "20")],
+        ));
+        let Attempt::Retry { retry_after, .. } = said else {
+            panic!()
+        };
+        assert_eq!(c.delay(retry_after, 0), Duration::ZERO);
+    }
+
+    /// A server that sends `head` and `body_start` and then, by `close`, hangs up or stalls.
+    async fn broken_body_server(head: &'static str, close: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    if !close {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn the_status_decides_when_the_body_breaks_off() {
+        let c = SegmentClient::new(RetryPolicy::default()).unwrap();
+        let timeout = Duration::from_millis(500);
+        // A 400 whose body is cut by a hang-up is still a refusal, not a retry.
+        let head = "HTTP/1.1 400 Bad Request\r\ncontent-length: 100\r\n\r\n{\"error\":\"bad";
+        let url = broken_body_server(head, true).await;
+        let a = c
+            .send(c.http.post(&url).body("{}"), 4096, timeout)
+            .await
+            .unwrap();
+        assert_eq!(
+            (a.status, a.body.as_slice()),
+            (400, &b"{\"error\":\"bad"[..])
+        );
+        assert!(matches!(Attempt::of(&a), Attempt::Refused(400, _)));
+        // A 200 whose body never comes is a delivery, answered within the timeout.
+        let head = "HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{";
+        let url = broken_body_server(head, false).await;
+        let started = Instant::now();
+        let a = c
+            .send(c.http.post(&url).body("{}"), 4096, timeout)
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(matches!(Attempt::of(&a), Attempt::Done));
+        // No head at all within the timeout is an error.
+        let url = broken_body_server("", false).await;
+        match c.send(c.http.post(&url).body("{}"), 4096, timeout).await {
+            Err(e) => assert!(e.ends_with("timed out after 500ms"), "{e}"),
+            Ok(a) => panic!("HTTP {} without a head", a.status),
+        }
     }
 
     #[test]
