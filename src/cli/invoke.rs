@@ -204,7 +204,7 @@ pub async fn invoke(event_file: String, dry_run: bool, timeout: u64) -> ExitCode
         );
     }
     let out = answer(app, invocation, timeout.saturating_mul(1000)).await;
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    super::print_json(&out, true);
     ExitCode::SUCCESS
 }
 

@@ -27,6 +27,18 @@ pub fn block_on(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
     }
 }
 
+/// Prints `value` as JSON on stdout (`pretty` or one line). A closed stdout (`| head`) is
+/// not an error worth a panic: the command's work is done and its exit code stands.
+pub fn print_json(value: &impl serde::Serialize, pretty: bool) {
+    use std::io::Write;
+    let text = match pretty {
+        true => serde_json::to_string_pretty(value),
+        false => serde_json::to_string(value),
+    };
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{}", text.unwrap_or_default());
+}
+
 /// For a command that serves no webhook (replay, backfill) with settings from the
 /// environment: without `WEBHOOK_*` credentials, a random token no caller can know stands
 /// in, so that the settings validate as the functions' do.

@@ -47,10 +47,7 @@ pub async fn replay(queue_url: String, dry_run: bool, max_batches: usize) -> Exi
     };
     match replay::replay(&queue, &app.forwarder, &opts).await {
         Ok(report) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            );
+            super::print_json(&report, true);
             if report.failed == 0 && report.unreadable == 0 {
                 ExitCode::SUCCESS
             } else {
