@@ -4,6 +4,7 @@
 //! rerun that resumes them.
 
 mod exports;
+mod parking;
 mod segment_stub;
 
 use std::collections::BTreeSet;
@@ -11,13 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use exports::{T0, TempDir, event, export, id, line, write_gz};
-use moengage_segment::backfill::checkpoint::Checkpoint;
+use moengage_segment::backfill::checkpoint::{Checkpoint, Scope};
 use moengage_segment::backfill::report::{FileEnd, Rejects, Summary, exit};
 use moengage_segment::backfill::source::{self, Listed};
 use moengage_segment::backfill::{Cancel, Run, Window};
 use moengage_segment::delivery::forward::Forwarder;
 use moengage_segment::delivery::outcome::Queues;
 use moengage_segment::delivery::pacer::Pacer;
+use moengage_segment::delivery::park::SqsQueue;
 use moengage_segment::delivery::segment::{RetryPolicy, SegmentClient};
 use moengage_segment::mapping::options::MappingOptions;
 use moengage_segment::settings::config::{Endpoints, Settings};
@@ -28,6 +30,14 @@ use serde_json::Value;
 const KEY: &str = "backfill-key";
 
 fn forwarder(segment: &SegmentStub, rate: Option<u32>) -> Forwarder<StaticSource> {
+    forwarder_with(segment, rate, Queues::default())
+}
+
+fn forwarder_with(
+    segment: &SegmentStub,
+    rate: Option<u32>,
+    queues: Queues,
+) -> Forwarder<StaticSource> {
     let settings = Settings::from_parts(
         Some(KEY.into()),
         Some("us".into()),
@@ -48,7 +58,7 @@ fn forwarder(segment: &SegmentStub, rate: Option<u32>) -> Forwarder<StaticSource
             us: segment.url.clone(),
             eu: segment.url.clone(),
         },
-        Queues::default(),
+        queues,
     );
     if let Some(rate) = rate {
         f.pace(Arc::new(Pacer::per_second(rate)));
@@ -69,7 +79,11 @@ fn run<'f>(
         window,
         concurrency: 2,
         batch_budget: Duration::from_secs(10),
-        checkpoint: checkpoint.then(|| Checkpoint::open(&dir.0.join("checkpoint.jsonl")).unwrap()),
+        deadline: None,
+        checkpoint: checkpoint.then(|| {
+            let scope = Scope::new(&window, &MappingOptions::default());
+            Checkpoint::open(&dir.0.join("checkpoint.jsonl"), &scope).unwrap()
+        }),
         dry_run: false,
         rejects: Rejects::file(&dir.0.join("rejects.jsonl")).unwrap(),
         cancel: Arc::new(Cancel::default()),
@@ -304,6 +318,57 @@ async fn events_segment_refuses_are_reported_and_the_file_finishes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_refusal_its_queue_cannot_take_leaves_the_file_unfinished() {
+    let segment = SegmentStub::start(&[KEY]).await;
+    segment.poison(&id("q", 7));
+    // A refused queue on a port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let queue = SqsQueue::new(
+        parking::sqs_client(&endpoint),
+        format!("{endpoint}/123456789012/refused"),
+    );
+    let queues = Queues {
+        parked: None,
+        refused: Some(queue),
+    };
+    let f = forwarder_with(&segment, None, queues);
+    let dir = TempDir::new("bf-refused-queue");
+    let path = export(&dir, "q.json.gz", "q", 20);
+    let r = run(&f, &dir, Window::default(), true);
+    let (summary, ends) = backfill(&r, &list(&[&path]).await).await;
+    assert!(
+        matches!(&ends[0].1, FileEnd::Unfinished { why } if why.contains("parking in")),
+        "{ends:?}"
+    );
+    assert_eq!(summary.exit_code(), exit::UNFINISHED);
+    assert_eq!((summary.counts.lines, summary.counts.refused), (0, 0));
+    assert!(rejects(&dir).is_empty(), "not reported as if settled");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_batch_runs_past_the_run_s_deadline() {
+    let down = SegmentStub::start(&[KEY]).await;
+    down.script(std::iter::repeat_n(Reply::Status(503), 100_000));
+    let f = forwarder(&down, None);
+    let dir = TempDir::new("bf-deadline");
+    let a = export(&dir, "a.json.gz", "d", 3000);
+    let mut r = run(&f, &dir, Window::default(), false);
+    r.batch_budget = Duration::from_secs(60);
+    let started = std::time::Instant::now();
+    r.deadline = Some(started + Duration::from_secs(2));
+    let (summary, ends) = backfill(&r, &list(&[&a]).await).await;
+    assert!(matches!(ends[0].1, FileEnd::Unfinished { .. }), "{ends:?}");
+    assert_eq!(summary.exit_code(), exit::UNFINISHED);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "a 60 s batch budget ran past the deadline: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_429_holds_every_request_back_and_nothing_is_lost_or_sent_twice() {
     let segment = SegmentStub::start(&[KEY]).await;
     segment.script([
@@ -388,6 +453,13 @@ async fn an_outage_leaves_files_unfinished_and_the_rerun_resumes_them() {
     assert_eq!(summary.exit_code(), exit::UNFINISHED);
     let first = down.accepted();
     assert!(!first.is_empty() && first.len() < 3000);
+    let c = &summary.counts;
+    assert_eq!(
+        c.lines,
+        c.sent + c.rejected_total(),
+        "every line counted once: {c:?}"
+    );
+    let lines_before = c.lines;
     drop(r);
 
     // Segment is back: the rerun sends the rest, re-sending at most the batches that were
@@ -399,6 +471,12 @@ async fn an_outage_leaves_files_unfinished_and_the_rerun_resumes_them() {
     assert_eq!(
         (ends[0].1.clone(), summary.exit_code()),
         (FileEnd::Done, exit::SENT)
+    );
+    assert_eq!(
+        lines_before + summary.counts.lines,
+        3000,
+        "{:?}",
+        summary.counts
     );
     let second = back.accepted();
     let all: BTreeSet<String> = first.keys().chain(second.keys()).cloned().collect();

@@ -115,6 +115,37 @@ async fn exit_codes_say_what_is_left() {
     assert!(stderr(&out).contains("rerun"), "{}", stderr(&out));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_resumes_only_its_own_window() {
+    let segment = SegmentStub::start(&[KEY]).await;
+    let dir = TempDir::new("cli-scope");
+    let file = export(&dir, "a.json.gz", "s", 20).display().to_string();
+    let checkpoint = dir.0.join("c.jsonl").display().to_string();
+    let until = |t: &'static str| ["backfill", "--until", t, "--checkpoint", &checkpoint, &file];
+    let out = moe2seg(&segment.url, &until("2030-01-01T00:00:00Z"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // A wider window would skip what the first run left outside its own: refused.
+    let out = moe2seg(&segment.url, &until("2031-01-01T00:00:00Z"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.trim().lines().count() == 1
+            && e.contains("--until 2030-01-01T00:00:00.000Z (this run: 2031-01-01T00:00:00.000Z)"),
+        "{e}"
+    );
+    // The same window, spelled otherwise, resumes: the file is done.
+    let out = moe2seg(&segment.url, &until("2030-01-01T01:00:00+01:00"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(summary(&out)["files_already_done"], 1);
+    assert_eq!(segment.accepted().len(), 20);
+}
+
 /// A slow Segment (each answer 150 ms late) and exports of 8 × 1,500 events, to stop a run
 /// half-way.
 async fn slow_run() -> (SegmentStub, TempDir, String) {

@@ -1,8 +1,8 @@
 //! One export file, end to end: a thread reads it (gunzip, lines, decode, window, map) into
 //! batches of Segment's size; the async side forwards them (at most [`IN_FLIGHT`] at once,
-//! through the same [`Forwarder`] as the webhook) and settles them in line order: counts,
-//! rejections, and the checkpoint's `through_line`, so that a rerun re-sends at most the
-//! batches that were in flight.
+//! through the webhook's [`Forwarder`](crate::delivery::forward::Forwarder)) and settles them
+//! in line order: counts, rejections, and the checkpoint's `through_line`, so that a rerun
+//! re-sends at most the batches that were in flight.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -145,7 +145,10 @@ async fn forward<S: SecretSource>(run: &Run<'_, S>, messages: &[Mapped]) -> Forw
     if messages.is_empty() {
         return Forwarded::default();
     }
-    let deadline = Instant::now() + run.batch_budget;
+    let budget = Instant::now()
+        .checked_add(run.batch_budget)
+        .unwrap_or_else(Instant::now);
+    let deadline = run.deadline.map_or(budget, |d| d.min(budget));
     run.forwarder
         .forward(
             messages,
@@ -158,7 +161,8 @@ async fn forward<S: SecretSource>(run: &Run<'_, S>, messages: &[Mapped]) -> Forw
 
 /// A settled batch: its counts with what Segment made of its messages, and the rejections
 /// to report (refusals included). `Err`: a message neither delivered, parked nor refused for
-/// good (Segment unavailable, the write key refused): the batch is not settled.
+/// good (Segment unavailable, the write key refused), or one a queue failed to take: the
+/// batch is not settled.
 fn settle(
     file: &ExportFile,
     mut batch: Batch,
@@ -172,6 +176,13 @@ fn settle(
             .find(|c| c.range.contains(&i))
             .map(|c| &c.outcome)
     };
+    // A queue that failed leaves its messages staying: the batch is not settled (a rerun
+    // sends it again), rather than its refusals being only reported.
+    if let Some(e) = &forwarded.park_error
+        && forwarded.fates.contains(&Fate::Stays)
+    {
+        return Err(e.to_string());
+    }
     let mut rejects = std::mem::take(&mut batch.rejects);
     for (i, (fate, m)) in forwarded.fates.iter().zip(&batch.messages).enumerate() {
         let refusal = match (fate, outcome_of(i)) {
@@ -272,6 +283,8 @@ impl Reader {
                     + usize::from(!batch.messages.is_empty());
                 batch.messages.push(m);
             }
+            // Counted here, in the batch its message (if any) went to.
+            batch.counts.lines += 1;
             batch.last_line = number;
             if batch.rejects.len() >= MAX_BATCH_REJECTS && !self.hand_on(tx, &mut batch, number) {
                 return ReadEnd::Cancelled;
@@ -297,7 +310,7 @@ impl Reader {
         tx.blocking_send(full).is_ok()
     }
 
-    /// Reads one line into `batch`'s counts: its message, if it makes one.
+    /// Reads one line into `batch`'s counts (all but `lines`): its message, if it makes one.
     fn line(
         &mut self,
         mapper: &Mapper<'_>,
@@ -306,7 +319,6 @@ impl Reader {
         now_ms: i64,
         batch: &mut Batch,
     ) -> Option<Mapped> {
-        batch.counts.lines += 1;
         let bytes = match line {
             Line::Text(b) => b,
             Line::TooLong => {
@@ -414,7 +426,7 @@ impl LastReference {
 }
 
 /// The time an export line stands for, in place of a request's receive time: the end of its
-/// `export_day` (`DD-MM-YYYY`) and `export_hour`, or of the day without an hour.
+/// `export_day` (`DD-MM-YYYY`) and `export_hour`, or of the day without a usable hour.
 pub fn export_reference_ms(day: Option<&Text<'_>>, hour: Option<&Text<'_>>) -> Option<i64> {
     let day = day?.non_empty()?;
     let mut parts = day.split('-');
@@ -423,10 +435,11 @@ pub fn export_reference_ms(day: Option<&Text<'_>>, hour: Option<&Text<'_>>) -> O
         return None;
     }
     let start = time::parse_iso8601(&format!("{y}-{m}-{d}T00:00:00Z"))?;
-    let hour: Option<i64> = match hour.and_then(Text::non_empty) {
-        None => None,
-        Some(h) => Some(h.parse().ok().filter(|h| (0..24).contains(h))?),
-    };
+    // An hour that is not 0 to 23 is as good as none: the day still bounds the line.
+    let hour = hour
+        .and_then(Text::non_empty)
+        .and_then(|h| h.parse::<i64>().ok())
+        .filter(|h| (0..24).contains(h));
     const HOUR: i64 = 3_600_000;
     Some(match hour {
         Some(h) => start + (h + 1) * HOUR - 1,
@@ -461,7 +474,12 @@ mod tests {
         );
         assert_eq!(t("31-02-2026", Some("1")), None);
         assert_eq!(t("2026-12-05", Some("1")), None);
-        assert_eq!(t("05-12-2026", Some("24")), None);
+        for unusable in ["24", "14.0", "x"] {
+            assert_eq!(
+                t("05-12-2026", Some(unusable)).as_deref(),
+                Some("2026-12-05T23:59:59.999Z")
+            );
+        }
         assert_eq!(export_reference_ms(None, Some(&text("3"))), None);
         assert_eq!(
             export_reference_ms(

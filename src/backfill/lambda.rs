@@ -113,6 +113,7 @@ impl<S: SecretSource> BackfillFunction<S> {
             window,
             concurrency: 2,
             batch_budget: (left / 3).min(file::DEFAULT_BATCH_BUDGET),
+            deadline: Some(deadline),
             checkpoint: None,
             dry_run: false,
             rejects: Rejects::log(),

@@ -31,10 +31,10 @@ pub fn sniff(name: &str, head: &[u8]) -> Kind {
     }
     match head {
         [0x1f, 0x8b, ..] => Kind::Gzip,
-        // An OpenPGP packet header (new format, or old format tags 1-3): a public-key or
-        // symmetric-key encrypted session key, or a signature. JSON starts with `{`, space
-        // or a BOM, never with a byte of 0x80 or more but the BOM's.
-        [b, ..] if *b & 0x80 != 0 && *b != 0xef => Kind::Encrypted,
+        // An OpenPGP packet header of tag 1-3 (a public-key or symmetric-key encrypted
+        // session key, or a signature), old format (0x84-0x8f) or new (0xc1-0xc3). Any other
+        // first byte is read as text: what is not JSON is then reported line by line.
+        [0x84..=0x8f | 0xc1..=0xc3, ..] => Kind::Encrypted,
         _ => Kind::Plain,
     }
 }
@@ -288,6 +288,9 @@ mod tests {
         assert_eq!(sniff("a.json.gz.gpg", &[0x1f, 0x8b]), Kind::Encrypted);
         assert_eq!(sniff("a.json.gz", &[0x85, 0x01, 0x0c]), Kind::Encrypted);
         assert_eq!(sniff("a.json.gz", &[0xc1, 0x4c]), Kind::Encrypted);
+        // Other high first bytes are text (a UTF-16 BOM, a stray character): reported by line.
+        assert_eq!(sniff("a.json", &[0xff, 0xfe, b'{', 0]), Kind::Plain);
+        assert_eq!(sniff("a.json", "中{".as_bytes()), Kind::Plain);
         assert_eq!(
             sniff("a.asc", b"-----BEGIN PGP MESSAGE-----"),
             Kind::Encrypted

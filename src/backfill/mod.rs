@@ -3,9 +3,9 @@
 //! event both streamed live and backfilled has one `messageId`.
 //!
 //! [`source`] lists the files (a directory, `s3://bucket/prefix`); each is read by a thread
-//! of its own ([`lines`]: gunzip, bounded lines) and forwarded in batches ([`file`]), at most
-//! `concurrency` files at once, every request under one rate ceiling
-//! ([`crate::delivery::pacer`]). What each line became is counted and every line not sent is
+//! of its own ([`lines`]: gunzip, bounded lines) and forwarded in batches
+//! ([`file`](mod@file)), at most `concurrency` files at once, every request under one rate
+//! ceiling ([`crate::delivery::pacer`]). What each line became is counted and every line not sent is
 //! reported with its reason ([`report`]); settled lines are recorded in the [`checkpoint`], so
 //! a rerun resumes. `moe2seg backfill` drives it from a terminal ([`progress`]); the Step
 //! Functions child function runs it on a batch of S3 objects ([`lambda`]).
@@ -75,6 +75,8 @@ pub struct Run<'f, S> {
     pub concurrency: usize,
     /// How long one batch may take (retries included) before its file is left unfinished.
     pub batch_budget: Duration,
+    /// No batch runs past it (the Lambda's deadline; none for the CLI).
+    pub deadline: Option<std::time::Instant>,
     pub checkpoint: Option<Checkpoint>,
     /// A dry run writes no checkpoint (nothing was sent).
     pub dry_run: bool,
@@ -96,10 +98,11 @@ impl<S: SecretSource> Run<'_, S> {
     pub fn s3(&self) -> aws_sdk_s3::Client {
         self.s3
             .get_or_init(|| {
-                let conf = self
-                    .aws
-                    .clone()
-                    .unwrap_or_else(|| aws_config::SdkConfig::builder().build());
+                let conf = self.aws.clone().unwrap_or_else(|| {
+                    aws_config::SdkConfig::builder()
+                        .behavior_version(aws_config::BehaviorVersion::latest())
+                        .build()
+                });
                 let custom_endpoint = std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
                     || std::env::var_os("AWS_ENDPOINT_URL").is_some();
                 let conf = aws_sdk_s3::config::Builder::from(&conf)
@@ -141,7 +144,10 @@ impl<S: SecretSource> Run<'_, S> {
                 .buffer_unordered(self.concurrency.max(1));
         while let Some((file, (end, counts))) = ends.next().await {
             summary.counts.add(&counts);
-            self.record_end(file, &end, &mut summary.counts);
+            let end = match self.record_end(file, &end, &mut summary.counts) {
+                Ok(()) => end,
+                Err(why) => FileEnd::Unfinished { why },
+            };
             if end.is_final() {
                 summary.files_done += 1;
             }
@@ -159,9 +165,15 @@ impl<S: SecretSource> Run<'_, S> {
         summary
     }
 
-    /// Records how a file ended: in the checkpoint when a rerun would do no better, and a
-    /// rejection for a file that cannot be read to its end.
-    fn record_end(&self, file: &ExportFile, end: &FileEnd, counts: &mut Counts) {
+    /// Records how a file ended: a rejection for a file that cannot be read to its end, and
+    /// in the checkpoint when a rerun would do no better. `Err` when either cannot be
+    /// written: the file is then unfinished (a rerun records it).
+    fn record_end(
+        &self,
+        file: &ExportFile,
+        end: &FileEnd,
+        counts: &mut Counts,
+    ) -> Result<(), String> {
         let reject = match end {
             FileEnd::Corrupt { line, why } => Some((*line, "corrupt_gzip", why.clone())),
             FileEnd::Encrypted => Some((
@@ -173,7 +185,6 @@ impl<S: SecretSource> Run<'_, S> {
             _ => None,
         };
         if let Some((line, reason, detail)) = reject {
-            counts.reject(reason);
             let r = Reject {
                 file: file.name.clone(),
                 line,
@@ -181,16 +192,18 @@ impl<S: SecretSource> Run<'_, S> {
                 event_uuid: None,
                 detail: Some(detail),
             };
-            if let Err(e) = self.rejects.write(&[r]) {
-                tracing::error!(error = %e, "cannot write the rejects file");
-            }
+            self.rejects
+                .write(&[r])
+                .map_err(|e| format!("cannot write the rejects file: {e}"))?;
+            counts.reject(reason);
         }
         if end.is_final()
             && let Some(c) = self.checkpoint_for_writes()
-            && let Err(e) = c.done(&file.name, file.size, end.as_str())
         {
-            tracing::error!(error = %e, file = %file.name, "cannot write the checkpoint");
+            c.done(&file.name, file.size, end.as_str())
+                .map_err(|e| format!("cannot write the checkpoint: {e}"))?;
         }
+        Ok(())
     }
 }
 

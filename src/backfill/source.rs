@@ -10,7 +10,7 @@ use aws_sdk_s3::Client as S3;
 use crate::settings::config::sdk_error_text;
 
 /// Where an export file is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Location {
     Local(PathBuf),
     S3 { bucket: String, key: String },
@@ -48,10 +48,12 @@ pub enum SourceError {
 /// Whether a name is an export file by its suffix: gzip JSON Lines (`.json.gz`, `.gz`),
 /// plain JSON Lines (`.json`, `.jsonl`, `.ndjson`), or PGP-encrypted (`.gpg`, `.pgp`:
 /// reported as not supported).
+/// A file whose name (after its last `/`) starts with `manifest` is a manifest, not events.
 pub fn is_export_name(name: &str) -> bool {
     const SUFFIXES: &[&str] = &[".gz", ".json", ".jsonl", ".ndjson", ".gpg", ".pgp"];
     let lower = name.to_ascii_lowercase();
-    SUFFIXES.iter().any(|s| lower.ends_with(s))
+    let base = lower.rsplit('/').next().unwrap_or(&lower);
+    SUFFIXES.iter().any(|s| lower.ends_with(s)) && !base.starts_with("manifest")
 }
 
 /// Lists every SOURCE, in the order given (a directory's files sorted by path, a prefix's in
@@ -77,7 +79,28 @@ pub async fn list(sources: &[String], s3: impl Fn() -> S3) -> Result<Listed, Sou
             listed.files.push(local(path, meta.len()));
         }
     }
+    listed.drop_repeats();
     Ok(listed)
+}
+
+impl Listed {
+    /// A file listed twice (overlapping SOURCEs: a prefix and a key under it, a directory
+    /// and a file in it) is kept once, where it was first listed: it would be sent twice.
+    fn drop_repeats(&mut self) {
+        let mut seen = std::collections::HashSet::new();
+        let files = std::mem::take(&mut self.files);
+        for file in files {
+            let id = match &file.location {
+                Location::Local(p) => Location::Local(p.canonicalize().unwrap_or(p.clone())),
+                s3 => s3.clone(),
+            };
+            if seen.insert(id) {
+                self.files.push(file);
+            } else {
+                self.skipped.push((file.name, "listed twice"));
+            }
+        }
+    }
 }
 
 fn local(path: &Path, size: u64) -> ExportFile {
@@ -183,7 +206,14 @@ mod tests {
         ] {
             assert!(is_export_name(name), "{name}");
         }
-        for name in ["_SUCCESS", "manifest.csv", "readme.txt", "folder/"] {
+        for name in [
+            "_SUCCESS",
+            "manifest.csv",
+            "exports/manifest.json",
+            "Manifest-2026.json.gz",
+            "readme.txt",
+            "folder/",
+        ] {
             assert!(!is_export_name(name), "{name}");
         }
     }
@@ -223,6 +253,22 @@ mod tests {
         );
         assert_eq!(listed.skipped.len(), 1);
         assert!(listed.skipped[0].0.ends_with("_SUCCESS"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_file_listed_twice_is_kept_once() {
+        let dir = std::env::temp_dir().join(format!("moe2seg-twice-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("a.json.gz");
+        std::fs::write(&file, b"x").unwrap();
+        let dotted = format!("{}/./a.json.gz", dir.display());
+        let sources = [dir.display().to_string(), dotted.clone(), dotted];
+        let listed = list(&sources, || unreachable!("no S3 here")).await.unwrap();
+        assert_eq!(listed.files.len(), 1);
+        assert_eq!(listed.files[0].name, file.display().to_string());
+        assert_eq!(listed.skipped.len(), 2);
+        assert!(listed.skipped.iter().all(|(_, why)| *why == "listed twice"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

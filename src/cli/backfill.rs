@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::app::{self, AnySource, App, DryRunWhen};
-use crate::backfill::checkpoint::{Checkpoint, Standing};
+use crate::backfill::checkpoint::{Checkpoint, Scope, Standing};
 use crate::backfill::progress::Progress;
 use crate::backfill::report::{FileEnd, Rejects, exit};
 use crate::backfill::{Cancel, Run, Window, file, source};
@@ -59,6 +59,7 @@ pub async fn backfill(args: Args) -> ExitCode {
         window: parts.window,
         concurrency: args.concurrency,
         batch_budget: args.batch_timeout,
+        deadline: None,
         checkpoint: parts.checkpoint,
         dry_run: args.dry_run,
         rejects: parts.rejects,
@@ -104,7 +105,7 @@ pub async fn backfill(args: Args) -> ExitCode {
         );
     }
     eprintln!("{}", summary.human());
-    println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+    super::print_json(&summary, false);
     ExitCode::from(summary.exit_code())
 }
 
@@ -123,12 +124,13 @@ async fn prepare(args: &Args) -> Result<(Forwarder<AnySource>, Parts), String> {
     let window = window(args)?;
     let (app, aws) = app(args).await?;
     let mapping = mapping(&app).await?;
+    let scope = Scope::new(&window, &mapping);
     let checkpoint = args
         .checkpoint
         .as_deref()
         .map(|path| match args.dry_run {
-            true => Checkpoint::read_only(path),
-            false => Checkpoint::open(path),
+            true => Checkpoint::read_only(path, &scope),
+            false => Checkpoint::open(path, &scope),
         })
         .transpose()
         .map_err(|e| e.to_string())?;
