@@ -27,8 +27,9 @@ enum Command {
         options: Option<String>,
     },
     /// Run the Lambda handler in-process on an event file and print its answer as JSON: an
-    /// API Gateway / Function URL event (the webhook: the HTTP response), or an SQS event
-    /// from the parked queue (redelivery: the batch item failures). Uses the Lambda's
+    /// API Gateway / Function URL event (the webhook: the HTTP response), an SQS event from
+    /// the parked queue (redelivery: the batch item failures), or a Step Functions batch of
+    /// export objects (`BatchInput` + `Items`: the backfill's summary). Uses the Lambda's
     /// environment (SECRET_ID, or SEGMENT_WRITE_KEY + SEGMENT_REGION + WEBHOOK_*;
     /// DEAD_LETTER_QUEUE_URL, REFUSED_QUEUE_URL); with no settings, runs dry.
     Invoke {
