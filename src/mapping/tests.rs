@@ -510,8 +510,12 @@ fn invalid_json_inside_an_event_refuses_the_body() {
             );
         }
     }
-    // Over the size limit before the broken event is reached: still not JSON (found by
-    // review: it was 413 `mapped_too_large`).
+}
+
+/// Over the size limit before the broken event is reached: still not JSON (found by
+/// review: it was 413 `mapped_too_large`); the same body without the broken event is 413.
+#[test]
+fn a_broken_event_past_the_size_limit_is_still_not_json() {
     let big = format!(
         r#"{{"event_name":"A","uid":"u1","event_attributes":{{"a":"{}"}}}}"#,
         "x".repeat(1_500)
@@ -539,7 +543,11 @@ fn invalid_json_inside_an_event_refuses_the_body() {
         map_body(&valid, NOW, small),
         Err(MapError::MappedTooLarge { .. })
     ));
-    // `events` that serde_json cannot read to its end (found by review).
+}
+
+/// `events` that serde_json cannot read to its end refuse the body (found by review).
+#[test]
+fn events_serde_json_cannot_read_refuse_the_body() {
     for body in [
         r#"{"events":1e400}"#,
         r#"{"events":"\ud800"}"#,
@@ -551,8 +559,12 @@ fn invalid_json_inside_an_event_refuses_the_body() {
             "{body}: {err:?}"
         );
     }
-    // A key past the attribute limit is still read: a lone surrogate in it makes the
-    // event invalid, not one with too many attributes (found by review).
+}
+
+/// A key past the attribute limit is still read: a lone surrogate in it makes the event
+/// invalid, not one with too many attributes (found by review).
+#[test]
+fn a_broken_key_past_the_attribute_limit_makes_the_event_invalid() {
     let mut attrs: Vec<String> = (0..decode::MAX_ATTRIBUTES)
         .map(|i| format!(r#""k{i}":{i}"#))
         .collect();
@@ -568,7 +580,11 @@ fn invalid_json_inside_an_event_refuses_the_body() {
         "{:?}",
         out.rejected[0]
     );
-    // Valid, but deeper than the scanner follows: serde_json reads it.
+}
+
+/// Valid, but nested deeper than the scanner follows: serde_json reads it.
+#[test]
+fn nesting_deeper_than_the_scanner_follows_is_read() {
     let deep = format!("{}{}", "[".repeat(120), "]".repeat(120));
     let body = format!(r#"{{"events":[{{"event_name":"A","uid":"u1","x":{deep}}}]}}"#);
     assert_eq!(
