@@ -393,7 +393,7 @@ pub enum Unmapped {
 
 /// Maps the event at `index` (`raw`, read as `event`); notes its user in `users` (when
 /// identify calls are made).
-#[inline(never)] // one copy for both event sources
+#[inline(never)] // one copy for both event sources of a request, and for single events
 fn map_one(
     index: usize,
     raw: &str,

@@ -12,11 +12,10 @@ use std::cell::RefCell;
 
 use crate::decode::{Event, EventError};
 
-use super::event::{EventTime, IdRule, Unsent, map_event};
-use super::ids::{salvage_uuid, short_uuid, text, uuid_of};
+use super::event::{EventTime, IdRule};
 use super::keys::KeyCache;
 use super::options::MappingOptions;
-use super::{MapContext, Mapped, RejectReason, Rejected, Unmapped, cap_request_text};
+use super::{MapContext, Mapped, Unmapped, cap_request_text, map_one};
 
 /// Maps events one by one, keeping its key cache and write buffer from one to the next.
 pub struct Mapper<'o> {
@@ -45,17 +44,6 @@ impl<'o> Mapper<'o> {
         app_name: Option<&str>,
         reference_ms: i64,
     ) -> Result<Mapped, Unmapped> {
-        let event = match event {
-            Ok(event) => event,
-            Err(e) => {
-                return Err(Unmapped::Rejected(Rejected {
-                    event_uuid: salvage_uuid(raw),
-                    reason: RejectReason::InvalidEvent,
-                    index,
-                    detail: Some(e.0),
-                }));
-            }
-        };
         let app_name = app_name.map(cap_request_text);
         let ctx = MapContext {
             app_name: app_name.as_ref().map(Cow::as_ref),
@@ -65,21 +53,7 @@ impl<'o> Mapper<'o> {
             options: self.options,
             scratch: &self.scratch,
         };
-        match map_event(&event, raw, &ctx, IdRule::Uuid) {
-            Ok((message_id, json)) => Ok(Mapped {
-                index,
-                event_uuid: uuid_of(&event),
-                message_id,
-                json,
-            }),
-            Err(Unsent::Rejected(reason)) => Err(Unmapped::Rejected(Rejected {
-                event_uuid: text(&event.event_uuid).map(short_uuid),
-                reason,
-                index,
-                detail: None,
-            })),
-            Err(Unsent::Filtered) => Err(Unmapped::Filtered),
-        }
+        map_one(index, raw, event, &ctx, IdRule::Uuid, None)
     }
 }
 
@@ -96,7 +70,7 @@ pub fn event_millis(event: &Event<'_>, reference_ms: i64) -> i64 {
 mod tests {
     use super::*;
     use crate::decode::decode_event;
-    use crate::mapping::{Limits, map_body_with};
+    use crate::mapping::{Limits, RejectReason, map_body_with};
     use serde_json::{Value, json};
 
     const NOW: i64 = 1_764_331_200_000;
