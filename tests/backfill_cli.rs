@@ -146,9 +146,18 @@ async fn a_checkpoint_resumes_only_its_own_window() {
     assert_eq!(segment.accepted().len(), 20);
 }
 
-/// A slow Segment (each answer 150 ms late) and exports of 8 × 1,500 events, to stop a run
-/// half-way.
-async fn slow_run() -> (SegmentStub, TempDir, String) {
+/// A run to stop half-way: a slow Segment (each answer 150 ms late), exports of 8 × 1,500
+/// events, and `moe2seg backfill --checkpoint` on them, two files at a time, once Segment
+/// took 3,000 messages: the run, and the child to stop.
+struct SlowRun {
+    segment: SegmentStub,
+    /// Holds the exports and the checkpoint until the test ends.
+    _dir: TempDir,
+    input: String,
+    checkpoint: String,
+}
+
+async fn slow_run() -> (SlowRun, Child) {
     let segment = SegmentStub::start(&[KEY]).await;
     segment.script(std::iter::repeat_n(
         Reply::Delay(Duration::from_millis(150)),
@@ -159,7 +168,28 @@ async fn slow_run() -> (SegmentStub, TempDir, String) {
         export(&dir, &format!("in/f{k}.json.gz"), &format!("s{k}"), 1500);
     }
     let input = dir.0.join("in").display().to_string();
-    (segment, dir, input)
+    let checkpoint = dir.0.join("ckpt.jsonl").display().to_string();
+    let mut child = moe2seg(
+        &segment.url,
+        &[
+            "backfill",
+            "--checkpoint",
+            &checkpoint,
+            "--concurrency",
+            "2",
+            &input,
+        ],
+    )
+    .spawn()
+    .unwrap();
+    until_accepted(&segment, 3000, &mut child).await;
+    let run = SlowRun {
+        segment,
+        _dir: dir,
+        input,
+        checkpoint,
+    };
+    (run, child)
 }
 
 fn all_ids() -> BTreeSet<String> {
@@ -183,17 +213,14 @@ async fn until_accepted(segment: &SegmentStub, n: usize, child: &mut Child) {
 
 /// The rerun after a stop: everything is in Segment once the two runs are over, and what was
 /// sent twice is at most what was in flight (files at once × batches in flight each).
-async fn resume_and_check(
-    segment: &SegmentStub,
-    dir: &TempDir,
-    input: &str,
-    first: HashMap<String, u32>,
-) {
-    let checkpoint = dir.0.join("ckpt.jsonl").display().to_string();
+async fn resume_and_check(run: &SlowRun, first: HashMap<String, u32>) {
     let fast = SegmentStub::start(&[KEY]).await;
-    let out = moe2seg(&fast.url, &["backfill", "--checkpoint", &checkpoint, input])
-        .output()
-        .unwrap();
+    let out = moe2seg(
+        &fast.url,
+        &["backfill", "--checkpoint", &run.checkpoint, &run.input],
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let second = fast.accepted();
     let all: BTreeSet<String> = first.keys().chain(second.keys()).cloned().collect();
@@ -206,52 +233,21 @@ async fn resume_and_check(
         "{twice} of {} sent twice",
         all_ids().len()
     );
-    let _ = segment;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_run_resumes_from_its_checkpoint() {
-    let (segment, dir, input) = slow_run().await;
-    let checkpoint = dir.0.join("ckpt.jsonl").display().to_string();
-    let mut child = moe2seg(
-        &segment.url,
-        &[
-            "backfill",
-            "--checkpoint",
-            &checkpoint,
-            "--concurrency",
-            "2",
-            &input,
-        ],
-    )
-    .spawn()
-    .unwrap();
-    until_accepted(&segment, 3000, &mut child).await;
+    let (run, mut child) = slow_run().await;
     child.kill().unwrap();
     child.wait().unwrap();
-    let first = segment.accepted();
+    let first = run.segment.accepted();
     assert!(first.len() < all_ids().len());
-    resume_and_check(&segment, &dir, &input, first).await;
+    resume_and_check(&run, first).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
-    let (segment, dir, input) = slow_run().await;
-    let checkpoint = dir.0.join("ckpt.jsonl").display().to_string();
-    let mut child = moe2seg(
-        &segment.url,
-        &[
-            "backfill",
-            "--checkpoint",
-            &checkpoint,
-            "--concurrency",
-            "2",
-            &input,
-        ],
-    )
-    .spawn()
-    .unwrap();
-    until_accepted(&segment, 3000, &mut child).await;
+    let (run, child) = slow_run().await;
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -263,9 +259,9 @@ async fn ctrl_c_stops_cleanly_and_the_rerun_resumes() {
     let s = summary(&out);
     assert_eq!(s["interrupted"], true);
     // What the summary says was sent is what Segment has: in-flight batches finished.
-    let first = segment.accepted();
+    let first = run.segment.accepted();
     assert_eq!(s["sent"].as_u64().unwrap() as usize, first.len());
-    resume_and_check(&segment, &dir, &input, first).await;
+    resume_and_check(&run, first).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
