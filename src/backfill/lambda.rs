@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::budget::Budget;
-use crate::delivery::forward::{Access, Forwarder};
+use crate::delivery::forward::Forwarder;
 use crate::mapping::options::MappingOptions;
 use crate::mapping::time;
 use crate::settings::secret::SecretSource;
@@ -103,7 +103,9 @@ impl<S: SecretSource> BackfillFunction<S> {
     ) -> Result<BatchAnswer, BatchError> {
         let deadline = self.budget.deadline(lambda_deadline_ms);
         let window = window(&event.input)?;
-        let mapping = self.mapping(deadline).await?;
+        let mapping = super::mapping_options(&self.forwarder, deadline, &self.open_mapping)
+            .await
+            .map_err(BatchError::Settings)?;
         let listed = listed(&event);
         // Lines stop being read early enough for the batches in flight to finish.
         let left = deadline.saturating_duration_since(Instant::now());
@@ -151,21 +153,6 @@ impl<S: SecretSource> BackfillFunction<S> {
             summary,
             skipped: listed.skipped.into_iter().map(|(name, _)| name).collect(),
         })
-    }
-
-    /// The mapping options in force (the secret's, or `MAPPING_OPTIONS` without settings).
-    async fn mapping(&self, deadline: Instant) -> Result<Arc<MappingOptions>, BatchError> {
-        match self.forwarder.access(deadline).await {
-            Ok(Access::Check(settings)) => {
-                match (&settings.mapping.options, &settings.mapping.error) {
-                    (Some(options), _) => Ok(options.clone()),
-                    (None, Some(e)) => Err(BatchError::Settings(e.to_string())),
-                    (None, None) => Ok(MappingOptions::none()),
-                }
-            }
-            Ok(Access::Open) => Ok(self.open_mapping.clone()),
-            Err(e) => Err(BatchError::Settings(e.to_string())),
-        }
     }
 }
 

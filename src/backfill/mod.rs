@@ -20,18 +20,36 @@ pub mod source;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::Notify;
 
-use crate::delivery::forward::Forwarder;
+use crate::delivery::forward::{Access, Forwarder};
 use crate::mapping::options::MappingOptions;
 use crate::settings::secret::SecretSource;
 
 use checkpoint::{Checkpoint, Standing};
 use report::{Counts, FileEnd, Reject, Rejects, Summary};
 use source::{ExportFile, Listed};
+
+/// The mapping options a backfill maps with: the settings' (read now, by `deadline`: a
+/// secret that cannot be read, or holds invalid options, stops the run before anything is
+/// sent), or `open` (`MAPPING_OPTIONS`) in a dry run without settings.
+pub async fn mapping_options<S: SecretSource>(
+    forwarder: &Forwarder<S>,
+    deadline: Instant,
+    open: &Arc<MappingOptions>,
+) -> Result<Arc<MappingOptions>, String> {
+    match forwarder
+        .access(deadline)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Access::Check(settings) => settings.mapping.in_force().map_err(|e| e.to_string()),
+        Access::Open => Ok(open.clone()),
+    }
+}
 
 /// The time window on `event_time` (epoch ms): `since` included, `until` not.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

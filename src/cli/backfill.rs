@@ -13,8 +13,8 @@ use crate::app::{self, AnySource, App, DryRunWhen};
 use crate::backfill::checkpoint::{Checkpoint, Scope, Standing};
 use crate::backfill::progress::Progress;
 use crate::backfill::report::{FileEnd, Rejects, exit};
-use crate::backfill::{Cancel, Run, Window, file, source};
-use crate::delivery::forward::{Access, Forwarder};
+use crate::backfill::{Cancel, Run, Window, file, mapping_options, source};
+use crate::delivery::forward::Forwarder;
 use crate::delivery::pacer::Pacer;
 use crate::mapping::options::MappingOptions;
 use crate::mapping::time;
@@ -123,7 +123,9 @@ struct Parts {
 async fn prepare(args: &Args) -> Result<(Forwarder<AnySource>, Parts), String> {
     let window = window(args)?;
     let (app, aws) = app(args).await?;
-    let mapping = mapping(&app).await?;
+    let open = Arc::new(app.mapping_options.clone().unwrap_or_default());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mapping = mapping_options(&app.forwarder, deadline, &open).await?;
     let scope = Scope::new(&window, &mapping);
     let checkpoint = args
         .checkpoint
@@ -224,25 +226,6 @@ async fn app(args: &Args) -> Result<(App, Option<aws_config::SdkConfig>), String
         (None, false) => None,
     };
     Ok((app, aws))
-}
-
-/// The mapping options in force: the settings' (read now: a secret that cannot be read
-/// stops the run before anything is sent), or `MAPPING_OPTIONS` in a dry run without them.
-async fn mapping(app: &App) -> Result<Arc<MappingOptions>, String> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    match app
-        .forwarder
-        .access(deadline)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        Access::Check(settings) => match (&settings.mapping.options, &settings.mapping.error) {
-            (Some(options), _) => Ok(options.clone()),
-            (None, Some(e)) => Err(e.to_string()),
-            (None, None) => Ok(MappingOptions::none()),
-        },
-        Access::Open => Ok(Arc::new(app.mapping_options.clone().unwrap_or_default())),
-    }
 }
 
 /// Ctrl-C: no new file or line; batches in flight finish, the checkpoint is written and the

@@ -418,6 +418,16 @@ impl Mapping {
         }
     }
 
+    /// The options to map with: those in force; with none, why the latest ones read cannot
+    /// be used (the webhook answers 500 `misconfigured`, a backfill does not start).
+    pub fn in_force(&self) -> Result<Arc<MappingOptions>, &OptionsError> {
+        match (&self.options, &self.error) {
+            (Some(options), _) => Ok(options.clone()),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(MappingOptions::none()),
+        }
+    }
+
     /// These options, or, when they are invalid, `last_good`.
     pub fn keeping(self, last_good: Option<&Arc<MappingOptions>>) -> Mapping {
         Mapping {

@@ -225,11 +225,9 @@ impl<S: SecretSource> Webhook<S> {
         };
         let mapping = &settings.mapping;
         tally.options_invalid = mapping.error.is_some();
-        match (&mapping.options, &mapping.error) {
-            (Some(options), _) => Ok(options.clone()),
-            (None, Some(e)) => Err(HttpError::Misconfigured(e.to_string())),
-            (None, None) => Ok(MappingOptions::none()),
-        }
+        mapping
+            .in_force()
+            .map_err(|e| HttpError::Misconfigured(e.to_string()))
     }
 }
 
