@@ -23,7 +23,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
-use tokio::sync::Notify;
 
 use crate::delivery::forward::{Access, Forwarder};
 use crate::mapping::options::MappingOptions;
@@ -69,13 +68,11 @@ impl Window {
 #[derive(Debug, Default)]
 pub struct Cancel {
     set: AtomicBool,
-    notify: Notify,
 }
 
 impl Cancel {
     pub fn set(&self) {
         self.set.store(true, Ordering::Relaxed);
-        self.notify.notify_waiters();
     }
 
     pub fn is_set(&self) -> bool {

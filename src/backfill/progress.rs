@@ -34,10 +34,6 @@ impl Progress {
         }
     }
 
-    pub fn is_hidden(&self) -> bool {
-        self.bar.is_hidden()
-    }
-
     /// A file ended (the line is printed above the bar).
     pub fn file_ended(&self, line: Option<String>) {
         self.files_ended.fetch_add(1, Ordering::Relaxed);

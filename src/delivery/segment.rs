@@ -155,13 +155,6 @@ pub struct DeliveryReport {
 }
 
 impl DeliveryReport {
-    pub fn delivered(&self) -> usize {
-        self.chunks
-            .iter()
-            .filter(|c| c.outcome == ChunkOutcome::Delivered)
-            .map(|c| c.range.len())
-            .sum()
-    }
     pub fn undelivered(&self) -> usize {
         self.chunks
             .iter()
