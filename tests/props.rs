@@ -9,9 +9,6 @@
 //! - `million_inputs`: a million generated bodies through `map_body` without proptest's
 //!   machinery (`MILLION_INPUTS=n` changes the count):
 //!   `cargo test --release --test props -- --ignored million_inputs --nocapture`.
-//! - `known_lambda_http_panics` and the two `*_uri_fields*`/`*_any_field*` suites:
-//!   lambda_http 1.3.2 panics while building the request URI of some events; they pass once
-//!   `request_from_event` returns `Err` for those.
 //! - `messages_parse_strictly`: attribute values such as `1e400` and `"\ud800"` reach the
 //!   messages verbatim.
 
@@ -1779,74 +1776,6 @@ fn random_api_event(safe: bool) -> impl Strategy<Value = String> {
         })
 }
 
-/// Whether a panic is one of lambda_http 1.3.2's known URI-building panics (see
-/// `KNOWN_PANICS`): an `unwrap()` of a `url::ParseError` or `.expect("failed to build
-/// request")` on an invalid URI, raised from `lambda_http/src/request.rs`.
-fn known_uri_panic(message: &str) -> bool {
-    const URL_ERRORS: &[&str] = &[
-        "EmptyHost",
-        "IdnaError",
-        "InvalidPort",
-        "InvalidIpv4Address",
-        "InvalidIpv6Address",
-        "InvalidDomainCharacter",
-        "RelativeUrlWithoutBase",
-        "RelativeUrlWithCannotBeABaseBase",
-        "SetHostOnCannotBeABaseUrl",
-        "Overflow",
-    ];
-    message.starts_with("failed to build request: http::Error(InvalidUri(")
-        || message
-            .strip_prefix("called `Result::unwrap()` on an `Err` value: ")
-            .is_some_and(|e| URL_ERRORS.contains(&e))
-}
-
-/// Keeps the known lambda_http panics (caught and counted by `parse_event`) off stderr; any
-/// other panic prints as usual.
-fn quiet_known_panics() {
-    static HOOK: OnceLock<()> = OnceLock::new();
-    HOOK.get_or_init(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let in_lambda_http = info.location().is_some_and(|l| {
-                l.file().contains("lambda_http") && l.file().ends_with("request.rs")
-            });
-            if !(in_lambda_http && known_uri_panic(&panic_text(info.payload()))) {
-                previous(info);
-            }
-        }));
-    });
-}
-
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_default()
-}
-
-/// Runs `request_from_event`; `Err` is a panic other than the known URI ones.
-///
-/// Byte-level mutations of the sample events can land in a URI field (a flipped bit turns the
-/// host's `z` into `:`, an invalid port), so these suites tolerate exactly the panics that
-/// `known_lambda_http_panics` documents, and fail on any other. Once `request_from_event`
-/// guards them, `known_lambda_http_panics` passes and this tolerance can go.
-fn parse_event(text: &str) -> Result<(), String> {
-    quiet_known_panics();
-    match std::panic::catch_unwind(|| request_from_event(text)) {
-        Ok(_) => Ok(()),
-        Err(payload) => {
-            let message = panic_text(payload.as_ref());
-            if known_uri_panic(&message) {
-                Ok(())
-            } else {
-                Err(message)
-            }
-        }
-    }
-}
-
 proptest! {
     #![proptest_config(config(1024, 65_536))]
 
@@ -1858,9 +1787,7 @@ proptest! {
     ) {
         let (_, bytes) = which.get(api_events());
         let bytes = apply_edits(bytes.clone(), &edits);
-        if let Err(e) = parse_event(&lossy_utf8(&bytes)) {
-            prop_assert!(false, "request_from_event panicked: {e}");
-        }
+        let _ = request_from_event(&lossy_utf8(&bytes));
     }
 
     /// Structured edits of the sample events, leaving the URI fields alone.
@@ -1871,17 +1798,13 @@ proptest! {
     ) {
         let (_, base) = which.get(parsed_api_events());
         let text = edit_event(base, EVENT_PATHS, &edits, true);
-        if let Err(e) = parse_event(&text) {
-            prop_assert!(false, "request_from_event panicked: {e}\n{text}");
-        }
+        let _ = request_from_event(&text);
     }
 
     /// Random events marked base64 with random bodies, v1 and v2 request contexts.
     #[test]
     fn random_base64_events_never_panic(text in random_api_event(true)) {
-        if let Err(e) = parse_event(&text) {
-            prop_assert!(false, "request_from_event panicked: {e}\n{text}");
-        }
+        let _ = request_from_event(&text);
     }
 }
 
@@ -1890,10 +1813,10 @@ proptest! {
 
     /// Structured edits of every field lambda_http reads, the URI fields included.
     ///
-    /// Ignored: lambda_http 1.3.2 panics while building the request URI from some field
-    /// values (`Url::parse(..).unwrap()` and `.expect("failed to build request")` in
-    /// `lambda_http::request`); `known_lambda_http_panics` lists minimal inputs. Un-ignore
-    /// once `request_from_event` guards them.
+    /// lambda_http 1.3.2 panics while building the request URI from some field values
+    /// (`Url::parse(..).unwrap()` and `.expect("failed to build request")` in
+    /// `lambda_http::request`; `known_lambda_http_panics` lists minimal inputs):
+    /// `request_from_event` turns those panics into errors.
     #[test]
     fn edited_api_event_uri_fields_never_panic(
         which in any::<prop::sample::Index>(),
@@ -2258,8 +2181,8 @@ fn known_panic_event(file: &str, edits: &[(&str, Option<&str>)]) -> String {
     v.to_string()
 }
 
-/// Regression list for lambda_http's panics: ignored while they panic (CI stays green);
-/// once `request_from_event` returns `Err` for all of them, un-ignore.
+/// Regression list for lambda_http's panics: `request_from_event` turns each into an error,
+/// never a panic.
 #[test]
 fn known_lambda_http_panics() {
     let mut failures = Vec::new();
