@@ -44,15 +44,6 @@ struct Batch {
     last_line: u64,
 }
 
-/// How the reading thread ended.
-enum ReadEnd {
-    Eof,
-    Corrupt { line: u64, why: String },
-    Encrypted,
-    Source(String),
-    Cancelled,
-}
-
 /// Backfills one file; `standing` is what the checkpoint says of it (not done).
 pub async fn backfill<S: SecretSource>(
     run: &Run<'_, S>,
@@ -86,18 +77,11 @@ pub async fn backfill<S: SecretSource>(
     };
     let thread = tokio::task::spawn_blocking(move || reader.read(source, &tx));
     let (settled, unfinished) = settle_all(run, file, rx).await;
-    let read_end = match thread.await {
-        Ok(end) => end,
-        Err(e) => ReadEnd::Source(format!("the reading thread failed: {e}")),
-    };
-    let end = match (unfinished, read_end) {
-        (Some(why), _) => FileEnd::Unfinished { why },
-        (None, ReadEnd::Eof) => FileEnd::Done,
-        (None, ReadEnd::Corrupt { line, why }) => FileEnd::Corrupt { line, why },
-        (None, ReadEnd::Encrypted) => FileEnd::Encrypted,
-        (None, ReadEnd::Source(why)) => FileEnd::Unfinished { why },
-        (None, ReadEnd::Cancelled) => FileEnd::Interrupted,
-    };
+    let read_end = thread.await.unwrap_or_else(|e| FileEnd::Unfinished {
+        why: format!("the reading thread failed: {e}"),
+    });
+    // A batch that could not be settled decides; else how the reading ended.
+    let end = unfinished.map_or(read_end, |why| FileEnd::Unfinished { why });
     (end, settled)
 }
 
@@ -236,15 +220,18 @@ struct Reader {
 }
 
 impl Reader {
-    fn read(mut self, source: Box<dyn std::io::Read + Send>, tx: &mpsc::Sender<Batch>) -> ReadEnd {
+    /// Reads, maps and hands on the file's batches; says how the reading ended (`Done` at its
+    /// end, `Unfinished` when the source failed, `Interrupted` when stopped or when the async
+    /// side is gone).
+    fn read(mut self, source: Box<dyn std::io::Read + Send>, tx: &mpsc::Sender<Batch>) -> FileEnd {
         let mut counted = Counted::new(source, self.read_bytes.clone());
         let first = match head(&mut counted, 16) {
             Ok(h) => h,
-            Err(e) => return ReadEnd::Source(e.to_string()),
+            Err(e) => return FileEnd::Unfinished { why: e.to_string() },
         };
         let kind = sniff(&self.name, &first);
         if kind == Kind::Encrypted {
-            return ReadEnd::Encrypted;
+            return FileEnd::Encrypted;
         }
         let mut lines = Lines::new(kind, first, counted);
         let options = self.options.clone();
@@ -253,19 +240,19 @@ impl Reader {
         let mut batch = Batch::default();
         loop {
             if self.cancel.is_set() {
-                return ReadEnd::Cancelled;
+                return FileEnd::Interrupted;
             }
             let (number, line) = match lines.next_line() {
                 Ok(Some(line)) => line,
-                Ok(None) => return self.last(tx, batch, ReadEnd::Eof),
+                Ok(None) => return self.last(tx, batch, FileEnd::Done),
                 Err(ReadError::Corrupt(e)) => {
-                    let end = ReadEnd::Corrupt {
+                    let end = FileEnd::Corrupt {
                         line: lines.number,
                         why: e.to_string(),
                     };
                     return self.last(tx, batch, end);
                 }
-                Err(ReadError::Source(e)) => return ReadEnd::Source(e.to_string()),
+                Err(ReadError::Source(e)) => return FileEnd::Unfinished { why: e.to_string() },
             };
             if number <= self.resume_after {
                 continue;
@@ -276,7 +263,7 @@ impl Reader {
                 let full = batch.messages.len() == MAX_BATCH_MESSAGES
                     || batch.bytes.max(ENVELOPE_BYTES) + add > MAX_BATCH_BYTES;
                 if full && !self.hand_on(tx, &mut batch, number - 1) {
-                    return ReadEnd::Cancelled;
+                    return FileEnd::Interrupted;
                 }
                 batch.bytes = batch.bytes.max(ENVELOPE_BYTES)
                     + m.json.len()
@@ -287,16 +274,16 @@ impl Reader {
             batch.counts.lines += 1;
             batch.last_line = number;
             if batch.rejects.len() >= MAX_BATCH_REJECTS && !self.hand_on(tx, &mut batch, number) {
-                return ReadEnd::Cancelled;
+                return FileEnd::Interrupted;
             }
         }
     }
 
     /// Hands on the last batch (if it holds anything), then ends with `end`.
-    fn last(&self, tx: &mpsc::Sender<Batch>, mut batch: Batch, end: ReadEnd) -> ReadEnd {
+    fn last(&self, tx: &mpsc::Sender<Batch>, mut batch: Batch, end: FileEnd) -> FileEnd {
         let last = batch.last_line;
         if last > 0 && !self.hand_on(tx, &mut batch, last) {
-            return ReadEnd::Cancelled;
+            return FileEnd::Interrupted;
         }
         end
     }
