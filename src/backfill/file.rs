@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::decode::Text;
 use crate::decode::export::decode_export_line;
 use crate::delivery::outcome::{Fate, Forwarded, Plan, Provenance};
-use crate::delivery::segment::{ChunkOutcome, ENVELOPE_BYTES, MAX_BATCH_BYTES, MAX_BATCH_MESSAGES};
+use crate::delivery::segment::{BatchFill, ChunkOutcome};
 use crate::mapping::options::MappingOptions;
 use crate::mapping::single::{Mapper, event_millis};
 use crate::mapping::{Mapped, Unmapped, time};
@@ -36,8 +36,8 @@ const MAX_BATCH_REJECTS: usize = 1000;
 #[derive(Debug, Default)]
 struct Batch {
     messages: Vec<Mapped>,
-    /// `ENVELOPE_BYTES` plus the messages and their commas.
-    bytes: usize,
+    /// How full the request of `messages` is.
+    fill: BatchFill,
     counts: Counts,
     rejects: Vec<Reject>,
     /// The last line it accounts for.
@@ -259,15 +259,10 @@ impl Reader {
             }
             let message = self.line(&mapper, line, number, now_ms, &mut batch);
             if let Some(m) = message {
-                let add = m.json.len() + usize::from(!batch.messages.is_empty());
-                let full = batch.messages.len() == MAX_BATCH_MESSAGES
-                    || batch.bytes.max(ENVELOPE_BYTES) + add > MAX_BATCH_BYTES;
-                if full && !self.hand_on(tx, &mut batch, number - 1) {
+                if !batch.fill.fits(m.json.len()) && !self.hand_on(tx, &mut batch, number - 1) {
                     return FileEnd::Interrupted;
                 }
-                batch.bytes = batch.bytes.max(ENVELOPE_BYTES)
-                    + m.json.len()
-                    + usize::from(!batch.messages.is_empty());
+                batch.fill.add(m.json.len());
                 batch.messages.push(m);
             }
             // Counted here, in the batch its message (if any) went to.

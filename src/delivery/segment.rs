@@ -49,20 +49,51 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle time before the first TCP keep-alive probe.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 
+/// How full one request's batch is, counted as messages are added: Segment's limits in one
+/// place, for [`chunk`] and for the backfill's reader, which cuts batches as it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchFill {
+    /// The body's bytes so far: the envelope, the messages and their commas.
+    bytes: usize,
+    messages: usize,
+}
+
+impl Default for BatchFill {
+    fn default() -> Self {
+        BatchFill {
+            bytes: ENVELOPE_BYTES,
+            messages: 0,
+        }
+    }
+}
+
+impl BatchFill {
+    /// Whether a message of `len` bytes still fits ([`MAX_BATCH_BYTES`],
+    /// [`MAX_BATCH_MESSAGES`]); an empty batch takes any message.
+    pub fn fits(&self, len: usize) -> bool {
+        let with_comma = self.bytes + 1 + len;
+        self.messages == 0 || (self.messages < MAX_BATCH_MESSAGES && with_comma <= MAX_BATCH_BYTES)
+    }
+
+    /// Counts a message of `len` bytes in.
+    pub fn add(&mut self, len: usize) {
+        self.bytes += len + usize::from(self.messages > 0);
+        self.messages += 1;
+    }
+}
+
 /// Splits messages into request-sized ranges, keeping input order.
 pub fn chunk(messages: &[Mapped]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
-    let mut bytes = ENVELOPE_BYTES;
+    let mut fill = BatchFill::default();
     for (i, m) in messages.iter().enumerate() {
-        let add = m.json.len() + usize::from(i > start);
-        if i > start && (bytes + add > MAX_BATCH_BYTES || i - start >= MAX_BATCH_MESSAGES) {
+        if !fill.fits(m.json.len()) {
             out.push(start..i);
             start = i;
-            bytes = ENVELOPE_BYTES + m.json.len();
-        } else {
-            bytes += add;
+            fill = BatchFill::default();
         }
+        fill.add(m.json.len());
     }
     if start < messages.len() {
         out.push(start..messages.len());
