@@ -241,7 +241,6 @@ pub(super) fn traits<'m>(event: &'m Event<'_>, options: &'m MappingOptions) -> F
     traits
 }
 
-/// Maps one decoded event. Returns `(messageId, json)`.
 /// Whether the event goes on: not skipped by the options (a skipped event is not checked
 /// further: it is filtered, never rejected), no attribute map over the key limit.
 fn admit(event: &Event<'_>, name: Option<&str>, options: &MappingOptions) -> Result<(), Unsent> {
@@ -311,6 +310,7 @@ fn serialize(
     Ok(json)
 }
 
+/// Maps one decoded event. Returns `(messageId, json)`.
 pub(super) fn map_event(
     event: &Event<'_>,
     raw: &str,

@@ -64,7 +64,6 @@ pub(super) fn shrink(
     size: usize,
 ) -> Result<(Vec<String>, usize), RejectReason> {
     let candidates = largest_first(objects);
-    let key_of = |&(_, object, pos): &Candidate| -> &str { &objects[object].1.entries[pos].key };
     // `,"moe_truncated":[…],"moe_truncated_count":N`, less the paths and the count.
     let record_base = TRUNCATED_KEY.len() + TRUNCATED_COUNT_KEY.len() + 10;
     // Slack for the estimate's two 1-byte overcounts (`true`, an object's only entry).
@@ -77,7 +76,7 @@ pub(super) fn shrink(
         freed += c.0;
         dropped += 1;
         if paths.len() < MAX_TRUNCATED_PATHS {
-            let path = truncated_path(objects[c.1].0, key_of(c));
+            let path = truncated_path(objects[c.1].0, key_of(objects, c));
             paths_len += serde_json::to_string(&path).map_or(path.len() + 2, |j| j.len()) + 1;
             paths.push(path);
         }
@@ -96,6 +95,11 @@ pub(super) fn shrink(
 /// A value that may be dropped: (bytes freed, object, position in it).
 type Candidate = (usize, usize, usize);
 
+/// The key of a candidate value.
+fn key_of<'a>(objects: &'a [(&'static str, &mut Fields<'_>)], c: &Candidate) -> &'a str {
+    &objects[c.1].1.entries[c.2].key
+}
+
 /// The droppable values, the largest first (ties by key, then object: deterministic).
 fn largest_first(objects: &[(&'static str, &mut Fields<'_>)]) -> Vec<Candidate> {
     let mut candidates: Vec<Candidate> = Vec::new();
@@ -106,10 +110,9 @@ fn largest_first(objects: &[(&'static str, &mut Fields<'_>)]) -> Vec<Candidate> 
             }
         }
     }
-    let key_of = |&(_, object, pos): &Candidate| -> &str { &objects[object].1.entries[pos].key };
     candidates.sort_by(|a, b| {
         b.0.cmp(&a.0)
-            .then_with(|| key_of(a).cmp(key_of(b)))
+            .then_with(|| key_of(objects, a).cmp(key_of(objects, b)))
             .then_with(|| a.1.cmp(&b.1))
     });
     candidates
