@@ -266,9 +266,22 @@ pub fn respond<'a>(out: &'a MapOutput, forwarded: &Forwarded) -> (StatusCode, An
 /// The HTTP response: `status` and a JSON body (with `Allow` on a 405 and
 /// `WWW-Authenticate` on a 401).
 pub fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    json_response_with(status, body, &[])
+}
+
+/// As [`json_response`], with `extra` headers after `Content-Type` (the token route's
+/// `Cache-Control` and `Pragma`).
+pub fn json_response_with(
+    status: StatusCode,
+    body: String,
+    extra: &[(header::HeaderName, &'static str)],
+) -> Response<Body> {
     let mut resp = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in extra {
+        resp = resp.header(name, *value);
+    }
     if status == StatusCode::METHOD_NOT_ALLOWED {
         resp = resp.header(header::ALLOW, "POST");
     }

@@ -56,14 +56,13 @@ use serde::Serialize;
 
 use crate::delivery::forward::Forwarder;
 use crate::settings::secret::SecretSource;
-use crate::webhook::answer::HttpError;
+use crate::webhook::answer::{HttpError, json_response_with};
 
 /// The route's path suffix: `/oauth/token` (HTTP API), `/prod/oauth/token` (REST API with
 /// its stage), a Function URL's `/oauth/token`.
 pub const TOKEN_PATH: &str = "/oauth/token";
 /// The largest token request body read; a larger one is answered 413.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
-const REALM: &str = "Basic realm=\"moengage-segment\"";
 
 /// Whether a request goes to the token route.
 pub fn is_token_path(path: &str) -> bool {
@@ -152,20 +151,16 @@ fn to_json(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| String::from("{}"))
 }
 
+/// A token route answer: JSON, never cached (RFC 6749 §5.1).
 fn respond(status: StatusCode, body: String) -> Response<Body> {
-    let mut resp = Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::CACHE_CONTROL, "no-store")
-        .header(header::PRAGMA, "no-cache");
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        resp = resp.header(header::ALLOW, "POST");
-    }
-    if status == StatusCode::UNAUTHORIZED {
-        resp = resp.header(header::WWW_AUTHENTICATE, REALM);
-    }
-    resp.body(Body::Text(body))
-        .unwrap_or_else(|_| Response::new(Body::Empty))
+    json_response_with(
+        status,
+        body,
+        &[
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+    )
 }
 
 /// The answer to a token request: the token, or the error.
