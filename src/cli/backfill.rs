@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::app::{self, AnySource, App, DryRunWhen};
+use crate::app::{AnySource, App, DryRunWhen};
 use crate::backfill::checkpoint::{Checkpoint, Scope, Standing};
 use crate::backfill::progress::Progress;
 use crate::backfill::report::{FileEnd, Rejects, exit};
@@ -18,8 +18,7 @@ use crate::delivery::forward::Forwarder;
 use crate::delivery::pacer::Pacer;
 use crate::mapping::options::MappingOptions;
 use crate::mapping::time;
-use crate::settings::config::{Env, SettingsSource};
-use crate::telemetry::metrics::MetricsSink;
+use crate::settings::config::SettingsSource;
 
 /// Requests per second to Segment unless `--rate` says otherwise: a tenth of what Segment
 /// takes per workspace, so live traffic keeps the rest.
@@ -203,8 +202,7 @@ fn window(args: &Args) -> Result<Window, String> {
 /// The app built from the environment as `moe2seg invoke` builds it, and the AWS
 /// configuration for S3.
 async fn app(args: &Args) -> Result<(App, Option<aws_config::SdkConfig>), String> {
-    let mut env = Env::from_env().map_err(|e| e.to_string())?;
-    super::no_webhook(&mut env);
+    let env = super::cli_env(false)?;
     if matches!(env.source, SettingsSource::None) && !args.dry_run {
         return Err("backfill needs SECRET_ID (or SEGMENT_WRITE_KEY and SEGMENT_REGION); use --dry-run to only print".into());
     }
@@ -213,12 +211,7 @@ async fn app(args: &Args) -> Result<(App, Option<aws_config::SdkConfig>), String
     } else {
         DryRunWhen::Never
     };
-    let options = app::Options {
-        dry_run,
-        metrics: MetricsSink::Off,
-        dry_run_output: || Box::new(std::io::stderr()),
-    };
-    let mut app = app::build(&env, options).await.map_err(|e| e.to_string())?;
+    let mut app = super::cli_app(&env, dry_run).await?;
     let needs_s3 = args.sources.iter().any(|s| s.starts_with("s3://"));
     let aws = match (app.aws.take(), needs_s3) {
         (Some(aws), _) => Some(aws),

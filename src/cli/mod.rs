@@ -42,7 +42,7 @@ pub fn print_json(value: &impl serde::Serialize, pretty: bool) {
 /// For a command that serves no webhook (replay, backfill) with settings from the
 /// environment: without `WEBHOOK_*` credentials, a random token no caller can know stands
 /// in, so that the settings validate as the functions' do.
-pub fn no_webhook(env: &mut Env) {
+fn no_webhook(env: &mut Env) {
     if let SettingsSource::Env(fields) = &mut env.source {
         let given = [
             &fields.webhook_username,
@@ -62,25 +62,31 @@ pub fn no_webhook(env: &mut Env) {
 /// (`webhook`: whether it serves webhook requests, which need the webhook credentials);
 /// `Err` is the exit code after printing why.
 pub async fn env_and_app(dry_run: DryRunWhen, webhook: bool) -> Result<(Env, App), ExitCode> {
-    let mut env = Env::from_env().map_err(|e| {
+    let cannot_start = |e: String| {
         eprintln!("moe2seg: {e}");
         ExitCode::from(2)
-    })?;
+    };
+    let env = cli_env(webhook).map_err(cannot_start)?;
+    let app = cli_app(&env, dry_run).await.map_err(cannot_start)?;
+    Ok((env, app))
+}
+
+/// The Lambda's environment for a CLI run (see [`env_and_app`]).
+pub fn cli_env(webhook: bool) -> Result<Env, String> {
+    let mut env = Env::from_env().map_err(|e| e.to_string())?;
     if !webhook {
         no_webhook(&mut env);
     }
-    let app = app::build(
-        &env,
-        Options {
-            dry_run,
-            metrics: MetricsSink::Off,
-            dry_run_output: || Box::new(io::stderr()),
-        },
-    )
-    .await
-    .map_err(|e| {
-        eprintln!("moe2seg: {e}");
-        ExitCode::from(2)
-    })?;
-    Ok((env, app))
+    Ok(env)
+}
+
+/// The handler built from `env` as the Lambda builds it, for a CLI run: no metrics, dry-run
+/// requests printed on stderr.
+pub async fn cli_app(env: &Env, dry_run: DryRunWhen) -> Result<App, String> {
+    let options = Options {
+        dry_run,
+        metrics: MetricsSink::Off,
+        dry_run_output: || Box::new(io::stderr()),
+    };
+    app::build(env, options).await.map_err(|e| e.to_string())
 }
