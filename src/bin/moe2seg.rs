@@ -1,6 +1,5 @@
 //! `moe2seg`: the command-line face of moengage-segment.
 
-use std::io;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -122,7 +121,6 @@ fn main() -> ExitCode {
             dry_run,
             batch_timeout,
         } => {
-            moengage_segment::telemetry::logging::init(io::stderr);
             let args = cli::backfill::Args {
                 sources,
                 since,
@@ -134,16 +132,11 @@ fn main() -> ExitCode {
                 dry_run,
                 batch_timeout: std::time::Duration::from_secs(batch_timeout),
             };
-            match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt.block_on(cli::backfill::backfill(args)),
-                Err(e) => {
-                    eprintln!("moe2seg: cannot start the async runtime: {e}");
-                    ExitCode::from(2)
-                }
-            }
+            cli::run_on(
+                tokio::runtime::Builder::new_multi_thread(),
+                ExitCode::from(moengage_segment::backfill::report::exit::CANNOT_START),
+                cli::backfill::backfill(args),
+            )
         }
     }
 }

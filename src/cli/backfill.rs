@@ -48,6 +48,7 @@ fn cannot_start(why: impl std::fmt::Display) -> ExitCode {
 
 /// Runs the backfill; the exit code of docs/backfill.md.
 pub async fn backfill(args: Args) -> ExitCode {
+    crate::telemetry::logging::init(std::io::stderr);
     let (forwarder, parts) = match prepare(&args).await {
         Ok(x) => x,
         Err(e) => return cannot_start(e),

@@ -15,14 +15,25 @@ use crate::telemetry::metrics::MetricsSink;
 
 /// Runs a subcommand on a single-threaded runtime (as the Lambda does).
 pub fn block_on(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    run_on(
+        tokio::runtime::Builder::new_current_thread(),
+        ExitCode::FAILURE,
+        fut,
+    )
+}
+
+/// Runs `fut` on a runtime from `builder` (all drivers on); `cannot_start` is the exit code
+/// when the runtime cannot be built.
+pub fn run_on(
+    mut builder: tokio::runtime::Builder,
+    cannot_start: ExitCode,
+    fut: impl std::future::Future<Output = ExitCode>,
+) -> ExitCode {
+    match builder.enable_all().build() {
         Ok(rt) => rt.block_on(fut),
         Err(e) => {
             eprintln!("moe2seg: cannot start the async runtime: {e}");
-            ExitCode::FAILURE
+            cannot_start
         }
     }
 }
