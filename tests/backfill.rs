@@ -84,7 +84,6 @@ fn run<'f>(
             let scope = Scope::new(&window, &MappingOptions::default());
             Checkpoint::open(&dir.0.join("checkpoint.jsonl"), &scope).unwrap()
         }),
-        dry_run: false,
         rejects: Rejects::file(&dir.0.join("rejects.jsonl")).unwrap(),
         cancel: Arc::new(Cancel::default()),
         read_bytes: Arc::default(),

@@ -115,6 +115,25 @@ async fn exit_codes_say_what_is_left() {
     assert!(stderr(&out).contains("rerun"), "{}", stderr(&out));
 }
 
+/// A dry run sends nothing, so it writes no checkpoint (it reads one if there is one).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_writes_no_checkpoint() {
+    let segment = SegmentStub::start(&[KEY]).await;
+    let dir = TempDir::new("cli-dry");
+    let file = export(&dir, "a.json.gz", "d", 20).display().to_string();
+    let checkpoint = dir.0.join("c.jsonl");
+    let path = checkpoint.display().to_string();
+    let out = moe2seg(
+        &segment.url,
+        &["backfill", "--dry-run", "--checkpoint", &path, &file],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!checkpoint.exists());
+    assert!(segment.requests().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_checkpoint_resumes_only_its_own_window() {
     let segment = SegmentStub::start(&[KEY]).await;

@@ -112,7 +112,7 @@ async fn settle_all<S: SecretSource>(
                 if let Err(e) = run.rejects.write(&rejects) {
                     return (counts, Some(format!("cannot write the rejects file: {e}")));
                 }
-                if let Some(checkpoint) = run.checkpoint_for_writes()
+                if let Some(checkpoint) = run.checkpoint.as_ref()
                     && let Err(e) = checkpoint.through(&file.name, file.size, done.last_line)
                 {
                     return (counts, Some(format!("cannot write the checkpoint: {e}")));

@@ -117,7 +117,6 @@ impl<S: SecretSource> BackfillFunction<S> {
             batch_budget: (left / 3).min(file::DEFAULT_BATCH_BUDGET),
             deadline: Some(deadline),
             checkpoint: None,
-            dry_run: false,
             rejects: Rejects::log(),
             cancel: Arc::new(Cancel::default()),
             read_bytes: Arc::default(),

@@ -92,9 +92,8 @@ pub struct Run<'f, S> {
     pub batch_budget: Duration,
     /// No batch runs past it (the Lambda's deadline; none for the CLI).
     pub deadline: Option<std::time::Instant>,
+    /// A dry run's is read-only ([`Checkpoint::read_only`]): nothing was sent.
     pub checkpoint: Option<Checkpoint>,
-    /// A dry run writes no checkpoint (nothing was sent).
-    pub dry_run: bool,
     pub rejects: Rejects,
     pub cancel: Arc<Cancel>,
     /// Bytes read from the sources so far (progress).
@@ -126,10 +125,6 @@ impl<S: SecretSource> Run<'_, S> {
                 aws_sdk_s3::Client::from_conf(conf)
             })
             .clone()
-    }
-
-    fn checkpoint_for_writes(&self) -> Option<&Checkpoint> {
-        self.checkpoint.as_ref().filter(|_| !self.dry_run)
     }
 
     /// Backfills `listed`; `each` is told of every file as it ends.
@@ -172,7 +167,7 @@ impl<S: SecretSource> Run<'_, S> {
         summary.interrupted = self.cancel.is_set();
         // Unfinished, or never started (stopped before their turn).
         summary.files_unfinished = summary.files - summary.files_done - summary.files_already_done;
-        if let Some(c) = self.checkpoint_for_writes()
+        if let Some(c) = self.checkpoint.as_ref()
             && let Err(e) = c.sync()
         {
             tracing::error!(error = %e, "cannot sync the checkpoint");
@@ -213,7 +208,7 @@ impl<S: SecretSource> Run<'_, S> {
             counts.reject(reason);
         }
         if end.is_final()
-            && let Some(c) = self.checkpoint_for_writes()
+            && let Some(c) = self.checkpoint.as_ref()
         {
             c.done(&file.name, file.size, end.as_str())
                 .map_err(|e| format!("cannot write the checkpoint: {e}"))?;

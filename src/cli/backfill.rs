@@ -61,7 +61,6 @@ pub async fn backfill(args: Args) -> ExitCode {
         batch_budget: args.batch_timeout,
         deadline: None,
         checkpoint: parts.checkpoint,
-        dry_run: args.dry_run,
         rejects: parts.rejects,
         cancel: Arc::new(Cancel::default()),
         read_bytes: Arc::default(),
