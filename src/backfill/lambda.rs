@@ -17,7 +17,7 @@ use crate::mapping::time;
 use crate::settings::secret::SecretSource;
 
 use super::report::{FileEnd, Rejects, Summary};
-use super::source::{ExportFile, Listed, Location, is_export_name};
+use super::source::Listed;
 use super::{Cancel, Run, Window, file};
 
 /// What a Distributed Map child is given: the batch's objects and the execution's input.
@@ -188,19 +188,7 @@ fn window(input: &BatchInput) -> Result<Window, BatchError> {
 fn listed(event: &BatchEvent) -> Listed {
     let mut listed = Listed::default();
     for item in &event.items {
-        let name = format!("s3://{}/{}", event.input.bucket, item.key);
-        if item.key.ends_with('/') || !is_export_name(&item.key) {
-            listed.skipped.push((name, "not an export file"));
-            continue;
-        }
-        listed.files.push(ExportFile {
-            name,
-            size: item.size,
-            location: Location::S3 {
-                bucket: event.input.bucket.clone(),
-                key: item.key.clone(),
-            },
-        });
+        listed.push_s3(&event.input.bucket, &item.key, item.size);
     }
     listed
 }

@@ -84,6 +84,26 @@ pub async fn list(sources: &[String], s3: impl Fn() -> S3) -> Result<Listed, Sou
 }
 
 impl Listed {
+    /// The object `key` of `bucket`, `size` bytes: an export file, or passed over (a folder,
+    /// another suffix).
+    pub fn push_s3(&mut self, bucket: &str, key: &str, size: u64) {
+        let name = format!("s3://{bucket}/{key}");
+        if key.ends_with('/') {
+            self.skipped.push((name, "a folder"));
+        } else if !is_export_name(key) {
+            self.skipped.push((name, "not an export file"));
+        } else {
+            self.files.push(ExportFile {
+                name,
+                size,
+                location: Location::S3 {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                },
+            });
+        }
+    }
+
     /// A file listed twice (overlapping SOURCEs: a prefix and a key under it, a directory
     /// and a file in it) is kept once, where it was first listed: it would be sent twice.
     fn drop_repeats(&mut self) {
@@ -147,24 +167,8 @@ async fn list_s3(s3: &S3, bucket: &str, prefix: &str, listed: &mut Listed) -> Re
         let page = page.map_err(|e| sdk_error_text(&e))?;
         for object in page.contents() {
             let Some(key) = object.key() else { continue };
-            let name = format!("s3://{bucket}/{key}");
-            if key.ends_with('/') {
-                listed.skipped.push((name, "a folder"));
-            } else if !is_export_name(key) {
-                listed.skipped.push((name, "not an export file"));
-            } else {
-                listed.files.push(ExportFile {
-                    name,
-                    size: object
-                        .size()
-                        .and_then(|s| u64::try_from(s).ok())
-                        .unwrap_or(0),
-                    location: Location::S3 {
-                        bucket: bucket.to_owned(),
-                        key: key.to_owned(),
-                    },
-                });
-            }
+            let size = object.size().and_then(|s| u64::try_from(s).ok());
+            listed.push_s3(bucket, key, size.unwrap_or(0));
         }
     }
     Ok(())
