@@ -100,33 +100,25 @@ fn serde_line(line: &str) -> Result<ExportLine<'_>, LineError> {
 /// object the scanner reads in full).
 fn fast_line(line: &str) -> Result<ExportLine<'_>, Unsure> {
     let mut s = Scanner::new(line);
-    s.expect(b'{')?;
     let (mut app_name, mut export_day, mut export_hour) = (None, None, None);
     let mut event = None;
-    if !s.eat(b'}') {
-        loop {
-            let key = plain(s.string()?)?;
-            s.expect(b':')?;
-            match key {
-                "event" if event.is_none() => {
-                    let start = s.mark();
-                    let e = fast_event_at(&mut s)?;
-                    event = Some((s.since(start), e));
-                }
-                "event" => return Err(Unsure),
-                "app_name" => once(&mut app_name, fast_text(&mut s)?)?,
-                "export_day" => once(&mut export_day, fast_text(&mut s)?)?,
-                "export_hour" => once(&mut export_hour, fast_text(&mut s)?)?,
-                _ => {
-                    s.value()?;
-                }
+    s.object(|s, key| {
+        match plain(key)? {
+            "event" if event.is_none() => {
+                let start = s.mark();
+                let e = fast_event_at(s)?;
+                event = Some((s.since(start), e));
             }
-            if !s.eat(b',') {
-                break;
+            "event" => return Err(Unsure),
+            "app_name" => once(&mut app_name, fast_text(s)?)?,
+            "export_day" => once(&mut export_day, fast_text(s)?)?,
+            "export_hour" => once(&mut export_hour, fast_text(s)?)?,
+            _ => {
+                s.value()?;
             }
         }
-        s.expect(b'}')?;
-    }
+        Ok(())
+    })?;
     if !s.at_end() {
         return Err(Unsure);
     }
