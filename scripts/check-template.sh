@@ -182,6 +182,44 @@ def created(template, values):
     resources = {k for k, r in template["Resources"].items() if conds.get(r.get("Condition"), True)}
     outputs = {k for k, o in template.get("Outputs", {}).items() if conds.get(o.get("Condition"), True)}
     return resources, outputs
+
+# --- Shared by the checks of the translated template ---------------------------------------------
+SECRET = {"Fn::If": ["UseExistingSecret", {"Ref": "ExistingSecretArn"}, {"Ref": "WebhookSecret"}]}
+ALARM_ACTIONS = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
+
+
+def ref(x):
+    return {"Ref": x}
+
+
+def getatt(x, attr):
+    return {"Fn::GetAtt": [x, attr]}
+
+
+def sub(text):
+    return {"Fn::Sub": text}
+
+
+# The problems a check found (each check is a process of its own): `expect` adds to them.
+problems = []
+
+
+def expect(cond, message):
+    if not cond:
+        problems.append(message)
+    return cond
+
+
+def props_of(resources):
+    """props(logical_id, rtype): the resource's Properties; {} and a problem when it is missing
+    or of another type."""
+    def props(logical_id, rtype):
+        resource = resources.get(logical_id)
+        if resource is None or resource.get("Type") != rtype:
+            problems.append(f"{logical_id}: missing, or not {rtype}")
+            return {}
+        return resource.get("Properties", {})
+    return props
 PY
 export PYTHONPATH="$WORK${PYTHONPATH:+:$PYTHONPATH}"
 
@@ -310,21 +348,18 @@ import json
 import re
 import sys
 
+from checklib import SECRET, sub
+
 template = json.load(open(sys.argv[1]))
 params = template.get("Parameters", {})
 resources = template["Resources"]
 problems = []
 WILDCARD_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:*"
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-SECRET = {"Fn::If": ["UseExistingSecret", {"Ref": "ExistingSecretArn"}, {"Ref": "WebhookSecret"}]}
 
 
 def arn(logical_id):
     return {"Fn::GetAtt": [logical_id, "Arn"]}
-
-
-def sub(text):
-    return {"Fn::Sub": text}
 
 
 STATES = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
@@ -618,36 +653,19 @@ import json
 import re
 import sys
 
+from checklib import ALARM_ACTIONS, SECRET, expect, getatt, problems, props_of, ref
 from samtranslator.yaml_helper import yaml_parse
 
 source = yaml_parse(open(sys.argv[1]).read())
 template = json.load(open(sys.argv[2]))
 params = template.get("Parameters", {})
 resources = template["Resources"]
+props = props_of(resources)
 outputs = template.get("Outputs", {})
-problems = []
 notes = []
 
 METRICS = ["Received", "Forwarded", "Rejected", "Retried", "Parked", "Refused", "Redelivered",
            "Filtered", "Identifies", "MappingOptionsInvalid", "SegmentLatencyMs"]
-SECRET = {"Fn::If": ["UseExistingSecret", {"Ref": "ExistingSecretArn"}, {"Ref": "WebhookSecret"}]}
-ALARM_ACTIONS = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
-
-
-def ref(x):
-    return {"Ref": x}
-
-
-def getatt(x, attr):
-    return {"Fn::GetAtt": [x, attr]}
-
-
-def props(logical_id, rtype):
-    resource = resources.get(logical_id)
-    if resource is None or resource.get("Type") != rtype:
-        problems.append(f"{logical_id}: missing, or not {rtype}")
-        return {}
-    return resource.get("Properties", {})
 
 
 def number(value):
@@ -655,12 +673,6 @@ def number(value):
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def expect(cond, message):
-    if not cond:
-        problems.append(message)
-    return cond
 
 
 # --- Queues -------------------------------------------------------------------------------
@@ -925,20 +937,15 @@ step "[7/9] HTTP API routes: the webhook and the OAuth token route"
 import json
 import sys
 
+from checklib import expect, problems
+
 template = json.load(open(sys.argv[1]))
 resources = template["Resources"]
 outputs = template.get("Outputs", {})
-problems = []
 
 # path -> the route's event in template.yaml (its invoke permission is WebhookFunction<Event>Permission)
 ROUTES = {"/moengage": "MoEngageWebhook", "/oauth/token": "OAuthToken"}
 INVOKE = {"Fn::Sub": "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${WebhookFunction.Arn}/invocations"}
-
-
-def expect(cond, message):
-    if not cond:
-        problems.append(message)
-    return cond
 
 
 api = resources.get("HttpApi", {})
@@ -1060,7 +1067,8 @@ import json
 import re
 import sys
 
-from checklib import created, parameter_values
+from checklib import (ALARM_ACTIONS, SECRET, created, expect, getatt, parameter_values, problems,
+                      props_of, ref, sub)
 from samtranslator.yaml_helper import yaml_parse
 
 source = yaml_parse(open(sys.argv[1]).read())
@@ -1068,43 +1076,15 @@ template = json.load(open(sys.argv[2]))
 asl_path, event_path = sys.argv[3], sys.argv[4]
 asl = json.load(open(asl_path))
 resources = template["Resources"]
+props = props_of(resources)
 outputs = template.get("Outputs", {})
 params = source["Parameters"]
-problems = []
 notes = []
 
-SECRET = {"Fn::If": ["UseExistingSecret", {"Ref": "ExistingSecretArn"}, {"Ref": "WebhookSecret"}]}
-ALARM_ACTIONS = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
 LAMBDA_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                  "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException"]
 ITEM_FIELDS = {"Key": str, "Size": int, "Etag": str, "LastModified": int, "StorageClass": str}
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
-
-
-def ref(x):
-    return {"Ref": x}
-
-
-def getatt(x, attr):
-    return {"Fn::GetAtt": [x, attr]}
-
-
-def sub(text):
-    return {"Fn::Sub": text}
-
-
-def expect(cond, message):
-    if not cond:
-        problems.append(message)
-    return cond
-
-
-def props(logical_id, rtype):
-    resource = resources.get(logical_id)
-    if resource is None or resource.get("Type") != rtype:
-        problems.append(f"{logical_id}: missing, or not {rtype}")
-        return {}
-    return resource.get("Properties", {})
 
 
 # --- With BackfillBucket set, the backfill part exists -------------------------------------------
