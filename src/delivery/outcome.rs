@@ -86,6 +86,37 @@ pub fn unpack(body: &str) -> Result<(Mapped, Origin), serde_json::Error> {
     Ok((message, origin))
 }
 
+/// Queue records read back into messages, in order.
+#[derive(Debug, Default)]
+pub struct Unpacked {
+    /// The messages, `index` numbering them from 0.
+    pub messages: Vec<Mapped>,
+    pub origins: Vec<Origin>,
+    /// The record each message came from.
+    pub record_of: Vec<usize>,
+    /// The records that are not parcels, with why.
+    pub unreadable: Vec<(usize, serde_json::Error)>,
+}
+
+impl Unpacked {
+    /// Reads back the record bodies (`None`: an empty body) that are parcels.
+    pub fn read<'b>(bodies: impl IntoIterator<Item = Option<&'b str>>) -> Unpacked {
+        let mut out = Unpacked::default();
+        for (r, body) in bodies.into_iter().enumerate() {
+            match unpack(body.unwrap_or_default()) {
+                Ok((mut message, origin)) => {
+                    message.index = out.messages.len();
+                    out.messages.push(message);
+                    out.origins.push(origin);
+                    out.record_of.push(r);
+                }
+                Err(e) => out.unreadable.push((r, e)),
+            }
+        }
+        out
+    }
+}
+
 /// The context of the messages being forwarded, for their parcels.
 #[derive(Debug, Clone, Copy)]
 pub enum Provenance<'a> {

@@ -19,9 +19,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 use crate::delivery::budget::Budget;
 use crate::delivery::forward::Forwarder;
-use crate::delivery::outcome::{Fate, Origin, Plan, Provenance, unpack};
+use crate::delivery::outcome::{Fate, Plan, Provenance, Unpacked};
 use crate::delivery::tally::{Tally, log_failures};
-use crate::mapping::{Mapped, time};
+use crate::mapping::time;
 use crate::settings::config::DEFAULT_REDELIVERY_MAX_AGE_HOURS;
 use crate::settings::secret::SecretSource;
 use crate::telemetry::metrics::MetricsSink;
@@ -79,16 +79,6 @@ pub struct Redelivery<S> {
     pub max_age: Duration,
 }
 
-/// The records of an SQS event, read back into messages.
-struct Unpacked {
-    messages: Vec<Mapped>,
-    origins: Vec<Origin>,
-    /// The record of each message.
-    record_of: Vec<usize>,
-    /// The records that are not parcels.
-    unreadable: Vec<usize>,
-}
-
 impl<S: SecretSource> Redelivery<S> {
     pub fn new(forwarder: Forwarder<S>) -> Self {
         Redelivery {
@@ -114,6 +104,7 @@ impl<S: SecretSource> Redelivery<S> {
             record_of,
             unreadable,
         } = self.unpack(&records);
+        let unreadable: Vec<usize> = unreadable.iter().map(|(r, _)| *r).collect();
         // Records that are not parcels first (they are few, and must not starve behind a long
         // delivery).
         let unreadable_moved = self.set_aside_raw(&records, &unreadable, deadline).await;
@@ -158,37 +149,23 @@ impl<S: SecretSource> Redelivery<S> {
     }
 
     /// Reads each record back into a message (its age against [`Redelivery::max_age`]), or
-    /// notes it as not a parcel.
+    /// notes (and logs) it as not a parcel.
     fn unpack(&self, records: &[SqsMessage]) -> Unpacked {
         let now_ms = time::now_millis();
-        let mut out = Unpacked {
-            messages: Vec::with_capacity(records.len()),
-            origins: Vec::with_capacity(records.len()),
-            record_of: Vec::with_capacity(records.len()),
-            unreadable: Vec::new(),
-        };
-        for (r, record) in records.iter().enumerate() {
-            match unpack(record.body.as_deref().unwrap_or_default()) {
-                Ok((mut message, mut origin)) => {
-                    let age_ms = sent_at_ms(record).map_or(0, |sent| now_ms.saturating_sub(sent));
-                    origin.expired = u128::try_from(age_ms).unwrap_or(0) > self.max_age.as_millis();
-                    message.index = out.messages.len();
-                    out.messages.push(message);
-                    out.origins.push(origin);
-                    out.record_of.push(r);
-                }
-                Err(e) => {
-                    let id = record.message_id.as_deref().unwrap_or_default();
-                    tracing::warn!(
-                        sqs_message_id = %crate::excerpt::excerpt(id, 100),
-                        error = %e,
-                        "not a moengage-segment parcel; setting it aside in the refused queue"
-                    );
-                    out.unreadable.push(r);
-                }
-            }
+        let mut read = Unpacked::read(records.iter().map(|r| r.body.as_deref()));
+        for (origin, &r) in read.origins.iter_mut().zip(&read.record_of) {
+            let age_ms = sent_at_ms(&records[r]).map_or(0, |sent| now_ms.saturating_sub(sent));
+            origin.expired = u128::try_from(age_ms).unwrap_or(0) > self.max_age.as_millis();
         }
-        out
+        for (r, e) in &read.unreadable {
+            let id = records[*r].message_id.as_deref().unwrap_or_default();
+            tracing::warn!(
+                sqs_message_id = %crate::excerpt::excerpt(id, 100),
+                error = %e,
+                "not a moengage-segment parcel; setting it aside in the refused queue"
+            );
+        }
+        read
     }
 
     /// The summary log line and the metrics of one invocation.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::delivery::forward::Forwarder;
-use crate::delivery::outcome::{Fate, Plan, Provenance, unpack};
+use crate::delivery::outcome::{Fate, Plan, Provenance, Unpacked};
 use crate::delivery::park::SqsQueue;
 use crate::settings::secret::SecretSource;
 
@@ -89,23 +89,20 @@ pub async fn replay<S: SecretSource>(
             break;
         }
         report.received += got.len();
-        let mut messages = Vec::new();
-        let mut origins = Vec::new();
-        let mut receipts = Vec::new();
-        for r in &got {
-            match unpack(&r.body) {
-                Ok((mut message, origin)) => {
-                    message.index = messages.len();
-                    messages.push(message);
-                    origins.push(origin);
-                    receipts.push(r.receipt_handle.as_str());
-                }
-                Err(e) => {
-                    report.unreadable += 1;
-                    tracing::warn!(error = %e, "not a moengage-segment parcel; left in the queue");
-                }
-            }
+        let Unpacked {
+            messages,
+            origins,
+            record_of,
+            unreadable,
+        } = Unpacked::read(got.iter().map(|r| Some(r.body.as_str())));
+        for (_, e) in &unreadable {
+            report.unreadable += 1;
+            tracing::warn!(error = %e, "not a moengage-segment parcel; left in the queue");
         }
+        let receipts: Vec<&str> = record_of
+            .iter()
+            .map(|&r| got[r].receipt_handle.as_str())
+            .collect();
         let forwarded = forwarder
             .forward(
                 &messages,
