@@ -126,6 +126,15 @@ pub struct CheckpointError {
     why: String,
 }
 
+impl CheckpointError {
+    fn at(path: &Path, why: String) -> CheckpointError {
+        CheckpointError {
+            path: path.display().to_string(),
+            why,
+        }
+    }
+}
+
 impl Checkpoint {
     /// Opens (or creates) the checkpoint at `path` for a run of `scope`, and reads what it
     /// holds. A last line cut short by a crash is cut off; any other line that is not a
@@ -133,10 +142,7 @@ impl Checkpoint {
     /// another scope. A checkpoint grown long (a record per batch) is rewritten with one
     /// record per file.
     pub fn open(path: &Path, scope: &Scope) -> Result<Checkpoint, CheckpointError> {
-        let error = |why: String| CheckpointError {
-            path: path.display().to_string(),
-            why,
-        };
+        let error = |why: String| CheckpointError::at(path, why);
         let read = read_at(path, scope).map_err(error)?;
         let compact_now = read.records > 2 * read.known.len() + 1000;
         if compact_now {
@@ -177,10 +183,7 @@ impl Checkpoint {
     /// Reads the checkpoint at `path` (if there is one) for a run of `scope`, without writing
     /// to it, ever.
     pub fn read_only(path: &Path, scope: &Scope) -> Result<Checkpoint, CheckpointError> {
-        let read = read_at(path, scope).map_err(|why| CheckpointError {
-            path: path.display().to_string(),
-            why,
-        })?;
+        let read = read_at(path, scope).map_err(|why| CheckpointError::at(path, why))?;
         Ok(Checkpoint {
             path: path.to_path_buf(),
             known: read.known,
@@ -263,9 +266,10 @@ fn line_of(value: &impl Serialize) -> Vec<u8> {
 }
 
 /// How the checkpoint's last line ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Tail {
     /// With a newline (or the file is empty).
+    #[default]
     Whole,
     /// Cut short by a crash: the length of what comes before it.
     Cut(u64),
@@ -273,7 +277,8 @@ enum Tail {
     Unterminated,
 }
 
-/// What a checkpoint holds.
+/// What a checkpoint holds (by default: nothing, as a checkpoint not written yet).
+#[derive(Default)]
 struct Read {
     known: Known,
     /// Records read.
@@ -285,28 +290,17 @@ struct Read {
 
 /// Reads the checkpoint at `path` (none: empty), which must be of `scope`.
 fn read_at(path: &Path, scope: &Scope) -> Result<Read, String> {
-    let read = match File::open(path) {
-        Ok(file) => read(BufReader::new(file), scope)?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Read {
-            known: HashMap::new(),
-            records: 0,
-            scoped: false,
-            tail: Tail::Whole,
-        },
-        Err(e) => return Err(e.to_string()),
-    };
-    Ok(read)
+    match File::open(path) {
+        Ok(file) => read(BufReader::new(file), scope),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Read::default()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// What the records say, by file; an error for a line that is not a record (but the last,
 /// cut short) and for another scope than `scope`.
 fn read(mut input: impl BufRead, scope: &Scope) -> Result<Read, String> {
-    let mut read = Read {
-        known: HashMap::new(),
-        records: 0,
-        scoped: false,
-        tail: Tail::Whole,
-    };
+    let mut read = Read::default();
     let (mut number, mut offset) = (0, 0u64);
     let mut line = Vec::new();
     loop {
@@ -413,14 +407,11 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
     }
 
-    #[test]
-    fn a_record_cut_short_by_a_crash_is_ignored() {
-        let path = temp("cut");
-        std::fs::write(
-            &path,
-            "{\"file\":\"a\",\"size\":1,\"through_line\":3}\n{\"file\":\"a\",\"si",
-        )
-        .unwrap();
+    /// A checkpoint left as `text` (by a crash) reads as file `a` through line 3, and a
+    /// record written after it is read back.
+    fn resumes_after(name: &str, text: &str) {
+        let path = temp(name);
+        std::fs::write(&path, text).unwrap();
         let c = Checkpoint::open(&path, &scope()).unwrap();
         assert_eq!(c.standing("a", 1), Standing::Through(3));
         c.done("a", 1, "done").unwrap();
@@ -430,6 +421,14 @@ mod tests {
             Standing::Done
         );
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_record_cut_short_by_a_crash_is_ignored() {
+        resumes_after(
+            "cut",
+            "{\"file\":\"a\",\"size\":1,\"through_line\":3}\n{\"file\":\"a\",\"si",
+        );
     }
 
     #[test]
@@ -504,17 +503,10 @@ mod tests {
 
     #[test]
     fn a_last_record_without_its_newline_is_kept_and_ended() {
-        let path = temp("unterminated");
-        std::fs::write(&path, "{\"file\":\"a\",\"size\":1,\"through_line\":3}").unwrap();
-        let c = Checkpoint::open(&path, &scope()).unwrap();
-        assert_eq!(c.standing("a", 1), Standing::Through(3));
-        c.done("a", 1, "done").unwrap();
-        drop(c);
-        assert_eq!(
-            Checkpoint::open(&path, &scope()).unwrap().standing("a", 1),
-            Standing::Done
+        resumes_after(
+            "unterminated",
+            "{\"file\":\"a\",\"size\":1,\"through_line\":3}",
         );
-        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
