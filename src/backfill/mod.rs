@@ -5,9 +5,9 @@
 //! [`source`] lists the files (a directory, `s3://bucket/prefix`); each is read by a thread
 //! of its own ([`lines`]: gunzip, bounded lines) and forwarded in batches
 //! ([`file`](mod@file)), at most `concurrency` files at once, every request under one rate
-//! ceiling ([`crate::delivery::pacer`]). What each line became is counted and every line not sent is
-//! reported with its reason ([`report`]); settled lines are recorded in the [`checkpoint`], so
-//! a rerun resumes. `moe2seg backfill` drives it from a terminal ([`progress`]); the Step
+//! ceiling ([`crate::delivery::pacer`]). What each line became is counted and every line not
+//! sent is reported with its reason ([`report`]); settled lines are recorded in the
+//! [`checkpoint`], so a rerun resumes. `moe2seg backfill` drives it from a terminal ([`progress`]); the Step
 //! Functions child function runs it on a batch of S3 objects ([`lambda`]).
 
 pub mod checkpoint;
@@ -91,7 +91,7 @@ pub struct Run<'f, S> {
     /// How long one batch may take (retries included) before its file is left unfinished.
     pub batch_budget: Duration,
     /// No batch runs past it (the Lambda's deadline; none for the CLI).
-    pub deadline: Option<std::time::Instant>,
+    pub deadline: Option<Instant>,
     /// A dry run's is read-only ([`Checkpoint::read_only`]): nothing was sent.
     pub checkpoint: Option<Checkpoint>,
     pub rejects: Rejects,

@@ -513,7 +513,6 @@ impl SegmentClient {
         }
     }
 
-    /// Exponential backoff with jitter: a random delay in [d/2, d], d = base·2^retry ≤ max.
     /// How long to wait before retry number `retry + 1`: what Segment asked for (capped), or
     /// the backoff.
     fn delay(&self, asked: Option<Wait>, retry: u32) -> Duration {
@@ -524,6 +523,7 @@ impl SegmentClient {
         }
     }
 
+    /// Exponential backoff with jitter: a random delay in [d/2, d], d = base·2^retry ≤ max.
     fn backoff(&self, retry: u32) -> Duration {
         let d = self
             .policy
