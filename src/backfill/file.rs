@@ -397,7 +397,7 @@ struct LastReference {
 impl LastReference {
     fn of(&mut self, day: Option<&Text<'_>>, hour: Option<&Text<'_>>) -> Option<i64> {
         let (d, h) = (day.and_then(Text::as_str), hour.and_then(Text::as_str));
-        if d == Some(self.day.as_str()) && h.unwrap_or("") == self.hour && d.is_some() {
+        if d == Some(self.day.as_str()) && h.unwrap_or("") == self.hour {
             return self.ms;
         }
         self.ms = export_reference_ms(day, hour);

@@ -120,6 +120,7 @@ struct Parts {
 /// Everything checked before anything is read or sent: the window, the settings (and their
 /// mapping options), the checkpoint and the rejects file. The forwarder is paced at `--rate`.
 async fn prepare(args: &Args) -> Result<(Forwarder<AnySource>, Parts), String> {
+    check_limits(args)?;
     let window = window(args)?;
     let (app, aws) = app(args).await?;
     let open = Arc::new(app.mapping_options.clone().unwrap_or_default());
@@ -170,14 +171,19 @@ fn describe(name: &str, end: &FileEnd) -> Option<String> {
 /// The most files at once (each holds a few batches in memory).
 pub const MAX_CONCURRENCY: usize = 32;
 
-/// `--since` / `--until` as epoch milliseconds (and the other flags checked).
-fn window(args: &Args) -> Result<Window, String> {
+/// `--rate` and `--concurrency` within their bounds.
+fn check_limits(args: &Args) -> Result<(), String> {
     if args.rate == 0 {
         return Err("--rate must be at least 1 (requests per second)".into());
     }
     if !(1..=MAX_CONCURRENCY).contains(&args.concurrency) {
         return Err(format!("--concurrency must be 1 to {MAX_CONCURRENCY}"));
     }
+    Ok(())
+}
+
+/// `--since` / `--until` as epoch milliseconds.
+fn window(args: &Args) -> Result<Window, String> {
     let at = |flag: &str, v: &Option<String>| -> Result<Option<i64>, String> {
         v.as_deref()
             .map(|t| {
