@@ -7,7 +7,7 @@ mod moto;
 mod segment_stub;
 
 use std::collections::{BTreeSet, HashMap};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use exports::{TempDir, export, id};
@@ -16,29 +16,10 @@ use serde_json::Value;
 
 const KEY: &str = "cli-backfill-key";
 
-/// `moe2seg backfill ARGS` with the settings in the environment, Segment at `segment`.
+/// `moe2seg ARGS` with the settings in the environment (write key [`KEY`]), Segment at
+/// `segment`.
 fn moe2seg(segment: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_moe2seg"));
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if key.starts_with("AWS_") || key.starts_with("SEGMENT_") || key.starts_with("WEBHOOK_") {
-            c.env_remove(&*key);
-        }
-    }
-    c.env_remove("SECRET_ID")
-        .env_remove("DEAD_LETTER_QUEUE_URL")
-        .env_remove("REFUSED_QUEUE_URL")
-        .env_remove("MAPPING_OPTIONS")
-        .env("SEGMENT_WRITE_KEY", KEY)
-        .env("SEGMENT_REGION", "us")
-        .env("WEBHOOK_TOKEN", "t")
-        .env("SEGMENT_ENDPOINT_US", segment)
-        .env("RUST_LOG", "warn")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    c
+    exports::moe2seg(segment, KEY, args)
 }
 
 fn summary(out: &Output) -> Value {

@@ -8,9 +8,9 @@ mod exports;
 mod segment_stub;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use exports::{TempDir, event, line};
+use exports::{TempDir, event, line, moe2seg};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use segment_stub::SegmentStub;
@@ -42,23 +42,16 @@ async fn a_large_export_is_streamed_in_bounded_memory() {
     }
     out.finish().unwrap();
     assert!(uncompressed > 100_000_000, "{uncompressed}");
-    let status = Command::new(env!("CARGO_BIN_EXE_moe2seg"))
-        .args([
-            "backfill",
-            "--concurrency",
-            "1",
-            &path.display().to_string(),
-        ])
-        .env_remove("SECRET_ID")
-        .env_remove("DEAD_LETTER_QUEUE_URL")
-        .env_remove("REFUSED_QUEUE_URL")
-        .env("SEGMENT_WRITE_KEY", "mem-key")
-        .env("SEGMENT_REGION", "us")
-        .env("SEGMENT_ENDPOINT_US", &segment.url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+    let path = path.display().to_string();
+    let status = moe2seg(
+        &segment.url,
+        "mem-key",
+        &["backfill", "--concurrency", "1", &path],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .status()
+    .unwrap();
     assert_eq!(status.code(), Some(0));
     assert_eq!(segment.accepted().len(), 20_000);
     let peak_mb = children_peak_rss_kb() / 1024;

@@ -1,9 +1,11 @@
 //! MoEngage S3 export files for the backfill tests: gzip (or plain) JSON Lines, one event
-//! a line in MoEngage's wrapper, written into a fresh temporary directory.
+//! a line in MoEngage's wrapper, written into a fresh temporary directory; and `moe2seg`
+//! to run on them.
 #![allow(dead_code)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -78,4 +80,31 @@ pub fn export(dir: &TempDir, rel: &str, tag: &str, n: usize) -> PathBuf {
     let lines: Vec<String> = (0..n).map(|i| line(&event(tag, i))).collect();
     write_gz(&path, &lines);
     path
+}
+
+/// `moe2seg ARGS` with only these settings in the environment (none of the caller's AWS,
+/// Segment, webhook or mapping settings): write key `key`, Segment at `segment`.
+pub fn moe2seg(segment: &str, key: &str, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_moe2seg"));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("AWS_") || name.starts_with("SEGMENT_") || name.starts_with("WEBHOOK_")
+        {
+            c.env_remove(&*name);
+        }
+    }
+    c.env_remove("SECRET_ID")
+        .env_remove("DEAD_LETTER_QUEUE_URL")
+        .env_remove("REFUSED_QUEUE_URL")
+        .env_remove("MAPPING_OPTIONS")
+        .env("SEGMENT_WRITE_KEY", key)
+        .env("SEGMENT_REGION", "us")
+        .env("WEBHOOK_TOKEN", "t")
+        .env("SEGMENT_ENDPOINT_US", segment)
+        .env("RUST_LOG", "warn")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
 }
